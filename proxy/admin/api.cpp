@@ -1,0 +1,308 @@
+// Control API request handling; see api.h. Checks run in the order DESIGN §5 gives:
+// authentication first, then Origin, then the path and method, then content type and body.
+#include "admin/api.h"
+
+#include <boost/json.hpp>
+#include <ctime>
+
+#include "config/load.h"
+
+namespace canary::admin {
+
+namespace json = boost::json;
+
+namespace {
+
+std::string rfc3339(rollout::wall_time t) {
+  const auto secs = std::chrono::time_point_cast<std::chrono::seconds>(t);
+  const std::time_t tt = rollout::wall_clock::to_time_t(secs);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char out[32];
+  std::strftime(out, sizeof out, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return out;
+}
+
+response json_response(int status, const json::value& v) {
+  return {status, "application/json", json::serialize(v) + "\n", {}, {}};
+}
+
+response error(int status, std::string message, std::vector<std::string> details = {}) {
+  json::object o;
+  o["error"] = message;
+  json::array errs;
+  for (auto& d : details) errs.emplace_back(d);
+  o["errors"] = std::move(errs);
+  return json_response(status, o);
+}
+
+response method_not_allowed(std::string allow) {
+  auto r = error(405, "method not allowed (allowed: " + allow + ")");
+  r.allow = std::move(allow);
+  return r;
+}
+
+// Splits "/a/b/c" into segments (no empty ones).
+std::vector<std::string_view> segments(std::string_view path) {
+  std::vector<std::string_view> out;
+  while (!path.empty()) {
+    while (!path.empty() && path.front() == '/') path.remove_prefix(1);
+    auto slash = path.find('/');
+    auto seg = path.substr(0, slash);
+    if (!seg.empty()) out.push_back(seg);
+    if (slash == std::string_view::npos) break;
+    path.remove_prefix(slash);
+  }
+  return out;
+}
+
+bool is_loopback_host(std::string_view h) {
+  return h == "localhost" || h == "::1" || h == "[::1]" || h.starts_with("127.");
+}
+
+json::value event_json(const rollout::event& e) {
+  return json::object{{"time", rfc3339(e.time)},
+                      {"from", rollout::to_string(e.from)},
+                      {"to", rollout::to_string(e.to)},
+                      {"step", e.step},
+                      {"weight", e.weight},
+                      {"cause", rollout::to_string(e.cause)},
+                      {"message", e.message}};
+}
+
+}  // namespace
+
+bool constant_time_equals(std::string_view a, std::string_view b) {
+  // Compare over the longer length so the time does not depend on where they differ.
+  const std::size_t n = std::max(a.size(), b.size());
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (std::size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff |= static_cast<unsigned char>(x ^ y);
+  }
+  return diff == 0;
+}
+
+std::string step_json(const config::step_config& s) {
+  json::object o;
+  if (s.what == config::step_config::kind::set_weight) {
+    o["setWeight"] = s.weight;
+  } else {
+    json::object p;
+    if (s.duration) p["duration"] = config::format_duration(*s.duration);
+    o["pause"] = std::move(p);
+  }
+  return json::serialize(o);
+}
+
+api::api(rollout::engine& engine, api_options options)
+    : engine_(engine), options_(std::move(options)) {}
+
+std::string api::status_json(const rollout::route_status& s) const {
+  const auto& st = *s.state;
+  json::array steps;
+  for (const auto& step : s.route->steps) steps.push_back(json::parse(step_json(step)));
+  json::object o{
+      {"name", s.route->name},
+      {"phase", rollout::to_string(st.phase)},
+      {"message", st.message},
+      {"stable", st.stable},
+      {"canary", st.canary.empty() ? json::value(nullptr) : json::value(st.canary)},
+      {"weight", st.weight},
+      {"actual_weight", s.actual_weight},
+      {"weight_total", s.route->canary.weight_total},
+      {"step", st.step},
+      {"steps", std::move(steps)},
+      {"paused_by", st.paused_by == rollout::paused_by::none
+                        ? json::value(nullptr)
+                        : json::value(rollout::to_string(st.paused_by))},
+      {"pause_remaining_s",
+       s.pause_remaining ? json::value(static_cast<double>(s.pause_remaining->count()) / 1000.0)
+                         : json::value(nullptr)},
+      {"updated_at", rfc3339(st.updated_at)},
+  };
+  return json::serialize(o);
+}
+
+bool api::origin_allowed(std::string_view origin) const {
+  if (origin == "null") return false;
+  const std::string port = std::to_string(options_.listen_port);
+  auto matches = [&](std::string_view host) {
+    return origin == "http://" + std::string(host) + ":" + port;
+  };
+  const auto& h = options_.listen_host;
+  if (is_loopback_host(h))
+    return matches("localhost") || matches("127.0.0.1") || matches("[::1]") ||
+           (h.starts_with("127.") && matches(h));
+  return matches(h.find(':') != std::string::npos ? "[" + h + "]" : h);
+}
+
+response api::handle(const request& req) {
+  const bool mutating = req.method != "GET" && req.method != "HEAD";
+  // 1. Authentication, before anything else.
+  if (mutating && !options_.token.empty()) {
+    constexpr std::string_view scheme = "Bearer ";
+    const bool ok = req.authorization && req.authorization->size() > scheme.size() &&
+                    req.authorization->substr(0, scheme.size()) == scheme &&
+                    constant_time_equals(req.authorization->substr(scheme.size()),
+                                         options_.token);
+    if (!ok) return error(401, "missing or wrong bearer token (Authorization: Bearer <token>)");
+  }
+  // 2. Cross-site calls: a page elsewhere must not drive the API, token or not.
+  if (req.origin && !origin_allowed(*req.origin))
+    return error(403, "Origin " + std::string(*req.origin) +
+                          " is not allowed: the control API accepts calls from its own origin "
+                          "only");
+  // 3. Body type.
+  if (mutating && req.has_body) {
+    auto ct = req.content_type.value_or("");
+    auto semi = ct.find(';');
+    auto base = ct.substr(0, semi);
+    while (!base.empty() && base.back() == ' ') base.remove_suffix(1);
+    if (base != "application/json")
+      return error(415, "request body must be Content-Type: application/json");
+  }
+
+  auto path = req.target.substr(0, req.target.find('?'));
+  auto seg = segments(path);
+  const bool get = req.method == "GET" || req.method == "HEAD";
+
+  if (seg.empty()) {
+    if (!get) return method_not_allowed("GET");
+    return {200, "text/html; charset=utf-8", options_.dashboard(), {}, {}};
+  }
+  if (seg.size() == 1 && (seg[0] == "healthz" || seg[0] == "readyz")) {
+    if (!get) return method_not_allowed("GET");
+    if (seg[0] == "readyz" && options_.draining && options_.draining())
+      return {503, "text/plain; charset=utf-8", "draining\n", {}, {}};
+    return {200, "text/plain; charset=utf-8", "ok\n", {}, {}};
+  }
+  if (seg.size() == 1 && seg[0] == "metrics") {
+    if (!get) return method_not_allowed("GET");
+    return {200, "text/plain; version=0.0.4; charset=utf-8", options_.metrics(), {}, {}};
+  }
+  if (seg.size() < 3 || seg[0] != "api" || seg[1] != "v1")
+    return error(404, "no such endpoint: " + std::string(path));
+
+  if (seg.size() == 3 && seg[2] == "watch") {
+    if (!get) return method_not_allowed("GET");
+    response r;
+    r.watch = "";
+    return r;
+  }
+  if (seg.size() == 4 && seg[2] == "config" && seg[3] == "reload") {
+    if (req.method != "POST") return method_not_allowed("POST");
+    auto res = engine_.reload();
+    if (res.status != 200) return error(res.status, res.error, res.errors);
+    return json_response(200, json::object{{"result", "ok"}, {"file", engine_.config().file}});
+  }
+  if (seg[2] != "rollouts") return error(404, "no such endpoint: " + std::string(path));
+  if (seg.size() == 3) {
+    if (!get) return method_not_allowed("GET");
+    json::array list;
+    for (const auto& s : engine_.statuses()) list.push_back(json::parse(status_json(s)));
+    return json_response(200, json::object{{"rollouts", std::move(list)}});
+  }
+  if (seg.size() > 5) return error(404, "no such endpoint: " + std::string(path));
+  return rollout_call(req.method, seg[3], seg.size() == 5 ? seg[4] : "", req);
+}
+
+response api::rollout_call(std::string_view method, std::string_view name_view,
+                           std::string_view action, const request& req) {
+  const std::string name(name_view);
+  auto status = engine_.status(name);
+  if (!status) return error(404, "no rollout named \"" + name + "\"");
+  const bool get = method == "GET" || method == "HEAD";
+
+  if (action.empty()) {
+    if (!get) return method_not_allowed("GET");
+    return {200, "application/json", status_json(*status) + "\n", {}, {}};
+  }
+  if (action == "events") {
+    if (!get) return method_not_allowed("GET");
+    json::array events;
+    for (const auto& e : status->state->events) events.push_back(event_json(e));
+    return json_response(200, json::object{{"name", name}, {"events", std::move(events)}});
+  }
+  if (action == "watch") {
+    if (!get) return method_not_allowed("GET");
+    response r;
+    r.watch = name;
+    return r;
+  }
+
+  struct action_spec {
+    std::string_view name;
+    std::string_view method;
+  };
+  static constexpr action_spec actions[] = {{"promote", "POST"}, {"abort", "POST"},
+                                            {"retry", "POST"},   {"pause", "POST"},
+                                            {"resume", "POST"},  {"weight", "PUT"},
+                                            {"upstream", "PUT"}};
+  const action_spec* spec = nullptr;
+  for (const auto& a : actions)
+    if (a.name == action) spec = &a;
+  if (!spec) return error(404, "no such rollout action: " + std::string(action));
+  if (method != spec->method) return method_not_allowed(std::string(spec->method));
+
+  // Body: a JSON object (or nothing for the POST actions).
+  json::object body;
+  if (!req.body.empty()) {
+    boost::system::error_code ec;
+    auto v = json::parse(req.body, ec);
+    if (ec || !v.is_object())
+      return error(400, "request body must be a JSON object" +
+                            (ec ? ": " + ec.message() : std::string()));
+    body = std::move(v.as_object());
+  }
+  auto allow_only = [&](std::initializer_list<std::string_view> keys) -> std::optional<response> {
+    for (const auto& [k, v] : body) {
+      bool known = false;
+      for (auto key : keys) known = known || k == key;
+      if (!known) return error(400, "unknown field \"" + std::string(k) + "\" in request body");
+    }
+    return std::nullopt;
+  };
+
+  rollout::api_result result;
+  if (action == "promote") {
+    if (auto bad = allow_only({"full"})) return *bad;
+    bool full = false;
+    if (auto* f = body.if_contains("full")) {
+      if (!f->is_bool()) return error(400, "\"full\" must be true or false");
+      full = f->as_bool();
+    }
+    result = engine_.apply(name, full ? rollout::operation::promote_full
+                                      : rollout::operation::promote);
+  } else if (action == "weight") {
+    if (auto bad = allow_only({"weight"})) return *bad;
+    auto* w = body.if_contains("weight");
+    if (!w || !(w->is_int64() || w->is_uint64()))
+      return error(400, "body must be {\"weight\": N} with an integer N");
+    const auto n = w->is_int64() ? w->as_int64() : static_cast<std::int64_t>(w->as_uint64());
+    if (n < 0 || n > status->route->canary.weight_total)
+      return error(400, "weight " + std::to_string(n) + " is outside 0.." +
+                            std::to_string(status->route->canary.weight_total) +
+                            " (weight_total)");
+    result = engine_.apply(name, rollout::operation::set_weight, static_cast<int>(n));
+  } else if (action == "upstream") {
+    if (auto bad = allow_only({"upstream"})) return *bad;
+    auto* u = body.if_contains("upstream");
+    if (!u || !u->is_string())
+      return error(400, "body must be {\"upstream\": \"NAME\"} with an upstream name");
+    result = engine_.apply(name, rollout::operation::set_upstream, 0,
+                           std::string(u->as_string()));
+  } else {
+    if (auto bad = allow_only({})) return *bad;
+    const auto op = action == "abort"   ? rollout::operation::abort
+                    : action == "retry" ? rollout::operation::retry
+                    : action == "pause" ? rollout::operation::pause
+                                        : rollout::operation::resume;
+    result = engine_.apply(name, op);
+  }
+  if (result.status != 200) return error(result.status, result.error, result.errors);
+  return {200, "application/json", status_json(*engine_.status(name)) + "\n", {}, {}};
+}
+
+}  // namespace canary::admin

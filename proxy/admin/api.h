@@ -1,0 +1,67 @@
+// The control API of DESIGN §5 as a pure request -> response function over the engine: auth,
+// Origin and content-type rules, routing of paths, JSON in and out. The socket side (and the
+// SSE streams) live in admin/server. Control thread only.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "rollout/engine.h"
+
+namespace canary::admin {
+
+struct request {
+  std::string_view method;  // "GET", "POST", ...
+  std::string_view target;  // "/api/v1/rollouts?x=y"
+  std::optional<std::string_view> authorization;
+  std::optional<std::string_view> origin;
+  std::optional<std::string_view> content_type;
+  bool has_body = false;  // Content-Length > 0 or chunked
+  std::string_view body;
+};
+
+struct response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::string allow;  // for 405
+  // Set for a valid watch request: the route to follow ("" = all routes).
+  std::optional<std::string> watch;
+};
+
+struct api_options {
+  std::string token;        // "" = no token
+  std::string listen_host;  // admin listener, for the Origin rule
+  std::uint16_t listen_port = 0;
+  std::function<bool()> draining;
+  std::function<std::string()> metrics;  // Prometheus text
+  std::function<std::string()> dashboard;
+};
+
+class api {
+ public:
+  api(rollout::engine& engine, api_options options);
+  response handle(const request& req);
+
+  // Status JSON of DESIGN §5 (also what watch streams send).
+  std::string status_json(const rollout::route_status& s) const;
+  void set_listen_port(std::uint16_t port) { options_.listen_port = port; }
+
+ private:
+  bool origin_allowed(std::string_view origin) const;
+  response rollout_call(std::string_view method, std::string_view name, std::string_view action,
+                        const request& req);
+
+  rollout::engine& engine_;
+  api_options options_;
+};
+
+// Constant-time equality (the token must not leak through timing).
+bool constant_time_equals(std::string_view a, std::string_view b);
+
+// JSON for one step: {"setWeight": 20} | {"pause": {}} | {"pause": {"duration": "30s"}}.
+std::string step_json(const config::step_config& s);
+
+}  // namespace canary::admin

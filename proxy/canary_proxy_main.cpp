@@ -1,0 +1,91 @@
+// canary-proxy: argv -> load and validate the config -> run. The one top-level try/catch.
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "config/load.h"
+#include "core/proxy_server.h"
+
+namespace {
+
+constexpr const char* usage =
+    "usage: canary-proxy --config FILE [--check]\n"
+    "       canary-proxy --version\n"
+    "  --config FILE  the YAML config (see config/canary-demo.yaml)\n"
+    "  --check        validate the config and exit (0 ok, 1 with every error listed)\n";
+
+std::string trim(std::string s) {
+  const char* ws = " \t\r\n";
+  s.erase(0, s.find_first_not_of(ws));
+  s.erase(s.find_last_not_of(ws) + 1);
+  return s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_file;
+  bool check = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a == "--version") {
+      std::printf("canary-proxy %s\n", CANARY_VERSION);
+      return 0;
+    } else if (a == "--help" || a == "-h") {
+      std::fputs(usage, stdout);
+      return 0;
+    } else if (a == "--check") {
+      check = true;
+    } else if (a == "--config" && i + 1 < argc) {
+      config_file = argv[++i];
+    } else if (a.starts_with("--config=")) {
+      config_file = std::string(a.substr(9));
+    } else {
+      std::fprintf(stderr, "canary-proxy: unknown argument '%s'\n%s", argv[i], usage);
+      return 2;
+    }
+  }
+  if (config_file.empty()) {
+    std::fprintf(stderr, "canary-proxy: --config FILE is required\n%s", usage);
+    return 2;
+  }
+
+  auto loaded = canary::config::load_file(config_file);
+  if (!loaded.config) {
+    for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.to_string().c_str());
+    std::fprintf(stderr, "canary-proxy: %zu error%s in %s\n", loaded.errors.size(),
+                 loaded.errors.size() == 1 ? "" : "s", config_file.c_str());
+    return 1;
+  }
+  if (check) {
+    std::printf("%s: ok\n", config_file.c_str());
+    return 0;
+  }
+
+  // Logs go to stderr: stdout belongs to the access log ("-").
+  spdlog::set_default_logger(spdlog::stderr_color_mt("canary-proxy"));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  try {
+    canary::core::run_options options;
+    if (const auto& tf = loaded.config->admin.token_file; !tf.empty()) {
+      std::ifstream in(tf);
+      if (!in) throw std::runtime_error("cannot read admin.token_file " + tf + ": " +
+                                        std::strerror(errno));
+      std::stringstream ss;
+      ss << in.rdbuf();
+      options.admin_token = trim(ss.str());
+      if (options.admin_token.empty())
+        throw std::runtime_error("admin.token_file " + tf + " is empty");
+    }
+    auto cfg = std::make_shared<const canary::config::proxy_config>(std::move(*loaded.config));
+    return canary::core::run_proxy(cfg, options);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "canary-proxy: %s\n", e.what());
+    return 1;
+  }
+}

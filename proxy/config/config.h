@@ -1,0 +1,147 @@
+// Plain configuration structs: what a validated config file says, nothing more.
+// Built by config/load.cpp (the only place that knows YAML); immutable once loaded and shared
+// between threads as shared_ptr<const proxy_config>. Every default lives here, with its reason.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace canary::config {
+
+using duration = std::chrono::milliseconds;
+
+// Where a key or value stood in the file (1-based), so later checks (reload against rollout
+// state) can still name the line.
+struct source_pos {
+  int line = 0;
+  int col = 0;
+};
+
+// "host:port"; `address` is the numeric IP the name resolved to at load time (resolution happens
+// at load and on reload only: never per request).
+struct endpoint_config {
+  std::string text;     // as written, e.g. "localhost:9001"
+  std::string host;     // "localhost"
+  std::string address;  // "127.0.0.1" (IPv6 without brackets)
+  std::uint16_t port = 0;
+};
+
+struct listen_config {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8080;
+  std::string text = "127.0.0.1:8080";
+};
+
+struct health_check_config {
+  std::string path = "/healthz";
+  duration interval = std::chrono::seconds(5);
+  duration timeout = std::chrono::seconds(1);
+  int healthy = 2;    // consecutive successes to mark an endpoint up again
+  int unhealthy = 3;  // consecutive failures to mark it down
+};
+
+struct outlier_config {
+  int consecutive_failures = 5;  // connect failures or 5xx in a row before ejection (Envoy: 5)
+  duration base_ejection = std::chrono::seconds(30);  // grows with each ejection (Envoy: 30s)
+  int max_ejected_percent = 50;  // never eject more than this share of a side (Envoy: 10..100)
+};
+
+struct upstream_config {
+  std::string name;
+  std::vector<endpoint_config> endpoints;
+  std::optional<health_check_config> health_check;
+  std::optional<outlier_config> outlier;
+  source_pos pos;
+};
+
+struct sticky_config {
+  enum class kind { none, header, cookie, client_ip };
+  kind how = kind::none;
+  std::string name;  // header or cookie name for header/cookie
+};
+
+struct canary_config {
+  std::string by_header = "X-Canary";  // ingress-nginx canary-by-header; "" = off
+  std::string by_header_value;         // exact, case-sensitive; beats the pattern
+  std::string by_header_pattern;       // RE2, unanchored search
+  std::string by_cookie;               // cookie name; values always / never
+  int weight_total = 100;              // denominator of setWeight (1000 gives 0.1 % steps)
+  sticky_config sticky;
+  duration sticky_cookie_max_age = std::chrono::hours(24);
+};
+
+struct step_config {
+  enum class kind { set_weight, pause };
+  kind what = kind::set_weight;
+  int weight = 0;  // set_weight
+  // Qualified: an unqualified `duration` here would change meaning inside the class (ill-formed).
+  std::optional<config::duration> duration;  // pause: nullopt = until promoted
+};
+
+struct route_config {
+  std::string name;
+  std::vector<std::string> hosts;  // lower-cased, no port; empty = any host
+  std::string path_prefix = "/";
+  std::string upstream;  // the desired version
+  canary_config canary;
+  std::vector<step_config> steps;
+  source_pos pos;           // the route's list item
+  source_pos upstream_pos;  // its `upstream` value
+};
+
+struct admin_config {
+  listen_config listen{"127.0.0.1", 9901, "127.0.0.1:9901"};
+  std::string token_file;  // absolute after load; "" = no token
+};
+
+struct limits_config {
+  std::size_t max_request_header_bytes = 16384;  // nginx large_client_header_buffers is 4x8k
+  std::size_t max_header_fields = 100;           // HAProxy's tune.http.maxhdr default 101
+  std::uint64_t max_request_body_bytes = 10485760;  // 10 MiB; uploads above it get 413
+  std::size_t max_connections = 10000;           // global; protects fds and memory
+};
+
+struct timeouts_config {
+  duration client_header = std::chrono::seconds(10);  // whole head; slowloris defence
+  duration client_idle = std::chrono::seconds(60);    // keep-alive between requests
+  duration client_body_idle = std::chrono::seconds(60);
+  duration upstream_connect = std::chrono::seconds(2);
+  duration upstream_response = std::chrono::seconds(30);  // until the response head
+  duration upstream_idle = std::chrono::seconds(30);  // below the backends' keep-alive
+  duration drain = std::chrono::seconds(15);
+};
+
+struct access_log_config {
+  bool enabled = false;
+  std::string path = "-";  // "-" = stdout; else absolute after load
+  std::string format = "json";
+};
+
+struct proxy_config {
+  std::string file;  // the config file, as given
+  listen_config listen;
+  int workers = 0;  // 0 = one per CPU
+  admin_config admin;
+  std::string state_file = "canary-proxy.state.json";  // absolute after load
+  limits_config limits;
+  timeouts_config timeouts;
+  access_log_config access_log;
+  std::vector<upstream_config> upstreams;  // in file order
+  std::vector<route_config> routes;        // in file order
+
+  const upstream_config* find_upstream(const std::string& name) const {
+    for (const auto& u : upstreams)
+      if (u.name == name) return &u;
+    return nullptr;
+  }
+  const route_config* find_route(const std::string& name) const {
+    for (const auto& r : routes)
+      if (r.name == name) return &r;
+    return nullptr;
+  }
+};
+
+}  // namespace canary::config

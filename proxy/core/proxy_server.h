@@ -1,0 +1,19 @@
+// The process: workers (data plane), the control thread (admin API, rollout timers, signals,
+// reloads, persistence) and the drain on SIGTERM. Built by main from a validated config.
+#pragma once
+
+#include <memory>
+
+#include "config/config.h"
+
+namespace canary::core {
+
+struct run_options {
+  std::string admin_token;  // "" = none
+};
+
+// Runs until SIGTERM / SIGINT and a drain. Returns the process exit code. Throws
+// std::runtime_error for start-up failures (state file, bind) with a message for the user.
+int run_proxy(std::shared_ptr<const config::proxy_config> cfg, const run_options& options);
+
+}  // namespace canary::core

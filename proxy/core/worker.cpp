@@ -1,0 +1,144 @@
+// Worker: accept loop, periodic sweep (deadlines, idle pool connections) and snapshot install.
+#include "core/worker.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include "http/session.h"
+
+namespace canary::core {
+
+namespace {
+constexpr auto sweep_interval = std::chrono::milliseconds(100);
+}
+
+worker::worker(int index, worker_shared& shared, std::shared_ptr<const snapshot> first)
+    : index_(index), shared_(shared), rng_(std::random_device{}()) {
+  install_now(std::move(first));
+  refresh_now();
+}
+
+worker::~worker() = default;
+
+std::uint16_t worker::listen(const tcp::endpoint& where) {
+  acceptor_.open(where.protocol());
+  acceptor_.set_option(net::socket_base::reuse_address(true));
+  int one = 1;
+  if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+    throw std::system_error(errno, std::generic_category(), "setsockopt(SO_REUSEPORT)");
+  acceptor_.bind(where);
+  acceptor_.listen(net::socket_base::max_listen_connections);
+  return acceptor_.local_endpoint().port();
+}
+
+void worker::run() {
+  net::co_spawn(ioc_, accept_loop(), net::detached);
+  net::co_spawn(ioc_, sweep_loop(), net::detached);
+  // A handler that throws must not take the worker down (DESIGN §7): log and keep running.
+  for (;;) {
+    try {
+      ioc_.run();
+      return;
+    } catch (const std::exception& e) {
+      spdlog::error("worker {}: unexpected exception: {}", index_, e.what());
+    }
+  }
+}
+
+void worker::refresh_now() {
+  now_ns_ = std::chrono::steady_clock::now().time_since_epoch().count();
+}
+
+void worker::install(std::shared_ptr<const snapshot> s) {
+  net::post(ioc_, [this, s = std::move(s)]() mutable { install_now(std::move(s)); });
+}
+
+void worker::install_now(std::shared_ptr<const snapshot> s) {
+  // WRR resets on a weight change (decided per route in wrr_state::next); a reload can reorder
+  // routes, so per-index state only carries over when the route at that index is the same.
+  std::vector<routing::wrr_state> wrr(s->routes.size());
+  if (snapshot_) {
+    for (std::size_t i = 0; i < s->routes.size() && i < snapshot_->routes.size(); ++i)
+      if (s->routes[i].rule.route_name == snapshot_->routes[i].rule.route_name) wrr[i] = wrr_[i];
+  }
+  wrr_ = std::move(wrr);
+  rr_.assign(s->upstreams.size(), static_cast<std::uint32_t>(index_));
+  snapshot_ = std::move(s);
+}
+
+void worker::drain() {
+  net::post(ioc_, [this] {
+    draining_ = true;
+    boost::system::error_code ec;
+    acceptor_.close(ec);
+    pool_.clear();
+    // on_drain may close the session's socket; its coroutine detaches later, not now.
+    for (auto* s : sessions_) s->on_drain();
+  });
+}
+
+void worker::stop() {
+  net::post(ioc_, [this] {
+    stopping_ = true;
+    ioc_.stop();
+  });
+}
+
+void worker::attach(http::session* s) {
+  sessions_.push_front(s);
+  s->self_in_worker = sessions_.begin();
+  open_sessions_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void worker::detach(http::session* s) {
+  sessions_.erase(s->self_in_worker);
+  open_sessions_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+awaitable<void> worker::accept_loop() {
+  for (;;) {
+    auto [ec, sock] = co_await acceptor_.async_accept(use_tuple);
+    if (ec) {
+      if (ec == net::error::operation_aborted || !acceptor_.is_open()) co_return;
+      // EMFILE and friends: back off briefly instead of spinning.
+      spdlog::warn("worker {}: accept: {}", index_, ec.message());
+      timer_type t(ioc_.get_executor(), std::chrono::milliseconds(50));
+      co_await t.async_wait(use_tuple);
+      continue;
+    }
+    boost::system::error_code ignored;
+    sock.set_option(tcp::no_delay(true), ignored);
+    const auto limit = snapshot_->config->limits.max_connections;
+    if (shared_.connections.fetch_add(1, std::memory_order_relaxed) >= limit) {
+      shared_.connections.fetch_sub(1, std::memory_order_relaxed);
+      cells_.local_reply(503);
+      net::co_spawn(ioc_, http::reject_over_limit(std::move(sock)), net::detached);
+      continue;
+    }
+    cells_.connection_opened();
+    auto s = std::make_unique<http::session>(*this, std::move(sock));
+    net::co_spawn(ioc_, http::session::run(std::move(s)), net::detached);
+  }
+}
+
+awaitable<void> worker::sweep_loop() {
+  for (;;) {
+    sweep_timer_.expires_after(sweep_interval);
+    auto [ec] = co_await sweep_timer_.async_wait(use_tuple);
+    if (ec || stopping_) co_return;
+    refresh_now();
+    for (auto it = sessions_.begin(); it != sessions_.end();) {
+      auto* s = *it++;  // on_tick never detaches synchronously, but keep the iterator safe
+      s->on_tick(now_ns_);
+    }
+    pool_.sweep(std::chrono::steady_clock::now(), snapshot_->config->timeouts.upstream_idle);
+  }
+}
+
+}  // namespace canary::core

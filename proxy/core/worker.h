@@ -1,0 +1,93 @@
+// One data-plane worker: its own io_context run by one thread, its own SO_REUSEPORT acceptor,
+// upstream pool, WRR state, metric cells and session list. Nothing here is shared with other
+// workers except the global connection count and the endpoints' up/down flags (atomics).
+// install(), drain() and stop() may be called from any thread: they post to the worker.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "core/snapshot.h"
+#include "core/types.h"
+#include "metrics/cells.h"
+#include "routing/router.h"
+#include "upstream/pool.h"
+
+namespace canary::http {
+class session;
+}
+
+namespace canary::core {
+
+// Shared by all workers.
+struct worker_shared {
+  std::atomic<std::size_t> connections{0};  // open client connections, for max_connections
+};
+
+class worker {
+ public:
+  worker(int index, worker_shared& shared, std::shared_ptr<const snapshot> first);
+  ~worker();
+  worker(const worker&) = delete;
+  worker& operator=(const worker&) = delete;
+
+  // Before run(): bind and listen (SO_REUSEPORT). Returns the bound port (for port 0).
+  std::uint16_t listen(const tcp::endpoint& where);
+  // Thread body: runs until stop().
+  void run();
+
+  void install(std::shared_ptr<const snapshot> s);
+  // Stop accepting, close idle keep-alive connections; in-flight requests finish with
+  // Connection: close.
+  void drain();
+  void stop();
+  // Sessions still open (any thread).
+  std::size_t open_sessions() const { return open_sessions_.load(std::memory_order_relaxed); }
+
+  const metrics::worker_cells& cells() const { return cells_; }
+
+  // --- for sessions (worker thread) ---
+  const std::shared_ptr<const snapshot>& current() const { return snapshot_; }
+  routing::wrr_state& wrr(std::size_t route) { return wrr_[route]; }
+  std::uint32_t next_rr(std::size_t upstream) { return rr_[upstream]++; }
+  upstream::pool& pool() { return pool_; }
+  metrics::worker_cells& cells() { return cells_; }
+  std::uint64_t random() { return rng_(); }
+  bool draining() const { return draining_; }
+  // Coarse clock (refreshed by the sweep and per request) for deadlines.
+  std::int64_t now_ns() const { return now_ns_; }
+  void refresh_now();
+  worker_shared& shared() { return shared_; }
+  net::io_context& context() { return ioc_; }
+
+  void attach(http::session* s);
+  void detach(http::session* s);
+
+ private:
+  awaitable<void> accept_loop();
+  awaitable<void> sweep_loop();
+  void install_now(std::shared_ptr<const snapshot> s);
+
+  int index_;
+  worker_shared& shared_;
+  net::io_context ioc_{1};
+  acceptor_type acceptor_{ioc_.get_executor()};
+  timer_type sweep_timer_{ioc_.get_executor()};
+  std::shared_ptr<const snapshot> snapshot_;
+  std::vector<routing::wrr_state> wrr_;
+  std::vector<std::uint32_t> rr_;
+  upstream::pool pool_;
+  metrics::worker_cells cells_;
+  std::mt19937_64 rng_;
+  std::list<http::session*> sessions_;
+  std::atomic<std::size_t> open_sessions_{0};
+  std::int64_t now_ns_ = 0;
+  bool draining_ = false;
+  bool stopping_ = false;
+};
+
+}  // namespace canary::core

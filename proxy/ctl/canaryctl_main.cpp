@@ -1,0 +1,4 @@
+// canaryctl entry point: everything lives in ctl/canaryctl.cpp so tests can link it.
+#include "ctl/canaryctl.h"
+
+int main(int argc, char** argv) { return canary::ctl::run(argc, argv); }

@@ -1,0 +1,106 @@
+// Rollout state of one route and the pure state machine that moves it (DESIGN §4).
+// Pure: every function takes `now` (wall clock) and returns; no I/O, no timers, no threads.
+// The engine (rollout/engine.h) owns the states, calls these on the control thread, persists and
+// publishes the result.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+
+namespace canary::rollout {
+
+using wall_clock = std::chrono::system_clock;
+using wall_time = wall_clock::time_point;
+
+enum class phase { healthy, progressing, paused, degraded };
+enum class paused_by { none, step, user };
+enum class cause { step, api, config, timer };
+
+std::string_view to_string(phase p);      // "Healthy" | "Progressing" | "Paused" | "Degraded"
+std::string_view to_string(paused_by p);  // "" | "step" | "user"
+std::string_view to_string(cause c);      // "step" | "api" | "config" | "timer"
+std::optional<phase> phase_from_string(std::string_view s);
+std::optional<paused_by> paused_by_from_string(std::string_view s);
+std::optional<cause> cause_from_string(std::string_view s);
+
+struct event {
+  wall_time time;
+  phase from = phase::healthy;
+  phase to = phase::healthy;
+  std::size_t step = 0;
+  int weight = 0;
+  enum cause cause = cause::step;
+  std::string message;
+};
+
+// Events kept per route (oldest dropped first).
+inline constexpr std::size_t max_events = 200;
+
+struct route_state {
+  std::string stable;  // upstream name
+  std::string canary;  // "" = no canary
+  std::size_t step = 0;  // index into steps; == steps.size() when complete
+  int weight = 0;        // set weight (0..weight_total)
+  enum phase phase = phase::healthy;
+  std::string message;
+  enum paused_by paused_by = paused_by::none;
+  std::optional<wall_time> pause_deadline;  // running timed pause
+  // A timed pause held by the user: its clock is stopped and this much remains.
+  std::optional<std::chrono::milliseconds> pause_remaining;
+  bool aborted = false;
+  std::string seen_upstream;  // the route's `upstream` value at the last config load
+  wall_time updated_at;
+  std::deque<event> events;  // newest last, at most max_events
+
+  // True while traffic may go to the canary: a canary exists and the rollout is not aborted.
+  bool canary_active() const { return !canary.empty() && !aborted; }
+  bool in_progress() const { return !canary.empty(); }
+};
+
+// Result of an operation: ok, or refused with the reason (the API answers 409 with it).
+struct op_result {
+  bool ok = true;
+  std::string error;
+  static op_result refused(std::string why) { return {false, std::move(why)}; }
+};
+
+// The route's first state with no state file: stable := upstream, Healthy, no canary,
+// step = steps.size(), seen_upstream = upstream.
+route_state initial_state(const config::route_config& route, wall_time now);
+
+// A desired upstream arrives (config load with a changed `upstream`, or PUT .../upstream).
+// Applies the four rules of DESIGN §4 and then runs steps (setWeight continues at once).
+void set_desired(route_state& s, const config::route_config& route, const std::string& upstream,
+                 cause why, wall_time now);
+
+// Config (re)load: if route.upstream differs from s.seen_upstream, set_desired(cause::config);
+// records seen_upstream; clamps the step index to the (possibly changed) step list.
+void on_config_load(route_state& s, const config::route_config& route, wall_time now);
+
+// Operations table of DESIGN §4; each refuses (409) outside its phases with a reason such as
+// "promote is not valid in phase Healthy".
+op_result promote(route_state& s, const config::route_config& route, wall_time now);
+op_result promote_full(route_state& s, const config::route_config& route, wall_time now);
+op_result abort(route_state& s, const config::route_config& route, wall_time now);
+op_result retry(route_state& s, const config::route_config& route, wall_time now);
+op_result pause(route_state& s, const config::route_config& route, wall_time now);
+op_result resume(route_state& s, const config::route_config& route, wall_time now);
+// 0 <= weight <= weight_total is checked by the caller (400); this checks the phase.
+op_result set_weight(route_state& s, const config::route_config& route, int weight,
+                     wall_time now);
+
+// Timer: a timed pause whose deadline is <= now continues the rollout (cause::timer).
+// Returns true if anything changed.
+bool tick(route_state& s, const config::route_config& route, wall_time now);
+
+// Time left on the current timed pause (running or held), for status and the engine's timer.
+std::optional<std::chrono::milliseconds> pause_remaining(const route_state& s, wall_time now);
+
+}  // namespace canary::rollout

@@ -1,0 +1,289 @@
+// Routing decisions of DESIGN §3: route lookup, header/cookie overrides, weighted and sticky split.
+// Everything here runs on a worker per request except the constructors and compile_rule (control
+// thread, once per config). The per-request paths never allocate, lock or compile a regex; the
+// only allocation is the Set-Cookie value when a sticky cookie is issued.
+#include "routing/router.h"
+
+#include <re2/re2.h>
+
+#include <algorithm>
+#include <chrono>
+
+namespace canary::routing {
+
+std::string_view to_string(variant v) {
+  switch (v) {
+    case variant::stable:
+      return "stable";
+    case variant::canary:
+      return "canary";
+  }
+  return "stable";
+}
+
+std::string_view to_string(reason r) {
+  switch (r) {
+    case reason::header:
+      return "header";
+    case reason::cookie:
+      return "cookie";
+    case reason::weight:
+      return "weight";
+    case reason::sticky:
+      return "sticky";
+    case reason::no_canary:
+      return "no_canary";
+    case reason::failover:
+      return "failover";
+  }
+  return "no_canary";
+}
+
+namespace {
+
+constexpr char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c; }
+
+// `lower` is already lower-case; compares without building a copy of `s`.
+bool iequals_lower(std::string_view s, std::string_view lower) {
+  if (s.size() != lower.size()) return false;
+  for (std::size_t i = 0; i < s.size(); ++i)
+    if (ascii_lower(s[i]) != lower[i]) return false;
+  return true;
+}
+
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Accepts a Host field value (RFC 9110 §7.2: uri-host [":" port]) or a configured host name.
+// Returns the bare host: brackets of an IP literal removed, port and one trailing dot dropped
+// ("example.com." names the same host as "example.com"). Case is left to the comparison.
+std::string_view bare_host(std::string_view h) {
+  h = trim_ows(h);
+  if (!h.empty() && h.front() == '[') {
+    auto close = h.find(']');
+    if (close == std::string_view::npos) return h.substr(1);  // malformed; matches nothing real
+    return h.substr(1, close - 1);
+  }
+  auto colon = h.rfind(':');
+  // More than one colon without brackets is not a valid Host; keep it whole rather than guess.
+  if (colon != std::string_view::npos && h.find(':') == colon) h = h.substr(0, colon);
+  if (!h.empty() && h.back() == '.') h.remove_suffix(1);
+  return h;
+}
+
+// Accepts origin-form ("/p?q") or absolute-form ("http://h/p?q", RFC 9112 §3.2.2) targets;
+// returns the path before '?'. An absolute-form target with an empty path means "/".
+std::string_view target_path(std::string_view target) {
+  if (target.empty() || target.front() != '/') {
+    auto scheme_end = target.find("://");
+    if (scheme_end != std::string_view::npos) {
+      auto rest = target.substr(scheme_end + 3);
+      auto path_start = rest.find_first_of("/?");
+      if (path_start == std::string_view::npos || rest[path_start] == '?') return "/";
+      target = rest.substr(path_start);
+    }
+  }
+  return target.substr(0, target.find('?'));
+}
+
+std::vector<std::string> normalized_hosts(const std::vector<std::string>& hosts) {
+  std::vector<std::string> out;
+  out.reserve(hosts.size());
+  for (const auto& h : hosts) {
+    std::string s(bare_host(h));
+    for (auto& c : s) c = ascii_lower(c);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace
+
+route_table::route_table(const std::vector<config::route_config>& routes) {
+  for (std::size_t i = 0; i < routes.size(); ++i) {
+    const auto& r = routes[i];
+    entry e{normalized_hosts(r.hosts), r.path_prefix, static_cast<int>(i)};
+    (e.hosts.empty() ? any_host_ : with_host_).push_back(std::move(e));
+  }
+  // Longest prefix first, so the first hit is the answer. Stable: should two routes with
+  // overlapping (not identical) host lists share a prefix, file order decides.
+  auto longer = [](const entry& a, const entry& b) { return a.prefix.size() > b.prefix.size(); };
+  std::stable_sort(with_host_.begin(), with_host_.end(), longer);
+  std::stable_sort(any_host_.begin(), any_host_.end(), longer);
+}
+
+int route_table::match(std::string_view host_header, std::string_view target) const {
+  const std::string_view host = bare_host(host_header);
+  const std::string_view path = target_path(target);
+  if (!host.empty()) {
+    for (const auto& e : with_host_) {
+      if (!path.starts_with(e.prefix)) continue;
+      for (const auto& h : e.hosts)
+        if (iequals_lower(host, h)) return e.index;
+    }
+  }
+  for (const auto& e : any_host_)
+    if (path.starts_with(e.prefix)) return e.index;
+  return -1;
+}
+
+canary_rule compile_rule(const config::route_config& route) {
+  const auto& c = route.canary;
+  canary_rule r;
+  r.route_name = route.name;
+  r.by_header = c.by_header;
+  r.by_header_value = c.by_header_value;
+  if (!c.by_header_pattern.empty())
+    r.by_header_pattern = std::make_shared<const re2::RE2>(c.by_header_pattern, RE2::Quiet);
+  r.by_cookie = c.by_cookie;
+  r.weight_total = c.weight_total;
+  r.sticky = c.sticky;
+  r.sticky_cookie_max_age_s =
+      std::chrono::duration_cast<std::chrono::seconds>(c.sticky_cookie_max_age).count();
+  return r;
+}
+
+variant wrr_state::next(int w, int total) {
+  if (w != weight || total != weight_total) {
+    weight = w;
+    weight_total = total;
+    current_canary = 0;
+    current_stable = 0;
+  }
+  // Validation keeps 0 <= w <= total and total > 0; clamp anyway so a bad caller cannot make the
+  // currents drift without bound.
+  if (total <= 0 || w <= 0) return variant::stable;
+  if (w >= total) return variant::canary;
+  current_canary += w;
+  current_stable += total - w;
+  if (current_canary >= current_stable) {
+    current_canary -= total;
+    return variant::canary;
+  }
+  current_stable -= total;
+  return variant::stable;
+}
+
+std::optional<std::string_view> find_cookie(std::string_view cookies, std::string_view name) {
+  // RFC 6265 §4.2.1: cookie-pair *( ";" SP cookie-pair ). Clients and intermediaries drift from
+  // the exact form, so the separator's space and whitespace around pairs are optional here.
+  while (!cookies.empty()) {
+    auto semi = cookies.find(';');
+    std::string_view pair = cookies.substr(0, semi);
+    cookies = semi == std::string_view::npos ? std::string_view{} : cookies.substr(semi + 1);
+    auto eq = pair.find('=');
+    if (eq == std::string_view::npos) continue;  // not a cookie-pair
+    if (trim_ows(pair.substr(0, eq)) != name) continue;
+    std::string_view value = trim_ows(pair.substr(eq + 1));
+    // cookie-value may be a DQUOTE-wrapped cookie-octet string; the quotes are not the value.
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
+      value = value.substr(1, value.size() - 2);
+    return value;
+  }
+  return std::nullopt;
+}
+
+std::uint64_t sticky_hash(std::string_view route_name, std::string_view key) {
+  // 64-bit FNV-1a (offset basis 0xcbf29ce484222325, prime 0x100000001b3) over
+  // route_name, one 0 byte, key; then the splitmix64 finalizer, because FNV's low bits are weak
+  // and the caller takes the hash modulo weight_total. Part of the on-the-wire contract: changing
+  // it moves sticky users between variants, so tests pin known values.
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  auto feed = [&h](unsigned char b) {
+    h ^= b;
+    h *= 0x100000001b3ULL;
+  };
+  for (char c : route_name) feed(static_cast<unsigned char>(c));
+  feed(0);
+  for (char c : key) feed(static_cast<unsigned char>(c));
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ULL;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebULL;
+  h ^= h >> 31;
+  return h;
+}
+
+namespace {
+
+variant by_hash(const canary_rule& rule, int weight, std::string_view key) {
+  if (rule.weight_total <= 0) return variant::stable;
+  auto bucket = sticky_hash(rule.route_name, key) % static_cast<std::uint64_t>(rule.weight_total);
+  return weight > 0 && bucket < static_cast<std::uint64_t>(weight) ? variant::canary
+                                                                   : variant::stable;
+}
+
+// NAME=ID; Path=/; Max-Age=N; HttpOnly; SameSite=Lax (RFC 6265 §4.1). Path=/ so the assets and
+// API calls of the page stick with it.
+std::string sticky_set_cookie(std::string_view name, std::string_view id, std::int64_t max_age_s) {
+  std::string max_age = std::to_string(max_age_s);
+  std::string s;
+  s.reserve(name.size() + id.size() + max_age.size() + 48);
+  s.append(name).append("=").append(id).append("; Path=/; Max-Age=").append(max_age);
+  s.append("; HttpOnly; SameSite=Lax");
+  return s;
+}
+
+}  // namespace
+
+decision decide(const canary_rule& rule, bool canary_active, int weight, const request_inputs& in,
+                wrr_state& wrr, std::uint64_t random) {
+  // Step 2: an aborted or finished rollout sends nothing to canary, whatever the request asks.
+  if (!canary_active) return {variant::stable, reason::no_canary, {}};
+
+  // Step 3 (ingress-nginx canary-by-header): a configured value wins over the pattern, and with
+  // either configured "always"/"never" lose their meaning; a miss falls through to the cookie.
+  if (!rule.by_header.empty() && in.canary_header) {
+    const std::string_view v = *in.canary_header;
+    if (!rule.by_header_value.empty()) {
+      if (v == rule.by_header_value) return {variant::canary, reason::header, {}};
+    } else if (rule.by_header_pattern) {
+      if (re2::RE2::PartialMatch(v, *rule.by_header_pattern))
+        return {variant::canary, reason::header, {}};
+    } else if (v == "always") {
+      return {variant::canary, reason::header, {}};
+    } else if (v == "never") {
+      return {variant::stable, reason::header, {}};
+    }
+  }
+
+  // Step 4 (canary-by-cookie): only the two fixed values mean anything.
+  if (!rule.by_cookie.empty()) {
+    if (auto c = find_cookie(in.cookies, rule.by_cookie)) {
+      if (*c == "always") return {variant::canary, reason::cookie, {}};
+      if (*c == "never") return {variant::stable, reason::cookie, {}};
+    }
+  }
+
+  // Step 5: weight, either by a per-user hash (sticky) or smooth round-robin.
+  using kind = config::sticky_config::kind;
+  switch (rule.sticky.how) {
+    case kind::none:
+      break;
+    case kind::header:
+      if (in.sticky_header && !in.sticky_header->empty())
+        return {by_hash(rule, weight, *in.sticky_header), reason::sticky, {}};
+      break;
+    case kind::client_ip:
+      if (!in.client_ip.empty()) return {by_hash(rule, weight, in.client_ip), reason::sticky, {}};
+      break;
+    case kind::cookie: {
+      auto c = find_cookie(in.cookies, rule.sticky.name);
+      if (c && !c->empty()) return {by_hash(rule, weight, *c), reason::sticky, {}};
+      // No usable cookie (absent, or empty so it identifies no one): issue an id and route this
+      // request by it, so the page's next requests land on the same side.
+      static constexpr char hex[] = "0123456789abcdef";
+      char id[16];
+      for (int i = 0; i < 16; ++i) id[i] = hex[(random >> (60 - 4 * i)) & 0xf];
+      const std::string_view id_view(id, sizeof id);
+      return {by_hash(rule, weight, id_view), reason::sticky,
+              sticky_set_cookie(rule.sticky.name, id_view, rule.sticky_cookie_max_age_s)};
+    }
+  }
+  return {wrr.next(weight, rule.weight_total), reason::weight, {}};
+}
+
+}  // namespace canary::routing

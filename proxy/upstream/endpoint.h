@@ -1,0 +1,50 @@
+// One backend address and whether it is up. Shared by all workers (they read `down_until` on the
+// request path with a relaxed load; a worker that fails to connect writes it). Owned by the
+// endpoint_registry; survives reloads so a known-down endpoint stays down.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <boost/asio/ip/tcp.hpp>
+
+namespace canary::upstream {
+
+using steady = std::chrono::steady_clock;
+
+struct endpoint {
+  std::uint32_t id = 0;  // never reused; keys the per-worker pools
+  std::string text;      // "127.0.0.1:9001", for logs
+  boost::asio::ip::tcp::endpoint address;
+
+  // steady-clock nanoseconds until which connects are not tried; 0 = up.
+  std::atomic<std::int64_t> down_until_ns{0};
+
+  bool up(steady::time_point now) const {
+    return down_until_ns.load(std::memory_order_relaxed) <= now.time_since_epoch().count();
+  }
+  void mark_down(steady::time_point now, std::chrono::milliseconds for_how_long) {
+    down_until_ns.store((now + for_how_long).time_since_epoch().count(),
+                        std::memory_order_relaxed);
+  }
+  void mark_up() {
+    if (down_until_ns.load(std::memory_order_relaxed) != 0)
+      down_until_ns.store(0, std::memory_order_relaxed);
+  }
+};
+
+// Control thread: endpoint objects by address, reused across reloads.
+class endpoint_registry {
+ public:
+  std::shared_ptr<endpoint> get(const std::string& address, std::uint16_t port);
+
+ private:
+  std::map<std::string, std::weak_ptr<endpoint>> by_key_;
+  std::uint32_t next_id_ = 1;
+};
+
+}  // namespace canary::upstream

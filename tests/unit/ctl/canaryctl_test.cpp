@@ -1,0 +1,524 @@
+// Unit tests for canaryctl's pure parts: argument parsing, server URLs, durations, the text
+// rendering of status/list/events JSON, the `wait` decision and the SSE parser (fed in every
+// possible split). No sockets.
+#include "ctl/canaryctl.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+namespace canary::ctl {
+namespace {
+
+namespace json = boost::json;
+using std::chrono::milliseconds;
+
+parse_result parse(std::vector<std::string> args, std::string_view env = {}) {
+  return parse_args(args, env);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arguments
+
+TEST(ParseArgs, GetWithDefaults) {
+  auto r = parse({"get", "canary-demo"});
+  ASSERT_TRUE(r.opts) << r.error;
+  EXPECT_EQ(r.opts->command, "get");
+  EXPECT_EQ(r.opts->args, std::vector<std::string>{"canary-demo"});
+  EXPECT_EQ(r.opts->server, "http://127.0.0.1:9901");
+  EXPECT_EQ(r.opts->output, output_format::human);
+  EXPECT_FALSE(r.opts->watch);
+  EXPECT_TRUE(r.opts->token_file.empty());
+}
+
+TEST(ParseArgs, OptionsBeforeAndAfterTheCommand) {
+  auto r = parse({"--server", "http://h:1", "get", "x", "-o", "json", "--token-file=/t", "-w"});
+  ASSERT_TRUE(r.opts) << r.error;
+  EXPECT_EQ(r.opts->server, "http://h:1");
+  EXPECT_EQ(r.opts->output, output_format::json);
+  EXPECT_EQ(r.opts->token_file, "/t");
+  EXPECT_TRUE(r.opts->watch);
+  EXPECT_EQ(r.opts->args, std::vector<std::string>{"x"});
+}
+
+TEST(ParseArgs, OutputForms) {
+  for (std::vector<std::string> args : {std::vector<std::string>{"-ojson", "list"},
+                                        {"--output=json", "list"},
+                                        {"list", "--output", "json"}}) {
+    auto r = parse(args);
+    ASSERT_TRUE(r.opts) << r.error;
+    EXPECT_EQ(r.opts->output, output_format::json);
+  }
+  EXPECT_FALSE(parse({"-o", "yaml", "list"}).opts);
+  EXPECT_FALSE(parse({"list", "-o"}).opts);
+}
+
+TEST(ParseArgs, EnvironmentServerUnlessFlagGiven) {
+  EXPECT_EQ(parse({"list"}, "http://env:7").opts->server, "http://env:7");
+  EXPECT_EQ(parse({"--server=http://flag:8", "list"}, "http://env:7").opts->server,
+            "http://flag:8");
+}
+
+TEST(ParseArgs, PromoteFull) {
+  auto r = parse({"promote", "r", "--full"});
+  ASSERT_TRUE(r.opts) << r.error;
+  EXPECT_TRUE(r.opts->full);
+  EXPECT_FALSE(parse({"promote", "r"}).opts->full);
+  auto bad = parse({"abort", "r", "--full"});
+  EXPECT_FALSE(bad.opts);
+  EXPECT_EQ(bad.error, "flag --full is not valid for 'abort'");
+  EXPECT_FALSE(parse({"promote", "r", "--full=yes"}).opts);
+}
+
+TEST(ParseArgs, WatchOnlyForGet) {
+  EXPECT_FALSE(parse({"list", "--watch"}).opts);
+  EXPECT_TRUE(parse({"get", "r", "--watch"}).opts->watch);
+}
+
+TEST(ParseArgs, SetWeight) {
+  auto r = parse({"set-weight", "r", "30"});
+  ASSERT_TRUE(r.opts) << r.error;
+  EXPECT_EQ(r.opts->weight, 30);
+  auto neg = parse({"set-weight", "r", "-5"});
+  EXPECT_FALSE(neg.opts);
+  EXPECT_EQ(neg.error, "weight must be a non-negative integer, not '-5'");
+  EXPECT_FALSE(parse({"set-weight", "r", "3x"}).opts);
+  EXPECT_FALSE(parse({"set-weight", "r", "12345678901"}).opts);
+  EXPECT_FALSE(parse({"set-weight", "r"}).opts);
+}
+
+TEST(ParseArgs, SetUpstream) {
+  auto r = parse({"set-upstream", "r", "green"});
+  ASSERT_TRUE(r.opts) << r.error;
+  EXPECT_EQ(r.opts->args, (std::vector<std::string>{"r", "green"}));
+}
+
+TEST(ParseArgs, Wait) {
+  auto r = parse({"wait", "r", "--for=healthy"});
+  ASSERT_TRUE(r.opts) << r.error;
+  EXPECT_EQ(r.opts->wait_for, wait_target::healthy);
+  EXPECT_EQ(r.opts->timeout, std::chrono::minutes(10));
+
+  r = parse({"wait", "r", "--for", "Paused", "--timeout", "90s"});
+  ASSERT_TRUE(r.opts) << r.error;
+  EXPECT_EQ(r.opts->wait_for, wait_target::paused);
+  EXPECT_EQ(r.opts->timeout, std::chrono::seconds(90));
+
+  r = parse({"--timeout=1m30s", "--for=degraded", "wait", "r"});
+  ASSERT_TRUE(r.opts) << r.error;
+  EXPECT_EQ(r.opts->wait_for, wait_target::degraded);
+  EXPECT_EQ(r.opts->timeout, std::chrono::seconds(90));
+}
+
+TEST(ParseArgs, WaitErrors) {
+  EXPECT_EQ(parse({"wait", "r"}).error, "wait needs --for=healthy|paused|degraded");
+  EXPECT_EQ(parse({"wait", "r", "--for=done"}).error,
+            "unknown phase 'done' for --for (want healthy, paused or degraded)");
+  EXPECT_EQ(parse({"wait", "r", "--for=healthy", "--timeout", "soon"}).error,
+            "bad duration 'soon' for --timeout (e.g. 10m, 90s, 1m30s)");
+  EXPECT_EQ(parse({"get", "r", "--for=healthy"}).error, "flag --for is not valid for 'get'");
+}
+
+TEST(ParseArgs, UsageErrors) {
+  EXPECT_EQ(parse({}).error, "missing command");
+  EXPECT_EQ(parse({"frobnicate"}).error, "unknown command 'frobnicate'");
+  EXPECT_EQ(parse({"get"}).error, "missing arguments; usage: canaryctl get NAME [--watch]");
+  EXPECT_EQ(parse({"abort", "a", "b"}).error, "too many arguments; usage: canaryctl abort NAME");
+  EXPECT_EQ(parse({"list", "--bogus"}).error, "unknown flag: --bogus");
+  EXPECT_EQ(parse({"list", "--server"}).error, "flag --server needs a URL");
+  EXPECT_EQ(parse({"get", ""}).error, "empty argument");
+}
+
+TEST(ParseArgs, HelpWins) {
+  EXPECT_EQ(parse({"help"}).opts->command, "help");
+  EXPECT_EQ(parse({"-h"}).opts->command, "help");
+  EXPECT_EQ(parse({"get", "--help"}).opts->command, "help");
+  EXPECT_EQ(parse({"--version"}).opts->command, "version");
+  EXPECT_NE(usage().find("wait NAME --for=healthy|paused|degraded"), std::string::npos);
+}
+
+TEST(ParseArgs, DoubleDashEndsOptions) {
+  auto r = parse({"get", "--", "-weird-name"});
+  ASSERT_TRUE(r.opts) << r.error;
+  EXPECT_EQ(r.opts->args, std::vector<std::string>{"-weird-name"});
+}
+
+TEST(ParseArgs, ServerUrlIsValidated) {
+  EXPECT_NE(parse({"--server", "https://h", "list"}).error.find("https is not supported"),
+            std::string::npos);
+  EXPECT_NE(parse({"list"}, "ftp://h").error.find("must start with http://"), std::string::npos);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server URLs
+
+TEST(ServerUrl, HostPortAndPath) {
+  auto r = parse_server_url("http://127.0.0.1:9901");
+  ASSERT_TRUE(r.url) << r.error;
+  EXPECT_EQ(r.url->host, "127.0.0.1");
+  EXPECT_EQ(r.url->port, "9901");
+  EXPECT_EQ(r.url->base_path, "");
+  EXPECT_EQ(r.url->host_header, "127.0.0.1:9901");
+
+  r = parse_server_url("HTTP://admin.local/canary/");
+  ASSERT_TRUE(r.url) << r.error;
+  EXPECT_EQ(r.url->host, "admin.local");
+  EXPECT_EQ(r.url->port, "80");
+  EXPECT_EQ(r.url->base_path, "/canary");
+  EXPECT_EQ(r.url->host_header, "admin.local");
+}
+
+TEST(ServerUrl, Ipv6) {
+  auto r = parse_server_url("http://[::1]:9901");
+  ASSERT_TRUE(r.url) << r.error;
+  EXPECT_EQ(r.url->host, "::1");
+  EXPECT_EQ(r.url->port, "9901");
+  EXPECT_EQ(r.url->host_header, "[::1]:9901");
+  EXPECT_FALSE(parse_server_url("http://[::1").url);
+}
+
+TEST(ServerUrl, Errors) {
+  EXPECT_FALSE(parse_server_url("https://127.0.0.1:9901").url);
+  EXPECT_FALSE(parse_server_url("127.0.0.1:9901").url);
+  EXPECT_FALSE(parse_server_url("http://:9901").url);
+  EXPECT_FALSE(parse_server_url("http://h:0").url);
+  EXPECT_FALSE(parse_server_url("http://h:65536").url);
+  EXPECT_FALSE(parse_server_url("http://h:9x").url);
+  EXPECT_FALSE(parse_server_url("http://user:pw@h:1").url);
+}
+
+TEST(EncodePathSegment, ReservedCharactersEscaped) {
+  EXPECT_EQ(encode_path_segment("canary-demo_1.x~"), "canary-demo_1.x~");
+  EXPECT_EQ(encode_path_segment("a/b c?"), "a%2Fb%20c%3F");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Durations
+
+TEST(Duration, Parse) {
+  EXPECT_EQ(parse_duration("10m"), milliseconds(600'000));
+  EXPECT_EQ(parse_duration("90s"), milliseconds(90'000));
+  EXPECT_EQ(parse_duration("1m30s"), milliseconds(90'000));
+  EXPECT_EQ(parse_duration("1.5h"), milliseconds(5'400'000));
+  EXPECT_EQ(parse_duration("250ms"), milliseconds(250));
+  EXPECT_EQ(parse_duration("30"), milliseconds(30'000));
+  EXPECT_EQ(parse_duration("1.5"), milliseconds(1'500));
+  EXPECT_EQ(parse_duration("0"), milliseconds(0));
+  EXPECT_EQ(parse_duration("1h0m5s"), milliseconds(3'605'000));
+}
+
+TEST(Duration, ParseRejects) {
+  for (std::string_view bad : {"", "s", "10x", "-5s", "1d", "1..5s", "10 s", "1S", "1e3", "m5"}) {
+    EXPECT_FALSE(parse_duration(bad)) << bad;
+  }
+  EXPECT_FALSE(parse_duration("99999999999999h"));
+}
+
+TEST(Duration, Format) {
+  EXPECT_EQ(format_duration(milliseconds(0)), "0s");
+  EXPECT_EQ(format_duration(milliseconds(250)), "250ms");
+  EXPECT_EQ(format_duration(milliseconds(25'000)), "25s");
+  EXPECT_EQ(format_duration(milliseconds(90'000)), "1m30s");
+  EXPECT_EQ(format_duration(milliseconds(600'000)), "10m0s");
+  EXPECT_EQ(format_duration(milliseconds(3'605'400)), "1h0m5s");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rendering
+
+json::value paused_status() {
+  return json::parse(R"({
+    "name": "canary-demo", "phase": "Paused", "message": "CanaryPauseStep",
+    "stable": "blue", "canary": "green", "weight": 20, "actual_weight": 20, "weight_total": 100,
+    "step": 1,
+    "steps": [{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, {"pause": {"duration": "30s"}},
+              {"setWeight": 70}, {"pause": {"duration": "30s"}}],
+    "paused_by": "step", "pause_remaining_s": null, "updated_at": "2026-11-26T13:02:16Z"})");
+}
+
+TEST(RenderGet, PausedAtManualStep) {
+  EXPECT_EQ(render_get(paused_status()),
+            "Name:            canary-demo\n"
+            "Status:          ॥ Paused\n"
+            "Message:         CanaryPauseStep\n"
+            "Strategy:        Canary\n"
+            "  Step:          1/6\n"
+            "  SetWeight:     20\n"
+            "  ActualWeight:  20\n"
+            "Stable:          blue\n"
+            "Canary:          green\n"
+            "Paused by:       step\n"
+            "Updated:         2026-11-26T13:02:16Z\n"
+            "\n"
+            "Steps:\n"
+            "  ✔ 0  setWeight: 20\n"
+            "  ▶ 1  pause: {}\n"
+            "    2  setWeight: 50\n"
+            "    3  pause: 30s\n"
+            "    4  setWeight: 70\n"
+            "    5  pause: 30s\n");
+}
+
+TEST(RenderGet, TimedPauseShowsTimeLeft) {
+  json::value s = paused_status();
+  s.as_object()["step"] = 3;
+  s.as_object()["weight"] = 50;
+  s.as_object()["actual_weight"] = 50;
+  s.as_object()["pause_remaining_s"] = 24.2;
+  std::string out = render_get(s);
+  EXPECT_NE(out.find("Paused by:       step\nPause left:      25s\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("  ✔ 2  setWeight: 50\n  ▶ 3  pause: 30s\n    4"), std::string::npos) << out;
+
+  // A manual hold on a timed pause keeps (does not count down) the time left.
+  s.as_object()["paused_by"] = "user";
+  s.as_object()["pause_remaining_s"] = 90;
+  out = render_get(s);
+  EXPECT_NE(out.find("Paused by:       user\nPause left:      1m30s (on hold)\n"),
+            std::string::npos)
+      << out;
+}
+
+TEST(RenderGet, HealthyCompletedRollout) {
+  json::value s = json::parse(R"({
+    "name": "r", "phase": "Healthy", "message": "", "stable": "green", "canary": null,
+    "weight": 0, "actual_weight": 0, "weight_total": 100, "step": 2,
+    "steps": [{"setWeight": 50}, {"pause": {"duration": 10}}],
+    "paused_by": null, "pause_remaining_s": null, "updated_at": "2026-11-26T13:05:00Z"})");
+  EXPECT_EQ(render_get(s),
+            "Name:            r\n"
+            "Status:          ✔ Healthy\n"
+            "Strategy:        Canary\n"
+            "  Step:          2/2\n"
+            "  SetWeight:     0\n"
+            "  ActualWeight:  0\n"
+            "Stable:          green\n"
+            "Canary:          -\n"
+            "Updated:         2026-11-26T13:05:00Z\n"
+            "\n"
+            "Steps:\n"
+            "  ✔ 0  setWeight: 50\n"
+            "  ✔ 1  pause: 10s\n");
+}
+
+TEST(RenderGet, NoRolloutYetMarksNothing) {
+  json::value s = json::parse(R"({"name": "r", "phase": "Healthy", "stable": "blue",
+    "canary": null, "weight": 0, "actual_weight": 0, "step": 0, "steps": [{"setWeight": 5}],
+    "paused_by": null, "pause_remaining_s": null, "updated_at": "t"})");
+  EXPECT_NE(render_get(s).find("Steps:\n    0  setWeight: 5\n"), std::string::npos);
+}
+
+TEST(RenderGet, DegradedAndFineWeights) {
+  json::value s = json::parse(R"({"name": "r", "phase": "Degraded", "message": "RolloutAborted",
+    "stable": "blue", "canary": "green", "weight": 0, "actual_weight": 0, "weight_total": 1000,
+    "step": 0, "steps": [], "paused_by": null, "pause_remaining_s": null,
+    "updated_at": "2026-11-26T13:05:00Z"})");
+  std::string out = render_get(s);
+  EXPECT_NE(out.find("Status:          ✖ Degraded\nMessage:         RolloutAborted\n"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("  SetWeight:     0/1000\n  ActualWeight:  0/1000\n"), std::string::npos);
+  EXPECT_NE(out.find("Steps:\n  (none)\n"), std::string::npos);
+}
+
+TEST(RenderGet, ToleratesMissingFields) {
+  std::string out = render_get(json::parse(R"({"name": "r", "phase": "Rebooting"})"));
+  EXPECT_NE(out.find("Status:          ? Rebooting\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("  Step:          -/0\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("Canary:          -\n"), std::string::npos) << out;
+  EXPECT_FALSE(render_get(json::value()).empty());
+}
+
+TEST(RenderStep, Forms) {
+  EXPECT_EQ(render_step(json::parse(R"({"setWeight": 20})")), "setWeight: 20");
+  EXPECT_EQ(render_step(json::parse(R"({"pause": {}})")), "pause: {}");
+  EXPECT_EQ(render_step(json::parse(R"({"pause": {"duration": "1m30s"}})")), "pause: 1m30s");
+  EXPECT_EQ(render_step(json::parse(R"({"pause": {"duration": 90}})")), "pause: 1m30s");
+  EXPECT_EQ(render_step(json::parse(R"({"analysis": {"x": 1}})")), R"({"analysis":{"x":1}})");
+}
+
+TEST(PhaseIcon, KubectlArgoRolloutsIcons) {
+  EXPECT_EQ(phase_icon("Healthy"), "✔");
+  EXPECT_EQ(phase_icon("Progressing"), "◌");
+  EXPECT_EQ(phase_icon("Paused"), "॥");
+  EXPECT_EQ(phase_icon("Degraded"), "✖");
+  EXPECT_EQ(phase_icon("Whatever"), "?");
+}
+
+TEST(RenderList, AlignedTable) {
+  json::value other = paused_status();
+  auto& o = other.as_object();
+  o["name"] = "shop-api";
+  o["phase"] = "Healthy";
+  o["canary"] = nullptr;
+  o["step"] = 6;
+  o["weight"] = 0;
+  o["actual_weight"] = 0;
+  json::array rollouts{paused_status(), other};
+  EXPECT_EQ(render_list(rollouts),
+            "NAME         STATUS     STEP  SETWEIGHT  ACTUALWEIGHT  STABLE  CANARY\n"
+            "canary-demo  ॥ Paused   1/6   20         20            blue    green\n"
+            "shop-api     ✔ Healthy  6/6   0          0             blue    -\n");
+  EXPECT_EQ(render_list(json::array()), "No rollouts found.\n");
+}
+
+TEST(RenderEvents, AlignedTable) {
+  json::value events = json::parse(R"([
+    {"time": "2026-11-26T13:02:10Z", "from": "Healthy", "to": "Progressing", "step": 0,
+     "weight": 0, "cause": "config", "message": "canary green"},
+    {"time": "2026-11-26T13:02:10Z", "from": "Progressing", "to": "Paused", "step": 1,
+     "weight": 20, "cause": "step", "message": "CanaryPauseStep"}])");
+  EXPECT_EQ(render_events(events),
+            "TIME                  FROM         TO           STEP  WEIGHT  CAUSE   MESSAGE\n"
+            "2026-11-26T13:02:10Z  Healthy      Progressing  0     0       config  canary green\n"
+            "2026-11-26T13:02:10Z  Progressing  Paused       1     20      step    "
+            "CanaryPauseStep\n");
+  EXPECT_EQ(render_events(json::array()), "No events.\n");
+}
+
+TEST(RenderStatusLine, OneLine) {
+  EXPECT_EQ(render_status_line(paused_status()),
+            "canary-demo: ॥ Paused - CanaryPauseStep (step 1/6, weight 20, actual 20, stable "
+            "blue, canary green)");
+}
+
+TEST(PrettyJson, IndentsNestedValues) {
+  EXPECT_EQ(pretty_json(json::parse(R"({"a": [1, {"b": null}], "c": {}, "d": [], "e": "x\"y"})")),
+            "{\n"
+            "  \"a\": [\n"
+            "    1,\n"
+            "    {\n"
+            "      \"b\": null\n"
+            "    }\n"
+            "  ],\n"
+            "  \"c\": {},\n"
+            "  \"d\": [],\n"
+            "  \"e\": \"x\\\"y\"\n"
+            "}\n");
+}
+
+TEST(DisplayWidth, CountsCodePoints) {
+  EXPECT_EQ(display_width("abc"), 3u);
+  EXPECT_EQ(display_width("॥ Paused"), 8u);
+  EXPECT_EQ(display_width("✔"), 1u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// wait
+
+TEST(DecideWait, EveryPhaseForEveryTarget) {
+  using enum wait_decision;
+  struct row {
+    wait_target target;
+    std::string_view phase;
+    wait_decision expected;
+  };
+  const row rows[] = {
+      {wait_target::healthy, "Healthy", reached},
+      {wait_target::healthy, "Progressing", keep_waiting},
+      {wait_target::healthy, "Paused", keep_waiting},
+      {wait_target::healthy, "Degraded", degraded},
+      {wait_target::paused, "Healthy", keep_waiting},
+      {wait_target::paused, "Progressing", keep_waiting},
+      {wait_target::paused, "Paused", reached},
+      {wait_target::paused, "Degraded", degraded},
+      {wait_target::degraded, "Healthy", keep_waiting},
+      {wait_target::degraded, "Progressing", keep_waiting},
+      {wait_target::degraded, "Paused", keep_waiting},
+      {wait_target::degraded, "Degraded", reached},
+      {wait_target::healthy, "-", keep_waiting},
+  };
+  for (const auto& r : rows) {
+    EXPECT_EQ(decide_wait(r.target, r.phase), r.expected) << to_string(r.target) << " " << r.phase;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server-sent events
+
+std::vector<sse_event> feed_all(std::string_view stream) {
+  sse_parser p;
+  std::vector<sse_event> out;
+  EXPECT_TRUE(p.feed(stream, out));
+  return out;
+}
+
+TEST(SseParser, StatusEventsAndPings) {
+  auto events = feed_all(
+      "event: status\ndata: {\"name\":\"a\"}\n\n: ping\n\nevent: status\ndata: "
+      "{\"name\":\"b\"}\n\n");
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].type, "status");
+  EXPECT_EQ(events[0].data, R"({"name":"a"})");
+  EXPECT_EQ(events[1].data, R"({"name":"b"})");
+}
+
+TEST(SseParser, EveryTwoWaySplitGivesTheSameEvents) {
+  const std::string stream =
+      "\xEF\xBB\xBF: hello\r\nevent: status\r\ndata: {\"x\":1}\r\n\r\n"
+      ": ping\n\n"
+      "event:status\rdata:line1\rdata: line2\r\r"
+      "id: 7\nretry: 100\nfoo: bar\ndata\n\n"
+      "event: ignored-without-data\n\n";
+  auto whole = feed_all(stream);
+  ASSERT_EQ(whole.size(), 3u);
+  EXPECT_EQ(whole[0].type, "status");
+  EXPECT_EQ(whole[0].data, "{\"x\":1}");
+  EXPECT_EQ(whole[1].type, "status");
+  EXPECT_EQ(whole[1].data, "line1\nline2");
+  EXPECT_EQ(whole[2].type, "message");
+  EXPECT_EQ(whole[2].data, "");
+  EXPECT_EQ(whole[2].id, "7");
+
+  for (std::size_t cut = 0; cut <= stream.size(); ++cut) {
+    sse_parser p;
+    std::vector<sse_event> out;
+    ASSERT_TRUE(p.feed(std::string_view(stream).substr(0, cut), out));
+    ASSERT_TRUE(p.feed(std::string_view(stream).substr(cut), out));
+    ASSERT_EQ(out.size(), whole.size()) << "cut at " << cut;
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      EXPECT_EQ(out[i].type, whole[i].type) << "cut at " << cut;
+      EXPECT_EQ(out[i].data, whole[i].data) << "cut at " << cut;
+    }
+  }
+}
+
+TEST(SseParser, ByteByByte) {
+  const std::string stream = "event: status\r\ndata: {}\r\n\r\nevent: status\r\ndata: []\r\n\r\n";
+  sse_parser p;
+  std::vector<sse_event> out;
+  for (char c : stream) ASSERT_TRUE(p.feed(std::string_view(&c, 1), out));
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].data, "{}");
+  EXPECT_EQ(out[1].data, "[]");
+}
+
+TEST(SseParser, CrLfSplitAcrossFeedsIsOneLineEnd) {
+  sse_parser p;
+  std::vector<sse_event> out;
+  ASSERT_TRUE(p.feed("data: a\r", out));
+  ASSERT_TRUE(p.feed("\ndata: b\r", out));
+  EXPECT_TRUE(out.empty());  // "\r" + "\n" must not count as an empty line
+  ASSERT_TRUE(p.feed("\n\r\n", out));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].data, "a\nb");
+}
+
+TEST(SseParser, EventTypeDoesNotLeakIntoTheNextEvent) {
+  auto events = feed_all("event: status\ndata: 1\n\ndata: 2\n\n");
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1].type, "message");
+}
+
+TEST(SseParser, IncompleteEventIsNotDispatched) {
+  EXPECT_TRUE(feed_all("event: status\ndata: {}\n").empty());
+}
+
+TEST(SseParser, OverlongLineFails) {
+  sse_parser p(16);
+  std::vector<sse_event> out;
+  EXPECT_TRUE(p.feed("data: 0123456789\n", out));  // exactly 16 bytes
+  EXPECT_FALSE(p.feed("data: 01234567890\n", out));
+}
+
+}  // namespace
+}  // namespace canary::ctl
