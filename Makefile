@@ -5,11 +5,17 @@ BUILD_TYPE ?= Release
 CMAKE_FLAGS ?=
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
+# Build and test (make test, CI). Test tools: prometheus (promtool and a real server), chromium +
+# nodejs/npm (dashboard test), clang + compiler-rt (TSan, fuzzing), docker-compose / systemd /
+# dpkg-dev / fakeroot (packaging checks, offline).
 PACKAGES := g++ make cmake ninja-build pkg-config git ca-certificates python3 curl procps \
   libboost1.81-dev libboost-json1.81-dev libyaml-cpp-dev libspdlog-dev libre2-dev \
-  libgtest-dev libgmock-dev libbenchmark-dev prometheus-cpp-dev
+  libgtest-dev libgmock-dev libbenchmark-dev prometheus-cpp-dev \
+  prometheus chromium nodejs npm clang libclang-rt-14-dev docker-compose systemd dpkg-dev fakeroot
+# Benchmark only (make bench).
+BENCH_PACKAGES := nginx-light haproxy wrk util-linux
 
-.PHONY: deps build run test bench print-packages clean
+.PHONY: deps bench-deps build run test bench package print-packages clean
 
 print-packages:
 	@echo $(PACKAGES)
@@ -23,6 +29,9 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
+bench-deps:
+	@$(MAKE) --no-print-directory deps PACKAGES="$(BENCH_PACKAGES)"
+
 build: deps
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS)
 	cmake --build $(BUILD)
@@ -32,6 +41,12 @@ test: build
 
 run: build
 	scripts/run-demo.sh $(BUILD)/bin config/canary-demo.yaml
+
+bench: build bench-deps
+	python3 bench/bench.py --build $(BUILD)
+
+package: build
+	cmake --build $(BUILD) --target package
 
 clean:
 	rm -rf $(BUILD)
