@@ -11,18 +11,24 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 PACKAGES := g++ make cmake ninja-build pkg-config git ca-certificates python3 curl procps \
   libboost1.81-dev libboost-json1.81-dev libyaml-cpp-dev libspdlog-dev libre2-dev \
   libgtest-dev libgmock-dev libbenchmark-dev prometheus-cpp-dev \
-  prometheus chromium nodejs npm clang libclang-rt-14-dev docker-compose systemd dpkg-dev fakeroot
+  prometheus chromium clang libclang-rt-14-dev docker-compose systemd dpkg-dev fakeroot
 # Benchmark only (make bench).
 BENCH_PACKAGES := nginx-light haproxy wrk util-linux
+NEED_NODE ?= 1
 
 .PHONY: deps bench-deps build run test bench package print-packages clean
 
 print-packages:
 	@echo $(PACKAGES)
 
+# Node.js may come from elsewhere than Debian (e.g. NodeSource, which bundles npm): only install
+# Debian's nodejs + npm when there is no npm at all.
+NODE_PACKAGES := nodejs npm
+
 deps:
 	@missing=$$(for p in $(PACKAGES); do \
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ "$(NEED_NODE)" = 1 ] && ! command -v npm >/dev/null; then missing="$$missing $(NODE_PACKAGES)"; fi; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing missing packages:" $$missing; \
 	  $(SUDO) apt-get update -qq && \
@@ -30,7 +36,7 @@ deps:
 	fi
 
 bench-deps:
-	@$(MAKE) --no-print-directory deps PACKAGES="$(BENCH_PACKAGES)"
+	@$(MAKE) --no-print-directory deps PACKAGES="$(BENCH_PACKAGES)" NEED_NODE=0
 
 build: deps
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS)
