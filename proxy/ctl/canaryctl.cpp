@@ -603,11 +603,13 @@ std::string render_get(const json::value& status) {
   // No canary means no rollout in progress: nothing is "current", though finished ones stay done.
   const json::value* canary = field(status, "canary");
   bool in_progress = canary && !canary->is_null();
-  std::size_t index_width = std::to_string(list.size() - 1).size();
+  // Steps are numbered from 1, as in the event messages ("Rollout step 1/6 completed"), so that
+  // "Step: k/n" reads as "k of n steps done".
+  std::size_t index_width = std::to_string(list.size()).size();
   for (std::size_t i = 0; i < list.size(); ++i) {
     double idx = static_cast<double>(i);
     std::string_view mark = idx < current ? "✔" : idx == current && in_progress ? "▶" : " ";
-    out += "  " + std::string(mark) + " " + pad(std::to_string(i), index_width) + "  " +
+    out += "  " + std::string(mark) + " " + pad(std::to_string(i + 1), index_width) + "  " +
            render_step(list[i]) + "\n";
   }
   return out;

@@ -53,8 +53,8 @@ class CanaryctlTest(E2ETestCase):
         self.assertEqual(field(out, "Stable"), "blue")
         self.assertEqual(field(out, "Canary"), "green")
         # The steps, the current one marked.
-        self.assertRegex(out, r"(?m)^  ✔ 0  setWeight: 20$")
-        self.assertRegex(out, r"(?m)^  ▶ 1  pause: \{\}$")
+        self.assertRegex(out, r"(?m)^  ✔ 1  setWeight: 20$")
+        self.assertRegex(out, r"(?m)^  ▶ 2  pause: \{\}$")
         self.assertRegex(out, r"(?m)^    3  pause: 2s$")
         r = self.ctl("-o", "json", "get", NAME)
         self.assertEqual(json.loads(r.stdout), self.proxy.status())

@@ -251,12 +251,12 @@ TEST(RenderGet, PausedAtManualStep) {
             "Updated:         2026-11-26T13:02:16Z\n"
             "\n"
             "Steps:\n"
-            "  ✔ 0  setWeight: 20\n"
-            "  ▶ 1  pause: {}\n"
-            "    2  setWeight: 50\n"
-            "    3  pause: 30s\n"
-            "    4  setWeight: 70\n"
-            "    5  pause: 30s\n");
+            "  ✔ 1  setWeight: 20\n"
+            "  ▶ 2  pause: {}\n"
+            "    3  setWeight: 50\n"
+            "    4  pause: 30s\n"
+            "    5  setWeight: 70\n"
+            "    6  pause: 30s\n");
 }
 
 TEST(RenderGet, TimedPauseShowsTimeLeft) {
@@ -267,7 +267,7 @@ TEST(RenderGet, TimedPauseShowsTimeLeft) {
   s.as_object()["pause_remaining_s"] = 24.2;
   std::string out = render_get(s);
   EXPECT_NE(out.find("Paused by:       step\nPause left:      25s\n"), std::string::npos) << out;
-  EXPECT_NE(out.find("  ✔ 2  setWeight: 50\n  ▶ 3  pause: 30s\n    4"), std::string::npos) << out;
+  EXPECT_NE(out.find("  ✔ 3  setWeight: 50\n  ▶ 4  pause: 30s\n    5"), std::string::npos) << out;
 
   // A manual hold on a timed pause keeps (does not count down) the time left.
   s.as_object()["paused_by"] = "user";
@@ -296,15 +296,15 @@ TEST(RenderGet, HealthyCompletedRollout) {
             "Updated:         2026-11-26T13:05:00Z\n"
             "\n"
             "Steps:\n"
-            "  ✔ 0  setWeight: 50\n"
-            "  ✔ 1  pause: 10s\n");
+            "  ✔ 1  setWeight: 50\n"
+            "  ✔ 2  pause: 10s\n");
 }
 
 TEST(RenderGet, NoRolloutYetMarksNothing) {
   json::value s = json::parse(R"({"name": "r", "phase": "Healthy", "stable": "blue",
     "canary": null, "weight": 0, "actual_weight": 0, "step": 0, "steps": [{"setWeight": 5}],
     "paused_by": null, "pause_remaining_s": null, "updated_at": "t"})");
-  EXPECT_NE(render_get(s).find("Steps:\n    0  setWeight: 5\n"), std::string::npos);
+  EXPECT_NE(render_get(s).find("Steps:\n    1  setWeight: 5\n"), std::string::npos);
 }
 
 TEST(RenderGet, DegradedAndFineWeights) {
