@@ -14,10 +14,33 @@
 namespace {
 
 constexpr const char* usage =
-    "usage: canary-proxy --config FILE [--check]\n"
-    "       canary-proxy --version\n"
-    "  --config FILE  the YAML config (see config/canary-demo.yaml)\n"
-    "  --check        validate the config and exit (0 ok, 1 with every error listed)\n";
+    "canary-proxy: HTTP/1.1 reverse proxy that runs canary releases\n"
+    "\n"
+    "Usage: canary-proxy --config FILE [--check]\n"
+    "       canary-proxy --version | --help\n"
+    "\n"
+    "Options:\n"
+    "  --config FILE, --config=FILE\n"
+    "                 the YAML config (keys: docs/config-reference.md; example:\n"
+    "                 config/canary-demo.yaml); relative paths in it are resolved against\n"
+    "                 its directory\n"
+    "  --check        validate the config and exit: 0 and \"FILE: ok\", or 1 with every error\n"
+    "                 listed as FILE:LINE:COL: key.path: message (like nginx -t)\n"
+    "  --version      print the version and exit\n"
+    "  -h, --help     print this help and exit\n"
+    "\n"
+    "Signals:\n"
+    "  SIGHUP         reload the config (refused, with the errors logged, if it has errors)\n"
+    "  SIGTERM, SIGINT\n"
+    "                 drain: stop accepting, finish in-flight requests up to timeouts.drain,\n"
+    "                 exit 0; a second signal stops at once\n"
+    "  SIGUSR1        reopen the access log file (after log rotation)\n"
+    "\n"
+    "Logs go to standard error; the access log (access_log.path \"-\") to standard output.\n"
+    "The control API, /metrics and the dashboard are on admin.listen (default\n"
+    "127.0.0.1:9901): see canaryctl --help.\n"
+    "\n"
+    "Exit codes: 0 ok (and after a drain); 1 config errors or a start-up failure; 2 usage error.\n";
 
 std::string trim(std::string s) {
   const char* ws = " \t\r\n";

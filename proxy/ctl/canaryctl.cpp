@@ -164,7 +164,7 @@ std::string usage() {
   out +=
       "\n"
       "Options (before or after the command):\n"
-      "  --server URL        control API base URL (default $CANARYCTL_SERVER, else "
+      "  -s, --server URL    control API base URL (default $CANARYCTL_SERVER, else "
       "http://127.0.0.1:9901)\n"
       "  --token-file FILE   send the file's content as 'Authorization: Bearer <token>'\n"
       "  -o, --output json   print the server's JSON instead of text\n"
@@ -172,6 +172,8 @@ std::string usage() {
       "  --full              promote: skip the remaining steps\n"
       "  --for PHASE         wait: healthy, paused or degraded\n"
       "  --timeout DURATION  wait: give up after this (default 10m; e.g. 90s, 1m30s)\n"
+      "  --version           print the version and exit\n"
+      "  -h, --help          print this help and exit\n"
       "\n"
       "Exit codes: 0 ok; 1 error (wait: the rollout degraded); 2 usage error (wait: timeout).\n";
   return out;

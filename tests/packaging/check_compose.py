@@ -1,0 +1,215 @@
+"""packaging.compose: docker-compose.yml is valid and consistent with what it mounts, offline.
+
+- `docker-compose config` (Debian's docker-compose) parses and normalizes the file;
+- every canary-proxy config the proxy service mounts passes `canary-proxy --check`, with the
+  compose service names resolving as they would on the compose network;
+- the Prometheus config and rules it mounts pass `promtool check config` / `check rules`, and the
+  rule files resolve to the same files inside the container as on the host;
+- the pieces agree: the admin token secret, the state volume, published ports, the backends'
+  listen ports, the scrape target, the drain time against stop_grace_period.
+"""
+
+import os
+import posixpath
+import re
+
+import yaml
+
+from common import (BIN, SOURCE, check, duration_s, finish, host_port, require, run,
+                    scratch_dir, service_hosts_file, with_hosts)
+
+
+def compose_config():
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("COMPOSE_") and k != "CANARY_ADMIN_TOKEN_FILE"}
+    p = run(["docker-compose", "--project-directory", str(SOURCE), "-f",
+             str(SOURCE / "docker-compose.yml"), "config"], env=env)
+    check(p.returncode == 0, "docker-compose config parses docker-compose.yml" +
+          ("" if p.returncode == 0 else ":\n" + p.stderr))
+    if p.returncode != 0:
+        finish()
+    return yaml.safe_load(p.stdout)
+
+
+def binds(service):
+    """{container path: host path} of a service's bind mounts (short syntax, normalized)."""
+    out = {}
+    for v in service.get("volumes", []):
+        if isinstance(v, str):
+            parts = v.split(":")
+            if parts[0].startswith("/"):
+                out[parts[1]] = parts[0]
+        elif v.get("type") == "bind":
+            out[v["target"]] = v["source"]
+    return out
+
+
+def named_volumes(service):
+    out = {}
+    for v in service.get("volumes", []):
+        if isinstance(v, str):
+            parts = v.split(":")
+            if not parts[0].startswith("/") and len(parts) > 1:
+                out[parts[1]] = parts[0]
+        elif v.get("type") == "volume":
+            out[v["target"]] = v["source"]
+    return out
+
+
+def published(service):
+    """Container ports published by the service."""
+    ports = set()
+    for p in service.get("ports", []):
+        if isinstance(p, dict):
+            ports.add(int(p["target"]))
+        else:
+            ports.add(int(str(p).split("/")[0].split(":")[-1]))
+    return ports
+
+
+def flag(argv, name):
+    for i, a in enumerate(argv):
+        if a == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith(name + "="):
+            return a[len(name) + 1:]
+    return None
+
+
+def check_proxy_config(host_path, service_names, tmp):
+    hosts = service_hosts_file(tmp / "hosts", service_names)
+    cmd = [BIN / "canary-proxy", "--config", host_path, "--check"]
+    wrapped = with_hosts(cmd, hosts)
+    if wrapped is None:
+        # Not root: substitute the service names instead (the rest of the file is checked as is).
+        text = open(host_path).read()
+        for n in service_names:
+            text = re.sub(r'(["\s\[])%s:(\d+)' % re.escape(n), r"\g<1>127.0.0.1:\2", text)
+        copy = tmp / os.path.basename(host_path)
+        copy.write_text(text)
+        print("note  no mount namespace: service names replaced by 127.0.0.1 in a copy")
+        cmd[2] = copy
+        wrapped = cmd
+    p = run(wrapped)
+    check(p.returncode == 0, "canary-proxy --check %s" % os.path.relpath(host_path, SOURCE) +
+          ("" if p.returncode == 0 else ":\n" + p.stdout + p.stderr))
+
+
+def main():
+    require("docker-compose", "promtool")
+    cfg = compose_config()
+    services = cfg.get("services", {})
+    for name in ("proxy", "blue", "green", "prometheus"):
+        check(name in services, "service %s defined" % name)
+    if not all(n in services for n in ("proxy", "blue", "green", "prometheus")):
+        finish()
+    names = list(services)
+    proxy = services["proxy"]
+
+    # Every file the services mount from the repository exists.
+    for sname, s in services.items():
+        for target, source in binds(s).items():
+            check(os.path.isfile(source), "%s mounts %s from an existing file %s" %
+                  (sname, target, os.path.relpath(source, SOURCE)))
+
+    # The proxy's --config is one of its mounts; every canary-proxy config it mounts checks.
+    argv = proxy.get("command") or []
+    config_target = flag(argv, "--config")
+    proxy_binds = binds(proxy)
+    check(config_target in proxy_binds, "proxy --config %s is a mounted file" % config_target)
+    proxy_configs = [src for tgt, src in proxy_binds.items() if src.endswith((".yaml", ".yml"))]
+    check(len(proxy_configs) > 0, "proxy mounts a config")
+    with scratch_dir("compose") as tmp:
+        for src in proxy_configs:
+            check_proxy_config(src, names, tmp)
+    if config_target not in proxy_binds:
+        finish()
+    pc = yaml.safe_load(open(proxy_binds[config_target]))
+
+    # Admin token: a compose secret whose file exists and is not empty.
+    token_file = pc.get("admin", {}).get("token_file", "")
+    secrets = [s if isinstance(s, str) else s.get("target") or s["source"]
+               for s in proxy.get("secrets", [])]
+    m = re.fullmatch(r"/run/secrets/(.+)", token_file or "")
+    check(m is not None and m.group(1) in secrets,
+          "admin.token_file %r is a secret of the proxy service %s" % (token_file, secrets))
+    if m and m.group(1) in cfg.get("secrets", {}):
+        # The short syntax mounts secret `source` at /run/secrets/<source>.
+        src = None
+        for s in proxy.get("secrets", []):
+            if (s if isinstance(s, str) else s.get("target") or s["source"]) == m.group(1):
+                src = s if isinstance(s, str) else s["source"]
+        secret_file = cfg["secrets"][src].get("file")
+        ok = secret_file is not None and os.path.isfile(secret_file)
+        check(ok and open(secret_file).read().strip() != "",
+              "secret %s comes from a non-empty file %s" % (src, secret_file))
+
+    # State file on a named volume, so a rollout survives `docker compose down`/`up`.
+    state_dir = posixpath.dirname(pc.get("state_file", ""))
+    check(state_dir in named_volumes(proxy),
+          "state_file %s is on a named volume %s" % (pc.get("state_file"), named_volumes(proxy)))
+
+    # Listeners: reachable from outside the container and published.
+    listen = host_port(pc.get("listen", "127.0.0.1:8080"))
+    admin = host_port(pc.get("admin", {}).get("listen", "127.0.0.1:9901"))
+    for what, (host, port) in (("listen", listen), ("admin.listen", admin)):
+        check(host in ("0.0.0.0", "::", "[::]"), "%s binds every interface of the container (%s)"
+              % (what, host))
+        check(port in published(proxy), "%s port %d is published" % (what, port))
+
+    # Each upstream endpoint is a backend service listening on that port, with its health check.
+    for uname, u in pc.get("upstreams", {}).items():
+        for ep in u.get("endpoints", []):
+            host, port = host_port(ep)
+            check(host in services, "upstream %s endpoint %s names a service" % (uname, ep))
+            if host not in services:
+                continue
+            s = services[host]
+            argv = (s.get("entrypoint") or []) + (s.get("command") or [])
+            lport = host_port(flag(argv, "--listen") or ":0")[1]
+            check(lport == port, "service %s listens on %d (%s)" % (host, port, argv))
+            env = s.get("environment") or {}
+            check(str(env.get("CANARY_HEALTH_PORT")) == str(port),
+                  "service %s health check probes port %d" % (host, port))
+            deps = proxy.get("depends_on") or {}
+            check(host in deps, "proxy depends on %s (names resolve at load)" % host)
+
+    # Drain fits in the stop grace period (docker's default is 10s).
+    drain = duration_s(pc.get("timeouts", {}).get("drain", "15s"))
+    grace = duration_s(str(proxy.get("stop_grace_period", "10s")))
+    check(grace > drain, "stop_grace_period %ss > timeouts.drain %ss" % (grace, drain))
+
+    # Prometheus: config and rules check, the rule files are the mounted ones, the target is the
+    # proxy's admin listener.
+    prom = services["prometheus"]
+    prom_binds = binds(prom)
+    prom_cfg_target = "/etc/prometheus/prometheus.yml"
+    check(prom_cfg_target in prom_binds, "prometheus mounts %s" % prom_cfg_target)
+    if prom_cfg_target in prom_binds:
+        host_cfg = prom_binds[prom_cfg_target]
+        p = run(["promtool", "check", "config", host_cfg])
+        check(p.returncode == 0, "promtool check config %s\n%s" %
+              (os.path.relpath(host_cfg, SOURCE), (p.stdout + p.stderr).rstrip()))
+        pcfg = yaml.safe_load(open(host_cfg))
+        for rf in pcfg.get("rule_files", []):
+            in_container = posixpath.normpath(
+                posixpath.join(posixpath.dirname(prom_cfg_target), rf))
+            on_host = os.path.normpath(os.path.join(os.path.dirname(host_cfg), rf))
+            check(prom_binds.get(in_container) == on_host,
+                  "rule file %s is %s in the container too"
+                  % (rf, os.path.relpath(on_host, SOURCE)))
+            p = run(["promtool", "check", "rules", on_host])
+            check(p.returncode == 0, "promtool check rules %s\n%s" %
+                  (os.path.relpath(on_host, SOURCE), (p.stdout + p.stderr).rstrip()))
+        targets = [t for sc in pcfg.get("scrape_configs", [])
+                   for stc in sc.get("static_configs", []) for t in stc.get("targets", [])]
+        check("proxy:%d" % admin[1] in targets,
+              "prometheus scrapes proxy:%d (targets %s)" % (admin[1], targets))
+        paths = [sc.get("metrics_path", "/metrics") for sc in pcfg.get("scrape_configs", [])]
+        check(paths and all(p == "/metrics" for p in paths), "scrape path /metrics")
+
+    finish()
+
+
+if __name__ == "__main__":
+    main()
