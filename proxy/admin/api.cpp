@@ -191,6 +191,11 @@ response api::handle(const request& req) {
     r.watch = "";
     return r;
   }
+  if (seg.size() == 3 && seg[2] == "stats") {
+    if (!get) return method_not_allowed("GET");
+    if (!options_.stats) return error(404, "no statistics on this server");
+    return {200, "application/json", options_.stats(), {}, {}};
+  }
   if (seg.size() == 4 && seg[2] == "config" && seg[3] == "reload") {
     if (req.method != "POST") return method_not_allowed("POST");
     auto res = engine_.reload();

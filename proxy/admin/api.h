@@ -38,6 +38,7 @@ struct api_options {
   std::function<bool()> draining;
   std::function<std::string()> metrics;  // Prometheus text
   std::function<std::string()> dashboard;
+  std::function<std::string()> stats;  // GET /api/v1/stats body (admin/stats.h)
 };
 
 class api {

@@ -1,10 +1,14 @@
 // Prometheus exposition of DESIGN §6; see metrics_text.h.
 #include "admin/metrics_text.h"
 
+#include <array>
 #include <limits>
+#include <map>
 #include <sstream>
+#include <utility>
 
-#include <prometheus/metric_family.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
 #include <prometheus/text_serializer.h>
 
 #include "routing/router.h"
@@ -34,34 +38,39 @@ prom::ClientMetric gauge(std::vector<prom::ClientMetric::Label> labels, double v
 }
 
 constexpr const char* upstream_error_names[] = {"connect", "timeout", "reset", "protocol"};
+constexpr std::size_t n_reasons = 6;  // routing::reason
+constexpr std::size_t n_buckets = metrics::duration_buckets.size() + 1;
+
+struct histogram_sum {
+  std::array<std::uint64_t, n_buckets> buckets{};  // non-cumulative, +Inf last
+  std::uint64_t sum_us = 0;
+};
 
 }  // namespace
 
-std::string render_metrics(rollout::engine& engine,
-                           const std::vector<const metrics::worker_cells*>& workers) {
-  const auto& reg = engine.series();
+std::vector<prom::MetricFamily> collect_cells(
+    const metrics::series_registry& reg, const std::vector<const metrics::worker_cells*>& workers) {
   std::vector<prom::MetricFamily> out;
 
+  // requests_total keeps the upstream label; the histogram is {route, variant} (DESIGN §6), so
+  // the series of one route and variant (one per upstream it has had) are added up.
   auto requests = family("canary_proxy_requests_total",
-                         "Requests answered through an upstream, by route, variant, upstream "
-                         "and status code.",
+                         "Requests answered on a route, by variant as routed, upstream and exact "
+                         "status code (the proxy's own 502/503/504 for the upstream included).",
                          prom::MetricType::Counter);
-  auto durations = family("canary_proxy_request_duration_seconds",
-                          "Time from the request head to the upstream response head.",
-                          prom::MetricType::Histogram);
+  std::map<std::pair<std::string, std::string>, histogram_sum> durations_by_variant;
   for (std::uint32_t id = 0; id < reg.series().size(); ++id) {
     const auto& key = reg.series()[id];
     std::array<std::uint64_t, 1000> codes{};
-    std::array<std::uint64_t, metrics::duration_buckets.size() + 1> buckets{};
-    std::uint64_t sum_us = 0;
+    histogram_sum h;
     bool seen = false;
     for (const auto* w : workers) {
       const auto* c = w->find_series(id);
       if (!c) continue;
       seen = true;
       for (std::size_t i = 0; i < codes.size(); ++i) codes[i] += c->by_code[i].get();
-      for (std::size_t i = 0; i < buckets.size(); ++i) buckets[i] += c->latency[i].get();
-      sum_us += c->latency_sum_us.get();
+      for (std::size_t i = 0; i < n_buckets; ++i) h.buckets[i] += c->latency[i].get();
+      h.sum_us += c->latency_sum_us.get();
     }
     if (!seen) continue;
     for (std::size_t code = 0; code < codes.size(); ++code) {
@@ -72,39 +81,48 @@ std::string render_metrics(rollout::engine& engine,
                                          {"code", std::to_string(code)}},
                                         static_cast<double>(codes[code])));
     }
-    std::uint64_t total = 0;
-    for (auto b : buckets) total += b;
-    if (total == 0) continue;
-    prom::ClientMetric h;
-    h.label = {{"route", key.route}, {"variant", key.variant}, {"upstream", key.upstream}};
+    std::uint64_t observed = 0;
+    for (auto b : h.buckets) observed += b;
+    if (observed == 0) continue;
+    auto& agg = durations_by_variant[{key.route, key.variant}];
+    for (std::size_t i = 0; i < n_buckets; ++i) agg.buckets[i] += h.buckets[i];
+    agg.sum_us += h.sum_us;
+  }
+  out.push_back(std::move(requests));
+
+  auto durations = family("canary_proxy_request_duration_seconds",
+                          "Time from the complete request head to the upstream response head.",
+                          prom::MetricType::Histogram);
+  for (const auto& [key, h] : durations_by_variant) {
+    prom::ClientMetric m;
+    m.label = {{"route", key.first}, {"variant", key.second}};
     std::uint64_t cumulative = 0;
-    for (std::size_t i = 0; i < buckets.size(); ++i) {
-      cumulative += buckets[i];
+    for (std::size_t i = 0; i < n_buckets; ++i) {
+      cumulative += h.buckets[i];
       prom::ClientMetric::Bucket b;
       b.cumulative_count = cumulative;
       b.upper_bound = i < metrics::duration_buckets.size()
                           ? metrics::duration_buckets[i]
                           : std::numeric_limits<double>::infinity();
-      h.histogram.bucket.push_back(b);
+      m.histogram.bucket.push_back(b);
     }
-    h.histogram.sample_count = total;
-    h.histogram.sample_sum = static_cast<double>(sum_us) / 1e6;
-    durations.metric.push_back(std::move(h));
+    m.histogram.sample_count = cumulative;
+    m.histogram.sample_sum = static_cast<double>(h.sum_us) / 1e6;
+    durations.metric.push_back(std::move(m));
   }
-  out.push_back(std::move(requests));
   out.push_back(std::move(durations));
 
   auto decisions = family("canary_proxy_routing_decisions_total",
                           "Routing decisions by route, variant and reason.",
                           prom::MetricType::Counter);
   for (std::uint32_t id = 0; id < reg.routes().size(); ++id) {
-    std::array<std::array<std::uint64_t, 6>, 2> sums{};
+    std::array<std::array<std::uint64_t, n_reasons>, 2> sums{};
     for (const auto* w : workers)
       if (const auto* c = w->find_route(id))
-        for (int v = 0; v < 2; ++v)
-          for (int r = 0; r < 6; ++r) sums[v][r] += c->decisions[v][r].get();
-    for (int v = 0; v < 2; ++v)
-      for (int r = 0; r < 6; ++r)
+        for (std::size_t v = 0; v < 2; ++v)
+          for (std::size_t r = 0; r < n_reasons; ++r) sums[v][r] += c->decisions[v][r].get();
+    for (std::size_t v = 0; v < 2; ++v)
+      for (std::size_t r = 0; r < n_reasons; ++r)
         if (sums[v][r])
           decisions.metric.push_back(counter(
               {{"route", reg.routes()[id]},
@@ -131,14 +149,28 @@ std::string render_metrics(rollout::engine& engine,
     std::array<std::uint64_t, 4> sums{};
     for (const auto* w : workers)
       if (const auto* c = w->find_upstream(id))
-        for (int i = 0; i < 4; ++i) sums[i] += c->errors[i].get();
-    for (int i = 0; i < 4; ++i)
+        for (std::size_t i = 0; i < sums.size(); ++i) sums[i] += c->errors[i].get();
+    for (std::size_t i = 0; i < sums.size(); ++i)
       if (sums[i])
         upstream_errors.metric.push_back(counter(
             {{"upstream", reg.upstreams()[id]}, {"reason", upstream_error_names[i]}},
             static_cast<double>(sums[i])));
   }
   out.push_back(std::move(upstream_errors));
+
+  // Beyond DESIGN §6: outlier ejections (upstream.outlier), per upstream.
+  auto ejections = family("canary_proxy_upstream_ejections_total",
+                          "Endpoints ejected by outlier detection, by upstream.",
+                          prom::MetricType::Counter);
+  for (std::uint32_t id = 0; id < reg.upstreams().size(); ++id) {
+    std::uint64_t n = 0;
+    for (const auto* w : workers)
+      if (const auto* c = w->find_upstream(id)) n += c->ejections.get();
+    if (n)
+      ejections.metric.push_back(
+          counter({{"upstream", reg.upstreams()[id]}}, static_cast<double>(n)));
+  }
+  out.push_back(std::move(ejections));
 
   std::uint64_t active = 0, total = 0;
   for (const auto* w : workers) {
@@ -153,18 +185,26 @@ std::string render_metrics(rollout::engine& engine,
                            prom::MetricType::Counter);
   conn_total.metric.push_back(counter({}, static_cast<double>(total)));
   out.push_back(std::move(conn_total));
+  return out;
+}
 
+std::vector<prom::MetricFamily> collect_rollouts(const std::vector<rollout::route_status>& statuses,
+                                                 std::uint64_t reloads_ok,
+                                                 std::uint64_t reloads_failed) {
+  std::vector<prom::MetricFamily> out;
   auto weight = family("canary_proxy_rollout_weight",
                        "Canary weight routing applies now, in percent (0-100).",
                        prom::MetricType::Gauge);
-  auto step = family("canary_proxy_rollout_step", "Current step index of the rollout.",
+  auto step = family("canary_proxy_rollout_step",
+                     "Current step index of the rollout (the step count when complete).",
                      prom::MetricType::Gauge);
-  auto info = family("canary_proxy_rollout_info", "Rollout phase and versions (value 1).",
+  auto info = family("canary_proxy_rollout_info",
+                     "Rollout phase and versions (value 1; canary empty when none).",
                      prom::MetricType::Gauge);
-  for (const auto& s : engine.statuses()) {
+  for (const auto& s : statuses) {
     const auto& name = s.route->name;
-    weight.metric.push_back(gauge({{"route", name}}, 100.0 * s.actual_weight /
-                                                         s.route->canary.weight_total));
+    const int total = s.route->canary.weight_total > 0 ? s.route->canary.weight_total : 100;
+    weight.metric.push_back(gauge({{"route", name}}, 100.0 * s.actual_weight / total));
     step.metric.push_back(gauge({{"route", name}}, static_cast<double>(s.state->step)));
     info.metric.push_back(gauge({{"route", name},
                                  {"phase", std::string(rollout::to_string(s.state->phase))},
@@ -176,21 +216,50 @@ std::string render_metrics(rollout::engine& engine,
   out.push_back(std::move(step));
   out.push_back(std::move(info));
 
-  auto reloads = family("canary_proxy_config_reloads_total", "Config reloads by result.",
-                        prom::MetricType::Counter);
-  reloads.metric.push_back(counter({{"result", "success"}}, static_cast<double>(engine.reloads_ok())));
-  reloads.metric.push_back(
-      counter({{"result", "failure"}}, static_cast<double>(engine.reloads_failed())));
+  auto reloads = family("canary_proxy_config_reloads_total",
+                        "Config reloads (SIGHUP or API) by result.", prom::MetricType::Counter);
+  reloads.metric.push_back(counter({{"result", "success"}}, static_cast<double>(reloads_ok)));
+  reloads.metric.push_back(counter({{"result", "failure"}}, static_cast<double>(reloads_failed)));
   out.push_back(std::move(reloads));
+  return out;
+}
 
-  auto build = family("canary_proxy_build_info", "Build information (value 1).",
-                      prom::MetricType::Gauge);
-  build.metric.push_back(gauge({{"version", CANARY_VERSION}}, 1));
-  out.push_back(std::move(build));
+std::vector<prom::MetricFamily> proxy_collector::Collect() const {
+  auto out = collect_cells(engine_->series(), workers_);
+  auto rollouts =
+      collect_rollouts(engine_->statuses(), engine_->reloads_ok(), engine_->reloads_failed());
+  for (auto& f : rollouts) out.push_back(std::move(f));
+  return out;
+}
 
+metrics_exposition::metrics_exposition(rollout::engine& engine,
+                                       std::vector<const metrics::worker_cells*> workers)
+    : registry_(std::make_shared<prom::Registry>()) {
+  prom::BuildGauge()
+      .Name("canary_proxy_build_info")
+      .Help("Build information (value 1).")
+      .Register(*registry_)
+      .Add({{"version", CANARY_VERSION}})
+      .Set(1);
+  collectables_.push_back(std::make_shared<proxy_collector>(engine, std::move(workers)));
+  collectables_.push_back(registry_);
+}
+
+std::string metrics_exposition::render() const {
+  std::vector<prom::MetricFamily> families;
+  for (const auto& c : collectables_) {
+    auto f = c->Collect();
+    families.insert(families.end(), std::make_move_iterator(f.begin()),
+                    std::make_move_iterator(f.end()));
+  }
   std::ostringstream text;
-  prom::TextSerializer().Serialize(text, out);
+  prom::TextSerializer().Serialize(text, families);
   return text.str();
+}
+
+std::string render_metrics(rollout::engine& engine,
+                           const std::vector<const metrics::worker_cells*>& workers) {
+  return metrics_exposition(engine, workers).render();
 }
 
 }  // namespace canary::admin

@@ -3,6 +3,8 @@
 #include "core/proxy_server.h"
 
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <thread>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -13,9 +15,11 @@
 #include "admin/api.h"
 #include "admin/dashboard.h"
 #include "admin/metrics_text.h"
+#include "admin/stats.h"  // [observability]
 #include "admin/server.h"
 #include "core/worker.h"
 #include "rollout/engine.h"
+#include "upstream/health_checker.h"
 
 namespace canary::core {
 
@@ -48,11 +52,18 @@ int run_proxy(std::shared_ptr<const config::proxy_config> cfg, const run_options
   worker_shared shared;
   std::vector<std::unique_ptr<worker>> workers;
 
+  upstream::health_checker checker(control);
   rollout::engine engine(
       cfg, [] { return rollout::wall_clock::now(); },
-      [&workers](std::shared_ptr<const snapshot> s) {
+      [&workers, &checker](std::shared_ptr<const snapshot> s) {
+        std::vector<upstream::health_target> targets;
+        for (const auto& u : s->upstreams)
+          if (u.health_check)
+            for (const auto& e : u.endpoints) targets.push_back({u.name, e, *u.health_check});
+        checker.set_targets(std::move(targets));
         for (auto& w : workers) w->install(s);
       });
+  checker.start();
 
   const int n = cfg->workers > 0 ? cfg->workers
                                  : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
@@ -74,7 +85,18 @@ int run_proxy(std::shared_ptr<const config::proxy_config> cfg, const run_options
   api_opts.token = options.admin_token;
   api_opts.listen_host = cfg->admin.listen.host;
   api_opts.draining = [&draining] { return draining; };
-  api_opts.metrics = [&] { return admin::render_metrics(engine, cells); };
+  // [observability] /metrics from a prometheus-cpp Collectable over the cells; /api/v1/stats
+  // from a ring of once-a-second samples of the same cells (stats_timer below).
+  admin::metrics_exposition exposition(engine, cells);
+  api_opts.metrics = [&exposition] { return exposition.render(); };
+  admin::stats_ring stats;
+  auto route_names = [&engine] {
+    std::vector<std::string> names;
+    for (const auto& s : engine.statuses()) names.push_back(s.route->name);
+    return names;
+  };
+  api_opts.stats = [&] { return stats.json(route_names()); };
+  // [/observability]
   api_opts.dashboard = [] { return std::string(admin::dashboard_html()); };
   admin::api api(engine, api_opts);
   admin::server admin_server(control, engine, api);
@@ -89,6 +111,23 @@ int run_proxy(std::shared_ptr<const config::proxy_config> cfg, const run_options
 
   boost::asio::steady_timer ticker(control);
   every(ticker, tick_interval, [&] { engine.tick(); });
+
+  // [observability] one stats sample per second (admin/stats.h).
+  boost::asio::steady_timer stats_timer(control);
+  auto sample_stats = [&] {
+    const double now_s = std::chrono::duration<double>(
+                             std::chrono::steady_clock::now().time_since_epoch())
+                             .count();
+    stats.push(admin::take_sample(now_s, engine.series(), cells));
+  };
+  sample_stats();
+  every(stats_timer, std::chrono::seconds(1), sample_stats);
+  // SIGUSR1 (log rotation): the data plane fills this to post access_log::reopen() to every
+  // worker.
+  std::function<void()> reopen_access_logs = [&workers] {
+    for (auto& w : workers) w->reopen_access_log();
+  };
+  // [/observability]
 
   boost::asio::steady_timer drain_timer(control);
   const auto drain_deadline_after = engine.config().timeouts.drain;
@@ -111,10 +150,14 @@ int run_proxy(std::shared_ptr<const config::proxy_config> cfg, const run_options
   };
 
   boost::asio::signal_set signals(control, SIGTERM, SIGINT, SIGHUP);
+  signals.add(SIGUSR1);  // [observability] access log reopen
   std::function<void(boost::system::error_code, int)> on_signal =
       [&](boost::system::error_code ec, int sig) {
         if (ec) return;
-        if (sig == SIGHUP) {
+        if (sig == SIGUSR1) {  // [observability]
+          spdlog::info("SIGUSR1: reopening access logs");
+          if (reopen_access_logs) reopen_access_logs();
+        } else if (sig == SIGHUP) {
           spdlog::info("SIGHUP: reloading {}", engine.config().file);
           engine.reload();
         } else if (!draining) {
@@ -143,7 +186,12 @@ int run_proxy(std::shared_ptr<const config::proxy_config> cfg, const run_options
   for (auto& w : workers) w->stop();
   for (auto& t : threads) t.join();
   spdlog::info("stopped");
-  return 0;
+  spdlog::shutdown();
+  // Everything durable is already on disk (the state file is written on every change). Tearing
+  // the object graph down would destroy suspended coroutines (sessions, watch streams) after the
+  // objects they refer to: exit here instead, as the process is ending anyway.
+  std::fflush(nullptr);
+  std::_Exit(0);
 }
 
 }  // namespace canary::core

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,8 @@ struct upstream_view {
   std::string name;
   std::uint32_t metric_id = 0;
   std::vector<std::shared_ptr<upstream::endpoint>> endpoints;
+  std::optional<config::outlier_config> outlier;
+  std::optional<config::health_check_config> health_check;
   bool any_up(upstream::steady::time_point now) const {
     for (const auto& e : endpoints)
       if (e->up(now)) return true;

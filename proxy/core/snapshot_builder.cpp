@@ -16,6 +16,8 @@ std::shared_ptr<const snapshot> build_snapshot(std::shared_ptr<const config::pro
     upstream_view v;
     v.name = u.name;
     v.metric_id = series.upstream_id(u.name);
+    v.outlier = u.outlier;
+    v.health_check = u.health_check;
     for (const auto& e : u.endpoints) v.endpoints.push_back(endpoints.get(e.address, e.port));
     s->upstreams.push_back(std::move(v));
   }

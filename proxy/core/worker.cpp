@@ -19,7 +19,10 @@ constexpr auto sweep_interval = std::chrono::milliseconds(100);
 }
 
 worker::worker(int index, worker_shared& shared, std::shared_ptr<const snapshot> first)
-    : index_(index), shared_(shared), rng_(std::random_device{}()) {
+    : index_(index),
+      shared_(shared),
+      rng_(std::random_device{}()),
+      access_log_(first->config->access_log) {
   install_now(std::move(first));
   refresh_now();
 }
@@ -44,6 +47,7 @@ void worker::run() {
   for (;;) {
     try {
       ioc_.run();
+      access_log_.flush();
       return;
     } catch (const std::exception& e) {
       spdlog::error("worker {}: unexpected exception: {}", index_, e.what());
@@ -88,6 +92,10 @@ void worker::stop() {
     stopping_ = true;
     ioc_.stop();
   });
+}
+
+void worker::reopen_access_log() {
+  net::post(ioc_, [this] { access_log_.reopen(); });
 }
 
 void worker::attach(http::session* s) {
@@ -138,6 +146,10 @@ awaitable<void> worker::sweep_loop() {
       s->on_tick(now_ns_);
     }
     pool_.sweep(std::chrono::steady_clock::now(), snapshot_->config->timeouts.upstream_idle);
+    if (now_ns_ - last_log_flush_ns_ >= 1'000'000'000) {  // nginx's `flush=1s`
+      access_log_.flush();
+      last_log_flush_ns_ = now_ns_;
+    }
   }
 }
 

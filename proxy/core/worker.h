@@ -13,6 +13,7 @@
 
 #include "core/snapshot.h"
 #include "core/types.h"
+#include "log/access_log.h"
 #include "metrics/cells.h"
 #include "routing/router.h"
 #include "upstream/pool.h"
@@ -64,6 +65,23 @@ class worker {
   worker_shared& shared() { return shared_; }
   net::io_context& context() { return ioc_; }
 
+  // Body relay buffers (relay_buffer_size bytes), reused: a connection holds one only while a
+  // body moves, so idle keep-alive connections cost no buffer.
+  static constexpr std::size_t relay_buffer_size = 64 * 1024;
+  std::unique_ptr<char[]> take_buffer() {
+    if (free_buffers_.empty()) return std::make_unique_for_overwrite<char[]>(relay_buffer_size);
+    auto b = std::move(free_buffers_.back());
+    free_buffers_.pop_back();
+    return b;
+  }
+  void give_buffer(std::unique_ptr<char[]> b) {
+    if (b && free_buffers_.size() < max_free_buffers) free_buffers_.push_back(std::move(b));
+  }
+
+  log::access_log& access_log() { return access_log_; }
+  // Any thread: reopen the access log file (SIGUSR1, after rotation).
+  void reopen_access_log();
+
   void attach(http::session* s);
   void detach(http::session* s);
 
@@ -84,8 +102,12 @@ class worker {
   metrics::worker_cells cells_;
   std::mt19937_64 rng_;
   std::list<http::session*> sessions_;
+  static constexpr std::size_t max_free_buffers = 64;
+  std::vector<std::unique_ptr<char[]>> free_buffers_;
   std::atomic<std::size_t> open_sessions_{0};
   std::int64_t now_ns_ = 0;
+  log::access_log access_log_;
+  std::int64_t last_log_flush_ns_ = 0;
   bool draining_ = false;
   bool stopping_ = false;
 };

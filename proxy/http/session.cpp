@@ -1,24 +1,28 @@
 // The request path: read a request head, route it, exchange it with an upstream, relay the
 // response; repeat while keep-alive holds. Reads as the protocol does, top to bottom, in one
-// coroutine per connection (no nested coroutine per message: its frame would defeat Asio's
-// frame recycling). Errors are error_codes; every failure ends in a local reply or a close.
+// coroutine per connection. Per message there is no nested coroutine on the common path (their
+// frames would defeat Asio's frame recycling): writes are awaited inline, a pooled upstream
+// connection is taken synchronously, and only new connections, request bodies and local replies
+// use helper coroutines. Errors are error_codes; every failure ends in a local reply or a close.
 #include "http/session.h"
 
-#include <array>
-#include <charconv>
-#include <optional>
+#include <spdlog/spdlog.h>
 
+#include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
-#include <spdlog/spdlog.h>
+#include <charconv>
+#include <optional>
 
 #include "core/worker.h"
 #include "http/header_rules.h"
 #include "http/request_rules.h"
+#include "log/access_log.h"
+#include "upstream/outlier.h"
 #include "upstream/pool.h"
 
 namespace canary::http {
@@ -28,14 +32,18 @@ namespace bhttp = boost::beast::http;
 using error_code = boost::system::error_code;
 using request_parser = bhttp::request_parser<bhttp::buffer_body>;
 using response_parser = bhttp::response_parser<bhttp::buffer_body>;
+using steady = std::chrono::steady_clock;
 
 namespace {
 
-constexpr std::size_t body_chunk = 16 * 1024;
+constexpr std::size_t head_read_size = 4096;  // bytes asked per read while a head arrives
 constexpr std::size_t max_response_header_bytes = 64 * 1024;
+constexpr std::size_t combine_limit = 16 * 1024;  // body bytes sent in the same write as the head
 // A refused endpoint is not tried again for this long (passive health; DESIGN §3.6).
 constexpr auto connect_failure_holdoff = std::chrono::seconds(1);
 constexpr auto linger_timeout = std::chrono::seconds(1);
+// A keep-alive connection idle this long gives its buffers back (idle connections stay cheap).
+constexpr std::int64_t release_idle_after_ns = 1'000'000'000;
 
 std::int64_t to_ns(std::chrono::milliseconds d) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
@@ -49,7 +57,8 @@ void append_number(std::string& out, std::uint64_t n) {
 
 bool is_parse_error(const error_code& ec) {
   return ec.category() == bhttp::make_error_code(bhttp::error::bad_method).category() &&
-         ec != bhttp::error::end_of_stream && ec != bhttp::error::need_buffer;
+         ec != bhttp::error::end_of_stream && ec != bhttp::error::need_buffer &&
+         ec != bhttp::error::need_more;
 }
 
 bool idempotent(bhttp::verb v) {
@@ -67,8 +76,25 @@ bool idempotent(bhttp::verb v) {
 }
 
 enum class acquire_status { ok, none_up, connect_failed, timeout };
+enum class body_result { ok, too_large, timeout, malformed, client_gone, upstream_failed };
+// How the response body reaches the client (RFC 9112 §6).
+enum class framing { none, length, chunked, close };
 
 constexpr std::size_t err(metrics::upstream_error e) { return static_cast<std::size_t>(e); }
+
+// "1a2b\r\n": the chunk-size line of a chunk of n bytes.
+struct chunk_line {
+  char text[24];
+  std::size_t size = 0;
+  explicit chunk_line(std::size_t n) {
+    auto [end, ec] = std::to_chars(text, text + 18, n, 16);
+    *end++ = '\r';
+    *end++ = '\n';
+    size = static_cast<std::size_t>(end - text);
+  }
+};
+constexpr std::string_view crlf = "\r\n";
+constexpr std::string_view last_chunk = "0\r\n\r\n";
 
 }  // namespace
 
@@ -76,8 +102,8 @@ struct session::state {
   state(core::worker& worker, socket_type s)
       : w(worker),
         sock(std::move(s)),
-        buf(std::max<std::size_t>(
-            w.current()->config->limits.max_request_header_bytes + 4096, 64 * 1024)) {
+        buf(std::max<std::size_t>(w.current()->config->limits.max_request_header_bytes + 4096,
+                                  64 * 1024)) {
     error_code ec;
     auto peer = sock.remote_endpoint(ec);
     if (!ec) client_ip = peer.address().to_string();
@@ -85,34 +111,48 @@ struct session::state {
 
   core::worker& w;
   socket_type sock;
-  beast::flat_buffer buf;
+  beast::flat_buffer buf;  // bounded: a head over the limit is a 431, never a throw
   std::optional<request_parser> req;
   std::optional<response_parser> res;
   std::unique_ptr<upstream::connection> up;
+  std::unique_ptr<char[]> relay;  // the worker's, while a body moves
   std::string head;
   std::string cookie_join;
   std::string client_ip;
   std::int64_t deadline_ns = 0;
+  std::int64_t idle_since_ns = 0;
   session_phase phase = session_phase::idle;
   bool expired = false;
-  std::array<char, body_chunk> body;
+  log::access_record entry;  // the current request's access-log line, filled as it goes
+  steady::time_point entry_start;
 
   void arm(session_phase p, std::chrono::milliseconds d) {
     phase = p;
     deadline_ns = w.now_ns() + to_ns(d);
     expired = false;
   }
+  char* relay_buffer() {
+    if (!relay) relay = w.take_buffer();
+    return relay.get();
+  }
+  void end_exchange() {
+    w.give_buffer(std::move(relay));
+    up.reset();
+  }
 
   awaitable<void> serve();
-  awaitable<bool> handle(const core::snapshot& snap);
-  awaitable<acquire_status> acquire(const core::snapshot& snap, int upstream_index,
+  acquire_status take_pooled(const core::snapshot& snap, int upstream_index,
+                             steady::time_point now);
+  awaitable<acquire_status> connect(const core::snapshot& snap, int upstream_index,
                                     bool allow_pool);
+  awaitable<body_result> relay_request_body(const config::timeouts_config& t, bool chunked,
+                                            std::uint64_t& sent);
   awaitable<void> local_reply(unsigned code, std::string_view text, bool close);
   awaitable<void> lingering_close();
+  void note_failure(const core::upstream_view& u, upstream::endpoint& ep, steady::time_point now);
+  void log_request(unsigned status, bool local);
   void build_request_head(bool chunked);
-  bool build_response_head(const routing::decision& d, bool keep, int framing);
-  awaitable<bool> write_upstream(const char* data, std::size_t n, bool chunked);
-  awaitable<bool> write_client(const char* data, std::size_t n, bool chunked);
+  void build_response_head(const routing::decision& d, bool keep, framing f);
 };
 
 session::session(core::worker& w, socket_type sock)
@@ -121,6 +161,7 @@ session::session(core::worker& w, socket_type sock)
 }
 
 session::~session() {
+  st_->w.give_buffer(std::move(st_->relay));
   st_->w.detach(this);
   st_->w.shared().connections.fetch_sub(1, std::memory_order_relaxed);
   st_->w.cells().connection_closed();
@@ -130,6 +171,13 @@ awaitable<void> session::run(std::unique_ptr<session> self) { co_await self->st_
 
 void session::on_tick(std::int64_t now_ns) {
   auto& s = *st_;
+  if (s.phase == session_phase::idle && s.buf.size() == 0 && s.buf.capacity() != 0 &&
+      now_ns - s.idle_since_ns > release_idle_after_ns) {
+    // Nothing reads into the buffer while idle (we wait for readiness only): give memory back.
+    s.buf.shrink_to_fit();
+    s.req.reset();
+    s.res.reset();
+  }
   if (s.deadline_ns == 0 || now_ns < s.deadline_ns) return;
   s.deadline_ns = 0;
   s.expired = true;
@@ -171,305 +219,477 @@ awaitable<void> reject_over_limit(socket_type sock) {
 
 awaitable<void> session::state::serve() {
   for (;;) {
-    auto snap = w.current();
-    const auto* cfg = snap->config.get();
+    std::shared_ptr<const core::snapshot> snap_ref = w.current();
     if (buf.size() == 0) {
       if (w.draining()) co_return;
-      // Keep-alive idle: wait for the next request's first byte under client_idle; the head
-      // deadline (client_header) starts when it arrives.
-      arm(session_phase::idle, cfg->timeouts.client_idle);
-      auto [ec, n] = co_await sock.async_read_some(buf.prepare(body_chunk), use_tuple);
+      // Keep-alive idle: wait for readiness, not with a read, so that no buffer is needed (and
+      // no speculative read fails) while nothing arrives.
+      arm(session_phase::idle, snap_ref->config->timeouts.client_idle);
+      idle_since_ns = w.now_ns();
+      auto [ec] = co_await sock.async_wait(tcp::socket::wait_read, use_tuple);
       if (ec) co_return;
-      buf.commit(n);
       w.refresh_now();
-      snap = w.current();
-      cfg = snap->config.get();
+      snap_ref = w.current();
     }
-    arm(session_phase::header, cfg->timeouts.client_header);
+    const core::snapshot& snap = *snap_ref;
+    const auto& cfg = *snap.config;
+
+    // ---- request head (the whole head within client_header)
+    arm(session_phase::header, cfg.timeouts.client_header);
+    entry = {};
+    if (w.access_log().enabled()) {
+      entry.time = std::chrono::system_clock::now();
+      entry_start = steady::now();
+    }
     req.emplace();
-    req->header_limit(static_cast<std::uint32_t>(cfg->limits.max_request_header_bytes));
-    req->body_limit(cfg->limits.max_request_body_bytes);
-    auto [hec, hn] = co_await bhttp::async_read_header(sock, buf, *req, use_tuple);
-    if (hec) {
-      if (expired) {
-        co_await local_reply(408, "request header timeout", true);
-      } else if (hec == bhttp::error::header_limit || hec == bhttp::error::buffer_overflow) {
-        co_await local_reply(431, "request header too large", true);
-      } else if (is_parse_error(hec)) {
-        co_await local_reply(400, "malformed request", true);
+    req->header_limit(static_cast<std::uint32_t>(cfg.limits.max_request_header_bytes));
+    req->body_limit(cfg.limits.max_request_body_bytes);
+    bool first_read = buf.size() == 0;
+    for (;;) {
+      if (buf.size() != 0) {
+        const auto step = parse_request_head(*req, buf);
+        if (step.what == head_step::state::done) break;
+        if (step.what == head_step::state::error) {
+          if (step.bad.code)
+            co_await local_reply(step.bad.code, step.bad.message, true);
+          else if (step.ec == bhttp::error::header_limit)
+            co_await local_reply(431, "request header too large", true);
+          else if (step.ec == bhttp::error::body_limit)
+            co_await local_reply(413, "request body too large", true);
+          else
+            co_await local_reply(400, "malformed request", true);
+          co_return;
+        }
       }
-      co_return;  // end of stream, reset, or answered
+      if (buf.size() >= buf.max_size()) {
+        co_await local_reply(431, "request header too large", true);
+        co_return;
+      }
+      auto [ec, n] = co_await sock.async_read_some(
+          buf.prepare(std::min(head_read_size, buf.max_size() - buf.size())), use_tuple);
+      if (ec) {
+        // A head cut short by the deadline gets its 408; a closed or reset connection nothing.
+        if (expired && !(first_read && buf.size() == 0))
+          co_await local_reply(408, "request header timeout", true);
+        co_return;
+      }
+      buf.commit(n);
+      first_read = false;
     }
-    if (auto bad = validate_request(*req, cfg->limits); bad.code != 0) {
+    if (auto bad = validate_request(*req, cfg.limits); bad.code != 0) {
       co_await local_reply(bad.code, bad.message, true);
       co_return;
     }
-    if (!co_await handle(*snap)) co_return;
-  }
-}
 
-awaitable<bool> session::state::handle(const core::snapshot& snap) {
-  auto& r = req->get();
-  const auto& cfg = *snap.config;
-  const bool has_body = req->chunked() || (req->content_length() && *req->content_length() > 0);
-  const bool client_keep = req->keep_alive() && !w.draining();
-
-  const int ri = snap.table.match(r[bhttp::field::host], r.target());
-  if (ri < 0) {
-    co_await local_reply(404, "no route for this host and path", !client_keep || has_body);
-    co_return client_keep && !has_body;
-  }
-  const auto& route = snap.routes[static_cast<std::size_t>(ri)];
-
-  // Inputs for the decision: views into the parsed head, no copies unless several Cookie
-  // fields must be joined.
-  routing::request_inputs in;
-  const auto& rule = route.rule;
-  if (!rule.by_header.empty()) {
-    if (auto it = r.find(rule.by_header); it != r.end()) in.canary_header = it->value();
-  }
-  if (!rule.by_cookie.empty() || rule.sticky.how == config::sticky_config::kind::cookie) {
-    auto range = r.equal_range(bhttp::field::cookie);
-    if (range.first != range.second) {
-      if (std::next(range.first) == range.second) {
-        in.cookies = range.first->value();
-      } else {
-        cookie_join.clear();
-        for (auto it = range.first; it != range.second; ++it) {
-          if (!cookie_join.empty()) cookie_join += "; ";
-          cookie_join.append(it->value());
+    // ---- route and decide (DESIGN §3)
+    auto& r = req->get();
+    const bool has_body = req->chunked() || (req->content_length() && *req->content_length() > 0);
+    const bool client_keep = req->keep_alive() && !w.draining();
+    const int ri = snap.table.match(r[bhttp::field::host], r.target());
+    if (ri < 0) {
+      co_await local_reply(404, "no route for this host and path", !client_keep || has_body);
+      if (client_keep && !has_body) continue;
+      co_return;
+    }
+    const auto& route = snap.routes[static_cast<std::size_t>(ri)];
+    entry.route = route.rule.route_name;
+    routing::request_inputs in;
+    const auto& rule = route.rule;
+    if (!rule.by_header.empty()) {
+      if (auto it = r.find(rule.by_header); it != r.end()) in.canary_header = it->value();
+    }
+    if (!rule.by_cookie.empty() || rule.sticky.how == config::sticky_config::kind::cookie) {
+      auto range = r.equal_range(bhttp::field::cookie);
+      if (range.first != range.second) {
+        if (std::next(range.first) == range.second) {
+          in.cookies = range.first->value();
+        } else {
+          cookie_join.clear();
+          for (auto it = range.first; it != range.second; ++it) {
+            if (!cookie_join.empty()) cookie_join += "; ";
+            cookie_join.append(it->value());
+          }
+          in.cookies = cookie_join;
         }
-        in.cookies = cookie_join;
       }
     }
-  }
-  if (rule.sticky.how == config::sticky_config::kind::header) {
-    if (auto it = r.find(rule.sticky.name); it != r.end()) in.sticky_header = it->value();
-  }
-  in.client_ip = client_ip;
-  const auto d = routing::decide(rule, route.canary_active, route.weight, in,
-                                 w.wrr(static_cast<std::size_t>(ri)), w.random());
+    if (rule.sticky.how == config::sticky_config::kind::header) {
+      if (auto it = r.find(rule.sticky.name); it != r.end()) in.sticky_header = it->value();
+    }
+    in.client_ip = client_ip;
+    const auto d = routing::decide(rule, route.canary_active, route.weight, in,
+                                   w.wrr(static_cast<std::size_t>(ri)), w.random());
 
-  // Side selection: the decided side, or the other one when all of its endpoints are down —
-  // never into an aborted canary (DESIGN §3.6).
-  auto side = d.side;
-  auto why = d.why;
-  auto index_of = [&](routing::variant v) {
-    return v == routing::variant::canary ? route.canary : route.stable;
-  };
-  auto other_allowed = [&](routing::variant v) {
-    return v == routing::variant::canary ? true : route.canary_active;
-  };
-  auto flip = [](routing::variant v) {
-    return v == routing::variant::canary ? routing::variant::stable : routing::variant::canary;
-  };
-  const auto now = std::chrono::steady_clock::now();
-  if (!snap.upstreams[static_cast<std::size_t>(index_of(side))].any_up(now)) {
-    if (other_allowed(side) &&
-        snap.upstreams[static_cast<std::size_t>(index_of(flip(side)))].any_up(now)) {
+    // Side: the decided one, or the other when all its endpoints are down — never into an
+    // aborted canary (DESIGN §3.6).
+    auto side = d.side;
+    auto why = d.why;
+    auto index_of = [&](routing::variant v) {
+      return v == routing::variant::canary ? route.canary : route.stable;
+    };
+    auto other_allowed = [&](routing::variant v) {
+      return v == routing::variant::canary || route.canary_active;
+    };
+    auto flip = [](routing::variant v) {
+      return v == routing::variant::canary ? routing::variant::stable : routing::variant::canary;
+    };
+    auto upstream_of = [&](routing::variant v) -> const core::upstream_view& {
+      return snap.upstreams[static_cast<std::size_t>(index_of(v))];
+    };
+    const auto now = steady::now();
+    if (!upstream_of(side).any_up(now)) {
+      if (other_allowed(side) && upstream_of(flip(side)).any_up(now)) {
+        side = flip(side);
+        why = routing::reason::failover;
+      } else {
+        w.cells().series(route.metric_series[static_cast<int>(side)]).by_code[503].add();
+        co_await local_reply(503, "no upstream endpoint is up", !client_keep || has_body);
+        if (client_keep && !has_body) continue;
+        co_return;
+      }
+    }
+
+    // ---- upstream connection: pooled (synchronously) or new
+    auto st = take_pooled(snap, index_of(side), now);
+    if (st != acquire_status::ok) st = co_await connect(snap, index_of(side), true);
+    if (st == acquire_status::connect_failed && other_allowed(side) &&
+        upstream_of(flip(side)).any_up(now)) {
       side = flip(side);
       why = routing::reason::failover;
-    } else {
-      co_await local_reply(503, "no upstream endpoint is up", !client_keep || has_body);
-      co_return client_keep && !has_body;
+      st = take_pooled(snap, index_of(side), now);
+      if (st != acquire_status::ok) st = co_await connect(snap, index_of(side), true);
     }
-  }
+    const auto& ups = upstream_of(side);
+    auto& series = w.cells().series(route.metric_series[static_cast<int>(side)]);
+    entry.variant = routing::to_string(side);
+    entry.reason = routing::to_string(why);
+    entry.upstream = ups.name;
+    if (st != acquire_status::ok) {
+      // Every endpoint refusing is "no endpoint up" (DESIGN §3.6), whether we learnt it now or
+      // from an earlier failure: the client gets the same answer either way.
+      const unsigned code = st == acquire_status::timeout ? 504u : 503u;
+      series.by_code[code].add();
+      co_await local_reply(code,
+                           code == 504 ? "upstream connect timeout" : "no upstream endpoint is up",
+                           !client_keep || has_body);
+      if (client_keep && !has_body) continue;
+      co_return;
+    }
+    w.cells()
+        .route(route.metric_route_id)
+        .decisions[static_cast<int>(side)][static_cast<int>(why)]
+        .add();
 
-  auto st = co_await acquire(snap, index_of(side), true);
-  if (st == acquire_status::connect_failed && other_allowed(side) &&
-      snap.upstreams[static_cast<std::size_t>(index_of(flip(side)))].any_up(now)) {
-    side = flip(side);
-    why = routing::reason::failover;
-    st = co_await acquire(snap, index_of(side), true);
-  }
-  const auto& ups = snap.upstreams[static_cast<std::size_t>(index_of(side))];
-  auto& series = w.cells().series(route.metric_series[static_cast<int>(side)]);
-  if (st != acquire_status::ok) {
-    // Every endpoint refusing is "no endpoint up" (DESIGN §3.6), whether we learnt it now or
-    // from an earlier failure: the client gets the same answer either way.
-    const unsigned code = st == acquire_status::timeout ? 504u : 503u;
-    series.by_code[code].add();
-    co_await local_reply(code, code == 504 ? "upstream connect timeout" : "no upstream endpoint is up",
-                         !client_keep || has_body);
-    co_return client_keep && !has_body;
-  }
-  w.cells().route(route.metric_route_id).decisions[static_cast<int>(side)][static_cast<int>(why)]
-      .add();
-
-  const auto started = std::chrono::steady_clock::now();
-  const bool chunked_up = req->chunked();
-  bool retried = false;
-  std::uint64_t body_sent = 0;
-  const bool head_method = r.method() == bhttp::verb::head;
-
-  for (;;) {  // at most two rounds: the second on a fresh connection (DESIGN §7 retries)
+    // ---- send the request; a pooled connection that died before answering is retried once
+    // on a fresh one when nothing of the body was consumed (RFC 9110 §9.2.2, DESIGN §7)
+    const auto started = steady::now();
+    const bool chunked_up = req->chunked();
+    const bool head_method = r.method() == bhttp::verb::head;
+    bool retried = false;
+    std::uint64_t body_sent = 0;
     build_request_head(chunked_up);
-    bool ok = co_await write_upstream(head.data(), head.size(), false);
-    if (ok && has_body && body_sent == 0) {
+    if (has_body) {
       if (auto it = r.find(bhttp::field::expect);
           it != r.end() && iequals(it->value(), "100-continue")) {
-        // We answer the client's Expect ourselves (as nginx does) and strip it upstream.
+        // We answer the client's Expect ourselves (as nginx does) and do not forward it.
         static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
         arm(session_phase::writing, cfg.timeouts.client_idle);
-        auto [wec, wn] = co_await net::async_write(sock, net::buffer(cont), use_tuple);
-        if (wec) co_return false;
-      }
-      while (ok && !req->is_done()) {
-        r.body().data = body.data();
-        r.body().size = body.size();
-        arm(session_phase::client_body, cfg.timeouts.client_body_idle);
-        auto [rec, rn] = co_await bhttp::async_read_some(sock, buf, *req, use_tuple);
-        if (rec == bhttp::error::need_buffer) rec = {};
-        if (rec) {
-          up.reset();
-          if (rec == bhttp::error::body_limit)
-            co_await local_reply(413, "request body too large", true);
-          else if (expired)
-            co_await local_reply(408, "request body timeout", true);
-          else if (is_parse_error(rec))
-            co_await local_reply(400, "malformed request body", true);
-          co_return false;
-        }
-        const std::size_t got = body.size() - r.body().size;
-        if (got) {
-          ok = co_await write_upstream(body.data(), got, chunked_up);
-          body_sent += got;
+        auto [cec, cn] = co_await net::async_write(sock, net::buffer(cont), use_tuple);
+        if (cec) {
+          end_exchange();
+          co_return;
         }
       }
-      if (ok && chunked_up) ok = co_await write_upstream("0\r\n\r\n", 5, false);
     }
-    if (!ok) {
-      if (up && up->reused && !retried && body_sent == 0) {
-        retried = true;
-        up.reset();
-        if (co_await acquire(snap, index_of(side), false) == acquire_status::ok) continue;
-      }
-      up.reset();
-      w.cells().upstream(ups.metric_id).errors[err(metrics::upstream_error::reset)].add();
-      series.by_code[502].add();
-      co_await local_reply(502, "upstream connection failed while sending the request", true);
-      co_return false;
-    }
-
-    // Response head; interim 1xx responses are dropped (we answered Expect ourselves).
-    error_code hec;
     for (;;) {
-      res.emplace();
-      res->header_limit(max_response_header_bytes);
-      res->body_limit(boost::none);
-      if (head_method) res->skip(true);
-      arm(session_phase::upstream_response, cfg.timeouts.upstream_response);
-      auto [ec, n] = co_await bhttp::async_read_header(up->sock, up->buffer, *res, use_tuple);
-      hec = ec;
-      if (hec) break;
-      const unsigned code = res->get().result_int();
-      if (code >= 100 && code < 200 && code != 101) continue;
+      arm(session_phase::writing, cfg.timeouts.upstream_response);
+      auto [wec, wn] = co_await net::async_write(up->sock, net::buffer(head), use_tuple);
+      body_result br = wec ? body_result::upstream_failed : body_result::ok;
+      if (!wec && has_body) br = co_await relay_request_body(cfg.timeouts, chunked_up, body_sent);
+      if (br == body_result::too_large || br == body_result::timeout ||
+          br == body_result::malformed || br == body_result::client_gone) {
+        end_exchange();
+        if (br == body_result::too_large)
+          co_await local_reply(413, "request body too large", true);
+        else if (br == body_result::timeout)
+          co_await local_reply(408, "request body timeout", true);
+        else if (br == body_result::malformed)
+          co_await local_reply(400, "malformed request body", true);
+        co_return;
+      }
+      if (br == body_result::upstream_failed) {
+        if (up->reused && !retried && body_sent == 0) {
+          retried = true;
+          up.reset();
+          if (co_await connect(snap, index_of(side), false) == acquire_status::ok) continue;
+        }
+        end_exchange();
+        w.cells().upstream(ups.metric_id).errors[err(metrics::upstream_error::reset)].add();
+        series.by_code[502].add();
+        co_await local_reply(502, "upstream connection failed while sending the request", true);
+        co_return;
+      }
+
+      // Response head; interim 1xx responses are dropped (we answered Expect ourselves).
+      error_code hec;
+      for (;;) {
+        res.emplace();
+        res->header_limit(max_response_header_bytes);
+        res->body_limit(boost::none);
+        if (head_method) res->skip(true);
+        arm(session_phase::upstream_response, cfg.timeouts.upstream_response);
+        auto [ec, n] = co_await bhttp::async_read_header(up->sock, up->buffer, *res, use_tuple);
+        hec = ec;
+        if (hec) break;
+        const unsigned code = res->get().result_int();
+        if (code >= 100 && code < 200 && code != 101) continue;
+        break;
+      }
+      if (!hec && res->get().result_int() == 101) hec = bhttp::error::bad_status;
+      if (hec) {
+        const bool silent_close = hec == bhttp::error::end_of_stream ||
+                                  (hec == net::error::connection_reset && up->buffer.size() == 0);
+        if (!expired && silent_close && up->reused && !retried && body_sent == 0 &&
+            (idempotent(r.method()) || !has_body)) {
+          retried = true;
+          up.reset();
+          if (co_await connect(snap, index_of(side), false) == acquire_status::ok) continue;
+        }
+        end_exchange();
+        const bool timeout = expired;
+        w.cells()
+            .upstream(ups.metric_id)
+            .errors[err(timeout               ? metrics::upstream_error::timeout
+                        : is_parse_error(hec) ? metrics::upstream_error::protocol
+                                              : metrics::upstream_error::reset)]
+            .add();
+        const unsigned code = timeout ? 504 : 502;
+        series.by_code[code].add();
+        co_await local_reply(code, timeout ? "upstream response timeout" : "bad upstream response",
+                             true);
+        co_return;
+      }
       break;
     }
-    if (!hec && res->get().result_int() == 101) hec = bhttp::error::bad_status;
-    if (hec) {
-      const bool silent_close =
-          hec == bhttp::error::end_of_stream ||
-          (hec == net::error::connection_reset && up->buffer.size() == 0);
-      if (!expired && silent_close && up->reused && !retried && body_sent == 0 &&
-          (idempotent(r.method()) || !has_body)) {
-        retried = true;
-        up.reset();
-        if (co_await acquire(snap, index_of(side), false) == acquire_status::ok) continue;
-      }
-      up.reset();
-      const bool timeout = expired;
-      w.cells().upstream(ups.metric_id).errors[err(timeout                 ? metrics::upstream_error::timeout
-                                                  : is_parse_error(hec) ? metrics::upstream_error::protocol
-                                                                        : metrics::upstream_error::reset)]
-          .add();
-      const unsigned code = timeout ? 504 : 502;
-      series.by_code[code].add();
-      co_await local_reply(code, timeout ? "upstream response timeout" : "bad upstream response",
-                           true);
-      co_return false;
+    if (auto bad = validate_response(*res); bad.code != 0) {
+      end_exchange();
+      w.cells().upstream(ups.metric_id).errors[err(metrics::upstream_error::protocol)].add();
+      series.by_code[502].add();
+      co_await local_reply(502, "bad upstream response", true);
+      co_return;
     }
-    break;
-  }
 
-  auto& rs = res->get();
-  const unsigned status = rs.result_int();
-  series.observe_latency(static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
-                                                            started)
-          .count()));
-  series.by_code[status % 1000].add();
+    auto& rs = res->get();
+    const unsigned status = rs.result_int();
+    const auto head_at = steady::now();
+    if (ups.outlier) {
+      if (status >= 500)
+        note_failure(ups, *up->target, head_at);
+      else
+        upstream::record_success(*up->target, *ups.outlier, head_at);
+    }
+    series.observe_latency(static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(head_at - started).count()));
+    series.by_code[status % 1000].add();
+    entry.bytes_received = body_sent;
+    entry.endpoint = up->target->text;
+    if (w.access_log().enabled())
+      entry.upstream_us = static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(head_at - entry_start).count());
 
-  // Framing to the client, rebuilt from what was parsed (RFC 9112 §6).
-  enum { no_body = 0, by_length = 1, by_chunks = 2, by_close = 3 };
-  const bool bodiless = head_method || status == 204 || status == 304 || status < 200;
-  int framing = bodiless                  ? no_body
-                : res->content_length()   ? by_length
-                : r.version() >= 11       ? by_chunks
-                                          : by_close;
-  // A drain that began while this request was in flight ends the connection after it.
-  bool keep = client_keep && !w.draining() && framing != by_close;
-  build_response_head(d, keep, framing);
+    // ---- response to the client; framing rebuilt from what was parsed (RFC 9112 §6)
+    const bool bodiless = head_method || status == 204 || status == 304 || status < 200;
+    const framing out = bodiless                ? framing::none
+                        : res->content_length() ? framing::length
+                        : r.version() >= 11     ? framing::chunked
+                                                : framing::close;
+    // A drain that began while this request was in flight ends the connection after it.
+    const bool keep = client_keep && !w.draining() && out != framing::close;
+    build_response_head(d, keep, out);
 
-  // Small responses: send the head and the first body bytes already received in one write.
-  if (framing == by_length && up->buffer.size() > 0 && !res->is_done()) {
-    rs.body().data = body.data();
-    rs.body().size = body.size();
-    auto [ec, n] = co_await bhttp::async_read_some(up->sock, up->buffer, *res, use_tuple);
-    if (ec == bhttp::error::need_buffer) ec = {};
-    if (ec) {
-      up.reset();
-      w.cells().upstream(ups.metric_id).errors[err(metrics::upstream_error::reset)].add();
-      co_return false;
-    }
-    head.append(body.data(), body.size() - rs.body().size);
-  }
-  if (!co_await write_client(head.data(), head.size(), false)) {
-    up.reset();
-    co_return false;
-  }
-  if (framing != no_body) {
-    const bool chunked_out = framing == by_chunks;
-    while (!res->is_done()) {
-      rs.body().data = body.data();
-      rs.body().size = body.size();
-      arm(session_phase::upstream_body, cfg.timeouts.upstream_response);
-      auto [ec, n] = co_await bhttp::async_read_some(up->sock, up->buffer, *res, use_tuple);
-      if (ec == bhttp::error::need_buffer) ec = {};
-      if (ec) {
-        // The head is out: the only honest signal left is closing the connection.
-        up.reset();
-        w.cells().upstream(ups.metric_id).errors[err(expired ? metrics::upstream_error::timeout
-                                                           : metrics::upstream_error::reset)]
-            .add();
-        co_return false;
+    // Body bytes already buffered behind the head go out in the same write (one send for a
+    // small response).
+    std::uint64_t remaining = out == framing::length ? *res->content_length() : 0;
+    bool upstream_done = bodiless || res->is_done();
+    const bool chunked_out = out == framing::chunked;
+    if (!upstream_done && up->buffer.size() != 0) {
+      rs.body().data = relay_buffer();
+      rs.body().size = core::worker::relay_buffer_size;
+      error_code pec;
+      const auto used = res->put(up->buffer.data(), pec);
+      up->buffer.consume(used);
+      if (pec == bhttp::error::need_buffer || pec == bhttp::error::need_more) pec = {};
+      if (pec) {
+        end_exchange();
+        co_return;  // garbage after a valid head: nothing honest left to send
       }
-      const std::size_t got = body.size() - rs.body().size;
-      if (got && !co_await write_client(body.data(), got, chunked_out)) {
-        up.reset();
-        co_return false;
+      const std::size_t got = core::worker::relay_buffer_size - rs.body().size;
+      upstream_done = res->is_done();
+      if (out == framing::length) remaining -= got;
+      if (got != 0 && got <= combine_limit) {
+        if (chunked_out) {
+          const chunk_line line(got);
+          head.append(line.text, line.size);
+        }
+        head.append(relay.get(), got);
+        if (chunked_out) head.append(crlf);
+      } else if (got != 0) {
+        arm(session_phase::writing, cfg.timeouts.client_idle);
+        auto [wec, wn] = co_await net::async_write(sock, net::buffer(head), use_tuple);
+        entry.bytes_sent += wn;
+        if (wec) {
+          end_exchange();
+          co_return;
+        }
+        head.clear();
+        const chunk_line line(got);
+        std::array<net::const_buffer, 3> parts{net::buffer(line.text, chunked_out ? line.size : 0),
+                                               net::buffer(relay.get(), got),
+                                               net::buffer(crlf.data(), chunked_out ? 2 : 0)};
+        auto [bec, bn] = co_await net::async_write(sock, parts, use_tuple);
+        entry.bytes_sent += bn;
+        if (bec) {
+          end_exchange();
+          co_return;
+        }
       }
     }
-    if (chunked_out && !co_await write_client("0\r\n\r\n", 5, false)) {
+    if (upstream_done && chunked_out) head.append(last_chunk);
+    if (!head.empty()) {
+      arm(session_phase::writing, cfg.timeouts.client_idle);
+      auto [wec, wn] = co_await net::async_write(sock, net::buffer(head), use_tuple);
+      entry.bytes_sent += wn;
+      if (wec) {
+        end_exchange();
+        co_return;
+      }
+    }
+
+    if (out == framing::length) {
+      // Length-delimited: straight from the socket into the relay buffer, no parser in between.
+      char* data = relay_buffer();
+      while (remaining != 0) {
+        const std::size_t want = static_cast<std::size_t>(
+            std::min<std::uint64_t>(remaining, core::worker::relay_buffer_size));
+        if (up->buffer.size() != 0) {  // bytes the parser left buffered come first
+          const auto n = net::buffer_copy(net::buffer(data, want), up->buffer.data());
+          up->buffer.consume(n);
+          remaining -= n;
+          arm(session_phase::writing, cfg.timeouts.client_idle);
+          auto [wec, wn] = co_await net::async_write(sock, net::buffer(data, n), use_tuple);
+          entry.bytes_sent += wn;
+          if (wec) {
+            end_exchange();
+            co_return;
+          }
+          continue;
+        }
+        arm(session_phase::upstream_body, cfg.timeouts.upstream_response);
+        auto [rec, n] = co_await up->sock.async_read_some(net::buffer(data, want), use_tuple);
+        if (rec) {
+          // The head is out: the only honest signal left is closing the connection.
+          w.cells()
+              .upstream(ups.metric_id)
+              .errors[err(expired ? metrics::upstream_error::timeout
+                                  : metrics::upstream_error::reset)]
+              .add();
+          end_exchange();
+          co_return;
+        }
+        remaining -= n;
+        arm(session_phase::writing, cfg.timeouts.client_idle);
+        auto [wec, wn] = co_await net::async_write(sock, net::buffer(data, n), use_tuple);
+        entry.bytes_sent += wn;
+        if (wec) {
+          end_exchange();
+          co_return;
+        }
+      }
+      upstream_done = true;
+    } else if (!upstream_done) {
+      // Chunked or close-delimited upstream body: through the parser, flushed as it arrives
+      // (server-sent events).
+      char* data = relay_buffer();
+      while (!res->is_done()) {
+        rs.body().data = data;
+        rs.body().size = core::worker::relay_buffer_size;
+        arm(session_phase::upstream_body, cfg.timeouts.upstream_response);
+        auto [rec, n] = co_await bhttp::async_read_some(up->sock, up->buffer, *res, use_tuple);
+        if (rec == bhttp::error::need_buffer) rec = {};
+        if (rec) {
+          w.cells()
+              .upstream(ups.metric_id)
+              .errors[err(expired               ? metrics::upstream_error::timeout
+                          : is_parse_error(rec) ? metrics::upstream_error::protocol
+                                                : metrics::upstream_error::reset)]
+              .add();
+          end_exchange();
+          co_return;
+        }
+        const std::size_t got = core::worker::relay_buffer_size - rs.body().size;
+        if (got == 0) continue;
+        arm(session_phase::writing, cfg.timeouts.client_idle);
+        const chunk_line line(got);
+        std::array<net::const_buffer, 3> parts{net::buffer(line.text, chunked_out ? line.size : 0),
+                                               net::buffer(data, got),
+                                               net::buffer(crlf.data(), chunked_out ? 2 : 0)};
+        auto [wec, wn] = co_await net::async_write(sock, parts, use_tuple);
+        entry.bytes_sent += wn;
+        if (wec) {
+          end_exchange();
+          co_return;
+        }
+      }
+      upstream_done = true;
+      if (chunked_out) {
+        arm(session_phase::writing, cfg.timeouts.client_idle);
+        auto [wec, wn] = co_await net::async_write(sock, net::buffer(last_chunk), use_tuple);
+        entry.bytes_sent += wn;
+        if (wec) {
+          end_exchange();
+          co_return;
+        }
+      }
+    }
+
+    log_request(status, false);
+    // Reuse only a connection whose response was read to its end and that did not say close
+    // (a close-delimited body has no end but the close).
+    w.give_buffer(std::move(relay));
+    if (upstream_done && res->keep_alive() && out != framing::close && !res->need_eof())
+      w.pool().put(std::move(up), steady::now());
+    else
       up.reset();
-      co_return false;
+    if (!keep) {
+      error_code ignored;
+      sock.shutdown(tcp::socket::shutdown_send, ignored);
+      co_return;
     }
   }
-  if (res->keep_alive() && res->is_done()) {
-    w.pool().put(std::move(up), std::chrono::steady_clock::now());
-  } else {
-    up.reset();
-  }
-  co_return keep;
 }
 
-awaitable<acquire_status> session::state::acquire(const core::snapshot& snap, int upstream_index,
+// The first up endpoint in round-robin order, if a pooled connection to it is idle.
+acquire_status session::state::take_pooled(const core::snapshot& snap, int upstream_index,
+                                           steady::time_point now) {
+  const auto& u = snap.upstreams[static_cast<std::size_t>(upstream_index)];
+  const std::size_t n = u.endpoints.size();
+  const std::uint32_t start = w.next_rr(static_cast<std::size_t>(upstream_index));
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto& ep = u.endpoints[(start + i) % n];
+    if (!ep->up(now)) continue;
+    if ((up = w.pool().take(*ep))) return acquire_status::ok;
+    return acquire_status::none_up;  // the round-robin choice has no idle connection
+  }
+  return acquire_status::none_up;
+}
+
+awaitable<acquire_status> session::state::connect(const core::snapshot& snap, int upstream_index,
                                                   bool allow_pool) {
   const auto& u = snap.upstreams[static_cast<std::size_t>(upstream_index)];
   const auto& cfg = *snap.config;
   const std::size_t n = u.endpoints.size();
   const std::uint32_t start = w.next_rr(static_cast<std::size_t>(upstream_index));
-  const auto now = std::chrono::steady_clock::now();
+  const auto now = steady::now();
   const std::int64_t budget = w.now_ns() + to_ns(cfg.timeouts.upstream_connect);
   bool tried = false;
   for (std::size_t i = 0; i < n; ++i) {
@@ -490,7 +710,6 @@ awaitable<acquire_status> session::state::acquire(const core::snapshot& snap, in
     if (!ec) {
       error_code ignored;
       up->sock.set_option(tcp::no_delay(true), ignored);
-      ep->mark_up();
       co_return acquire_status::ok;
     }
     up.reset();
@@ -499,10 +718,100 @@ awaitable<acquire_status> session::state::acquire(const core::snapshot& snap, in
       co_return acquire_status::timeout;
     }
     w.cells().upstream(u.metric_id).errors[err(metrics::upstream_error::connect)].add();
-    ep->mark_down(now, connect_failure_holdoff);
     spdlog::warn("upstream {} endpoint {}: connect failed: {}", u.name, ep->text, ec.message());
+    if (u.outlier) note_failure(u, *ep, now);  // before the hold-off: it counts as "already out"
+    ep->mark_down(now, connect_failure_holdoff);
   }
   co_return tried ? acquire_status::connect_failed : acquire_status::none_up;
+}
+
+// Streams the request body to the upstream: a length-delimited body straight from the socket
+// (after what the head read already buffered), a chunked one through the parser, re-chunked.
+awaitable<body_result> session::state::relay_request_body(const config::timeouts_config& t,
+                                                          bool chunked, std::uint64_t& sent) {
+  auto& r = req->get();
+  char* data = relay_buffer();
+  const std::size_t cap = core::worker::relay_buffer_size;
+  std::uint64_t remaining = chunked ? 0 : *req->content_length();
+  while (!req->is_done()) {
+    std::size_t got = 0;
+    if (!chunked && buf.size() == 0) {
+      arm(session_phase::client_body, t.client_body_idle);
+      auto [rec, n] = co_await sock.async_read_some(
+          net::buffer(data, std::min<std::uint64_t>(remaining, cap)), use_tuple);
+      if (rec) co_return expired ? body_result::timeout : body_result::client_gone;
+      got = n;
+      remaining -= n;  // the parser never sees these bytes: we count them ourselves
+    } else {
+      r.body().data = data;
+      r.body().size = cap;
+      error_code rec;
+      bool need_read = buf.size() == 0;
+      if (!need_read) {
+        const auto used = req->put(buf.data(), rec);
+        buf.consume(used);
+        if (rec == bhttp::error::need_more) {
+          entry = {};
+          need_read = used == 0;  // a partial chunk line: only more bytes can complete it
+        }
+      }
+      if (need_read) {
+        arm(session_phase::client_body, t.client_body_idle);
+        std::tie(rec, std::ignore) = co_await bhttp::async_read_some(sock, buf, *req, use_tuple);
+      }
+      if (rec == bhttp::error::need_buffer) rec = {};
+      if (rec == bhttp::error::body_limit) co_return body_result::too_large;
+      if (rec && expired) co_return body_result::timeout;
+      if (rec && is_parse_error(rec)) co_return body_result::malformed;
+      if (rec) co_return body_result::client_gone;
+      got = cap - r.body().size;
+      if (!chunked) remaining -= got;
+    }
+    if (got == 0) continue;
+    sent += got;  // consumed from the client: from here on a retry could not replay it
+    arm(session_phase::writing, t.upstream_response);
+    const chunk_line line(got);
+    std::array<net::const_buffer, 3> parts{net::buffer(line.text, chunked ? line.size : 0),
+                                           net::buffer(data, got),
+                                           net::buffer(crlf.data(), chunked ? 2 : 0)};
+    auto [wec, wn] = co_await net::async_write(up->sock, parts, use_tuple);
+    if (wec) co_return body_result::upstream_failed;
+    if (!chunked && remaining == 0) break;
+  }
+  if (chunked) {
+    arm(session_phase::writing, t.upstream_response);
+    auto [wec, wn] = co_await net::async_write(up->sock, net::buffer(last_chunk), use_tuple);
+    if (wec) co_return body_result::upstream_failed;
+  }
+  co_return body_result::ok;
+}
+
+void session::state::note_failure(const core::upstream_view& u, upstream::endpoint& ep,
+                                  steady::time_point now) {
+  const auto e = upstream::record_failure(ep, u.endpoints, *u.outlier, now);
+  if (e.ejected) {
+    w.cells().upstream(u.metric_id).ejections.add();
+    spdlog::warn("outlier: upstream {} endpoint {} ejected for {} ms after {} failures in a row",
+                 u.name, ep.text, e.duration.count(), u.outlier->consecutive_failures);
+  }
+}
+
+// One access-log line for the request that just ended (a no-op when the log is off).
+void session::state::log_request(unsigned status, bool local) {
+  auto& log = w.access_log();
+  if (!log.enabled()) return;
+  if (req && req->is_header_done()) {
+    const auto& r = req->get();
+    entry.method = r.method_string();
+    entry.target = r.target();
+    entry.version = r.version();
+  }
+  entry.client_ip = client_ip;
+  entry.status = status;
+  entry.local = local;
+  entry.total_us = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - entry_start).count());
+  log.write(entry);
 }
 
 void session::state::build_request_head(bool chunked) {
@@ -514,9 +823,8 @@ void session::state::build_request_head(bool chunked) {
   head += " HTTP/1.1\r\n";
 
   connection_tokens conn;
-  for (auto it = r.find(bhttp::field::connection); it != r.end() && it->name() ==
-                                                   bhttp::field::connection;
-       ++it)
+  for (auto it = r.find(bhttp::field::connection);
+       it != r.end() && it->name() == bhttp::field::connection; ++it)
     conn.add_list(it->value());
   std::string_view forwarded_for;
   for (const auto& f : r) {
@@ -556,7 +864,7 @@ void session::state::build_request_head(bool chunked) {
   head += "\r\n";
 }
 
-bool session::state::build_response_head(const routing::decision& d, bool keep, int framing) {
+void session::state::build_response_head(const routing::decision& d, bool keep, framing f) {
   const auto& rs = res->get();
   head.clear();
   head += "HTTP/1.1 ";
@@ -568,21 +876,21 @@ bool session::state::build_response_head(const routing::decision& d, bool keep, 
   for (auto it = rs.find(bhttp::field::connection);
        it != rs.end() && it->name() == bhttp::field::connection; ++it)
     conn.add_list(it->value());
-  for (const auto& f : rs) {
-    const auto name = f.name_string();
+  for (const auto& fld : rs) {
+    const auto name = fld.name_string();
     if (is_hop_by_hop(name) || (conn.count && conn.contains(name))) continue;
     head.append(name);
     head += ": ";
-    head.append(f.value());
+    head.append(fld.value());
     head += "\r\n";
   }
-  if (framing == 1) {
+  if (f == framing::length) {
     head += "Content-Length: ";
     append_number(head, *res->content_length());
     head += "\r\n";
-  } else if (framing == 2) {
+  } else if (f == framing::chunked) {
     head += "Transfer-Encoding: chunked\r\n";
-  } else if (framing == 0) {
+  } else if (f == framing::none) {
     // HEAD and 304 carry the length the GET would have had (RFC 9110 §8.6).
     if (auto it = rs.find(bhttp::field::content_length); it != rs.end()) {
       head += "Content-Length: ";
@@ -600,44 +908,6 @@ bool session::state::build_response_head(const routing::decision& d, bool keep, 
   else if (req->get().version() < 11)
     head += "Connection: keep-alive\r\n";
   head += "\r\n";
-  return true;
-}
-
-awaitable<bool> session::state::write_upstream(const char* data, std::size_t n, bool chunked) {
-  const auto& cfg = *w.current()->config;
-  arm(session_phase::writing, cfg.timeouts.upstream_response);
-  error_code ec;
-  if (chunked) {
-    char size_line[24];
-    auto [end, tec] = std::to_chars(size_line, size_line + 20, n, 16);
-    *end++ = '\r';
-    *end++ = '\n';
-    std::array<net::const_buffer, 3> parts{net::buffer(size_line, end - size_line),
-                                           net::buffer(data, n), net::buffer("\r\n", 2)};
-    std::tie(ec, std::ignore) = co_await net::async_write(up->sock, parts, use_tuple);
-  } else {
-    std::tie(ec, std::ignore) =
-        co_await net::async_write(up->sock, net::buffer(data, n), use_tuple);
-  }
-  co_return !ec;
-}
-
-awaitable<bool> session::state::write_client(const char* data, std::size_t n, bool chunked) {
-  const auto& cfg = *w.current()->config;
-  arm(session_phase::writing, cfg.timeouts.client_idle);
-  error_code ec;
-  if (chunked) {
-    char size_line[24];
-    auto [end, tec] = std::to_chars(size_line, size_line + 20, n, 16);
-    *end++ = '\r';
-    *end++ = '\n';
-    std::array<net::const_buffer, 3> parts{net::buffer(size_line, end - size_line),
-                                           net::buffer(data, n), net::buffer("\r\n", 2)};
-    std::tie(ec, std::ignore) = co_await net::async_write(sock, parts, use_tuple);
-  } else {
-    std::tie(ec, std::ignore) = co_await net::async_write(sock, net::buffer(data, n), use_tuple);
-  }
-  co_return !ec;
 }
 
 awaitable<void> session::state::local_reply(unsigned code, std::string_view text, bool close) {
@@ -661,6 +931,8 @@ awaitable<void> session::state::local_reply(unsigned code, std::string_view text
   const auto& cfg = *w.current()->config;
   arm(session_phase::writing, cfg.timeouts.client_header);
   auto [ec, n] = co_await net::async_write(sock, net::buffer(head), use_tuple);
+  entry.bytes_sent += n;
+  log_request(code, true);
   if (close && !ec) co_await lingering_close();
 }
 
@@ -671,9 +943,11 @@ awaitable<void> session::state::lingering_close() {
   error_code ec;
   sock.shutdown(tcp::socket::shutdown_send, ec);
   arm(session_phase::idle, std::chrono::duration_cast<std::chrono::milliseconds>(linger_timeout));
+  char* data = relay_buffer();
   std::size_t drained = 0;
   while (drained < 256 * 1024) {
-    auto [rec, n] = co_await sock.async_read_some(net::buffer(body), use_tuple);
+    auto [rec, n] = co_await sock.async_read_some(
+        net::buffer(data, core::worker::relay_buffer_size), use_tuple);
     if (rec) break;
     drained += n;
   }

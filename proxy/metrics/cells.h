@@ -56,6 +56,7 @@ inline constexpr std::size_t max_upstreams = 1024;
 
 struct upstream_cells {
   std::array<cell, 4> errors;  // by upstream_error
+  cell ejections;              // outlier ejections
 };
 
 // Everything one worker writes. Blocks are allocated on first use by the worker and published

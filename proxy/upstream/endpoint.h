@@ -21,15 +21,28 @@ struct endpoint {
   std::string text;      // "127.0.0.1:9001", for logs
   boost::asio::ip::tcp::endpoint address;
 
-  // steady-clock nanoseconds until which connects are not tried; 0 = up.
+  // steady-clock nanoseconds until which connects are not tried (a refused connect holds an
+  // endpoint off briefly; an outlier ejection for longer); 0 = not held off.
   std::atomic<std::int64_t> down_until_ns{0};
+  // Set by the active health checker (control thread).
+  std::atomic<bool> health_down{false};
+  // Outlier detection (DESIGN §2 `outlier`): consecutive connect failures or 5xx, and how many
+  // times the endpoint was ejected (the ejection time grows with it).
+  std::atomic<std::uint32_t> consecutive_failures{0};
+  std::atomic<std::uint32_t> ejections{0};
 
   bool up(steady::time_point now) const {
-    return down_until_ns.load(std::memory_order_relaxed) <= now.time_since_epoch().count();
+    return !health_down.load(std::memory_order_relaxed) &&
+           down_until_ns.load(std::memory_order_relaxed) <= now.time_since_epoch().count();
+  }
+  bool held_off(steady::time_point now) const {
+    return down_until_ns.load(std::memory_order_relaxed) > now.time_since_epoch().count();
   }
   void mark_down(steady::time_point now, std::chrono::milliseconds for_how_long) {
-    down_until_ns.store((now + for_how_long).time_since_epoch().count(),
-                        std::memory_order_relaxed);
+    const auto until = (now + for_how_long).time_since_epoch().count();
+    // Never shorten a longer hold (an ejection outlasts a connect hold-off).
+    if (down_until_ns.load(std::memory_order_relaxed) < until)
+      down_until_ns.store(until, std::memory_order_relaxed);
   }
   void mark_up() {
     if (down_until_ns.load(std::memory_order_relaxed) != 0)

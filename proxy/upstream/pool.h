@@ -3,13 +3,12 @@
 // neither side said close (Envoy's HTTP/1 rule); the worker's sweep closes ones idle too long.
 #pragma once
 
+#include <boost/beast/core/flat_buffer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <unordered_map>
 #include <vector>
-
-#include <boost/beast/core/flat_buffer.hpp>
 
 #include "core/types.h"
 #include "upstream/endpoint.h"
@@ -18,7 +17,11 @@ namespace canary::upstream {
 
 struct connection {
   connection(executor ex, std::shared_ptr<endpoint> ep)
-      : sock(ex), buffer(64 * 1024), target(std::move(ep)) {}
+      : sock(ex), buffer(64 * 1024), target(std::move(ep)) {
+    // Beast reads max(512, free capacity) at a time: without room, a streamed body would move
+    // in 512-byte reads.
+    buffer.reserve(16 * 1024);
+  }
   socket_type sock;
   boost::beast::flat_buffer buffer;  // bounded: a huge response head is an error, not a throw
   std::shared_ptr<endpoint> target;

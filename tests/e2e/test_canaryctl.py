@@ -55,7 +55,7 @@ class CanaryctlTest(E2ETestCase):
         # The steps, the current one marked.
         self.assertRegex(out, r"(?m)^  ✔ 1  setWeight: 20$")
         self.assertRegex(out, r"(?m)^  ▶ 2  pause: \{\}$")
-        self.assertRegex(out, r"(?m)^    3  pause: 2s$")
+        self.assertRegex(out, r"(?m)^    4  pause: 2s$")
         r = self.ctl("-o", "json", "get", NAME)
         self.assertEqual(json.loads(r.stdout), self.proxy.status())
 
