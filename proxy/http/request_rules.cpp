@@ -41,9 +41,9 @@ bool digits_only(std::string_view s) noexcept {
 // Strict: an empty list element is malformed here (nginx and HAProxy refuse ",chunked" too).
 struct te_summary {
   bool malformed = false;
-  unsigned chunked = 0;       // plain "chunked" elements
+  unsigned chunked = 0;         // plain "chunked" elements
   bool chunked_params = false;  // "chunked;x=y": chunked defines no parameters
-  bool other = false;         // any other coding: gzip, identity, x-foo ...
+  bool other = false;           // any other coding: gzip, identity, x-foo ...
 };
 
 void summarize_te(std::string_view value, te_summary& out) noexcept {
@@ -205,7 +205,8 @@ verdict scan_request_head(std::string_view raw) noexcept {
   const char* const last = first + raw.size();
   const char* p = first;
   while (p < last) {
-    const auto* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(last - p)));
+    const auto* nl =
+        static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(last - p)));
     if (!nl) break;
     if (nl == first || nl[-1] != '\r') return {400, "bare LF in request head"};
     if (nl + 1 < last && (nl[1] == ' ' || nl[1] == '\t'))

@@ -9,12 +9,11 @@
 // bare LF after chunk data, Content-Length in a trailer. What it lets through is checked here.
 #pragma once
 
-#include <cstddef>
-#include <string_view>
-
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
+#include <cstddef>
+#include <string_view>
 
 #include "config/config.h"
 
@@ -25,10 +24,8 @@ struct verdict {
   std::string_view message;
 };
 
-using request_parser_type =
-    boost::beast::http::request_parser<boost::beast::http::buffer_body>;
-using response_parser_type =
-    boost::beast::http::response_parser<boost::beast::http::buffer_body>;
+using request_parser_type = boost::beast::http::request_parser<boost::beast::http::buffer_body>;
+using response_parser_type = boost::beast::http::response_parser<boost::beast::http::buffer_body>;
 
 // A request head Beast parsed (is_header_done). RFC 9112 §6.1-6.3: Transfer-Encoding is one
 // field, exactly "chunked" (a well-formed list naming another coding: 501; a malformed list:

@@ -36,14 +36,12 @@ using steady = std::chrono::steady_clock;
 
 namespace {
 
-constexpr std::size_t head_read_size = 4096;  // bytes asked per read while a head arrives
+constexpr std::size_t head_read_size = 1024;  // per read while a head arrives (malloc-cache sized)
 constexpr std::size_t max_response_header_bytes = 64 * 1024;
 constexpr std::size_t combine_limit = 16 * 1024;  // body bytes sent in the same write as the head
 // A refused endpoint is not tried again for this long (passive health; DESIGN §3.6).
 constexpr auto connect_failure_holdoff = std::chrono::seconds(1);
 constexpr auto linger_timeout = std::chrono::seconds(1);
-// A keep-alive connection idle this long gives its buffers back (idle connections stay cheap).
-constexpr std::int64_t release_idle_after_ns = 1'000'000'000;
 
 std::int64_t to_ns(std::chrono::milliseconds d) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
@@ -120,7 +118,6 @@ struct session::state {
   std::string cookie_join;
   std::string client_ip;
   std::int64_t deadline_ns = 0;
-  std::int64_t idle_since_ns = 0;
   session_phase phase = session_phase::idle;
   bool expired = false;
   log::access_record entry;  // the current request's access-log line, filled as it goes
@@ -140,17 +137,22 @@ struct session::state {
     up.reset();
   }
 
-  awaitable<void> serve();
+  // `owner` keeps the session alive exactly as long as this coroutine (one frame, not two).
+  awaitable<void> serve(std::unique_ptr<session> owner);
   acquire_status take_pooled(const core::snapshot& snap, int upstream_index,
                              steady::time_point now);
   awaitable<acquire_status> connect(const core::snapshot& snap, int upstream_index,
                                     bool allow_pool);
+  awaitable<bool> relay_response_body(const config::timeouts_config& t,
+                                      const core::upstream_view& ups, framing out,
+                                      std::uint64_t remaining);
   awaitable<body_result> relay_request_body(const config::timeouts_config& t, bool chunked,
                                             std::uint64_t& sent);
   awaitable<void> local_reply(unsigned code, std::string_view text, bool close);
   awaitable<void> lingering_close();
   void note_failure(const core::upstream_view& u, upstream::endpoint& ep, steady::time_point now);
   void log_request(unsigned status, bool local);
+  void release_when_idle();
   void build_request_head(bool chunked);
   void build_response_head(const routing::decision& d, bool keep, framing f);
 };
@@ -167,17 +169,13 @@ session::~session() {
   st_->w.cells().connection_closed();
 }
 
-awaitable<void> session::run(std::unique_ptr<session> self) { co_await self->st_->serve(); }
+awaitable<void> session::run(std::unique_ptr<session> self) {
+  auto& st = *self->st_;
+  return st.serve(std::move(self));
+}
 
 void session::on_tick(std::int64_t now_ns) {
   auto& s = *st_;
-  if (s.phase == session_phase::idle && s.buf.size() == 0 && s.buf.capacity() != 0 &&
-      now_ns - s.idle_since_ns > release_idle_after_ns) {
-    // Nothing reads into the buffer while idle (we wait for readiness only): give memory back.
-    s.buf.shrink_to_fit();
-    s.req.reset();
-    s.res.reset();
-  }
   if (s.deadline_ns == 0 || now_ns < s.deadline_ns) return;
   s.deadline_ns = 0;
   s.expired = true;
@@ -217,7 +215,7 @@ awaitable<void> reject_over_limit(socket_type sock) {
   sock.close(ec);
 }
 
-awaitable<void> session::state::serve() {
+awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> owner) {
   for (;;) {
     std::shared_ptr<const core::snapshot> snap_ref = w.current();
     if (buf.size() == 0) {
@@ -225,7 +223,6 @@ awaitable<void> session::state::serve() {
       // Keep-alive idle: wait for readiness, not with a read, so that no buffer is needed (and
       // no speculative read fails) while nothing arrives.
       arm(session_phase::idle, snap_ref->config->timeouts.client_idle);
-      idle_since_ns = w.now_ns();
       auto [ec] = co_await sock.async_wait(tcp::socket::wait_read, use_tuple);
       if (ec) co_return;
       w.refresh_now();
@@ -288,7 +285,10 @@ awaitable<void> session::state::serve() {
     const int ri = snap.table.match(r[bhttp::field::host], r.target());
     if (ri < 0) {
       co_await local_reply(404, "no route for this host and path", !client_keep || has_body);
-      if (client_keep && !has_body) continue;
+      if (client_keep && !has_body) {
+        release_when_idle();
+        continue;
+      }
       co_return;
     }
     const auto& route = snap.routes[static_cast<std::size_t>(ri)];
@@ -344,7 +344,10 @@ awaitable<void> session::state::serve() {
       } else {
         w.cells().series(route.metric_series[static_cast<int>(side)]).by_code[503].add();
         co_await local_reply(503, "no upstream endpoint is up", !client_keep || has_body);
-        if (client_keep && !has_body) continue;
+        if (client_keep && !has_body) {
+          release_when_idle();
+          continue;
+        }
         co_return;
       }
     }
@@ -372,7 +375,10 @@ awaitable<void> session::state::serve() {
       co_await local_reply(code,
                            code == 504 ? "upstream connect timeout" : "no upstream endpoint is up",
                            !client_keep || has_body);
-      if (client_keep && !has_body) continue;
+      if (client_keep && !has_body) {
+        release_when_idle();
+        continue;
+      }
       co_return;
     }
     w.cells()
@@ -565,91 +571,12 @@ awaitable<void> session::state::serve() {
       }
     }
 
-    if (out == framing::length) {
-      // Length-delimited: straight from the socket into the relay buffer, no parser in between.
-      char* data = relay_buffer();
-      while (remaining != 0) {
-        const std::size_t want = static_cast<std::size_t>(
-            std::min<std::uint64_t>(remaining, core::worker::relay_buffer_size));
-        if (up->buffer.size() != 0) {  // bytes the parser left buffered come first
-          const auto n = net::buffer_copy(net::buffer(data, want), up->buffer.data());
-          up->buffer.consume(n);
-          remaining -= n;
-          arm(session_phase::writing, cfg.timeouts.client_idle);
-          auto [wec, wn] = co_await net::async_write(sock, net::buffer(data, n), use_tuple);
-          entry.bytes_sent += wn;
-          if (wec) {
-            end_exchange();
-            co_return;
-          }
-          continue;
-        }
-        arm(session_phase::upstream_body, cfg.timeouts.upstream_response);
-        auto [rec, n] = co_await up->sock.async_read_some(net::buffer(data, want), use_tuple);
-        if (rec) {
-          // The head is out: the only honest signal left is closing the connection.
-          w.cells()
-              .upstream(ups.metric_id)
-              .errors[err(expired ? metrics::upstream_error::timeout
-                                  : metrics::upstream_error::reset)]
-              .add();
-          end_exchange();
-          co_return;
-        }
-        remaining -= n;
-        arm(session_phase::writing, cfg.timeouts.client_idle);
-        auto [wec, wn] = co_await net::async_write(sock, net::buffer(data, n), use_tuple);
-        entry.bytes_sent += wn;
-        if (wec) {
-          end_exchange();
-          co_return;
-        }
+    if (!upstream_done) {
+      if (!co_await relay_response_body(cfg.timeouts, ups, out, remaining)) {
+        end_exchange();
+        co_return;
       }
       upstream_done = true;
-    } else if (!upstream_done) {
-      // Chunked or close-delimited upstream body: through the parser, flushed as it arrives
-      // (server-sent events).
-      char* data = relay_buffer();
-      while (!res->is_done()) {
-        rs.body().data = data;
-        rs.body().size = core::worker::relay_buffer_size;
-        arm(session_phase::upstream_body, cfg.timeouts.upstream_response);
-        auto [rec, n] = co_await bhttp::async_read_some(up->sock, up->buffer, *res, use_tuple);
-        if (rec == bhttp::error::need_buffer) rec = {};
-        if (rec) {
-          w.cells()
-              .upstream(ups.metric_id)
-              .errors[err(expired               ? metrics::upstream_error::timeout
-                          : is_parse_error(rec) ? metrics::upstream_error::protocol
-                                                : metrics::upstream_error::reset)]
-              .add();
-          end_exchange();
-          co_return;
-        }
-        const std::size_t got = core::worker::relay_buffer_size - rs.body().size;
-        if (got == 0) continue;
-        arm(session_phase::writing, cfg.timeouts.client_idle);
-        const chunk_line line(got);
-        std::array<net::const_buffer, 3> parts{net::buffer(line.text, chunked_out ? line.size : 0),
-                                               net::buffer(data, got),
-                                               net::buffer(crlf.data(), chunked_out ? 2 : 0)};
-        auto [wec, wn] = co_await net::async_write(sock, parts, use_tuple);
-        entry.bytes_sent += wn;
-        if (wec) {
-          end_exchange();
-          co_return;
-        }
-      }
-      upstream_done = true;
-      if (chunked_out) {
-        arm(session_phase::writing, cfg.timeouts.client_idle);
-        auto [wec, wn] = co_await net::async_write(sock, net::buffer(last_chunk), use_tuple);
-        entry.bytes_sent += wn;
-        if (wec) {
-          end_exchange();
-          co_return;
-        }
-      }
     }
 
     log_request(status, false);
@@ -665,7 +592,108 @@ awaitable<void> session::state::serve() {
       sock.shutdown(tcp::socket::shutdown_send, ignored);
       co_return;
     }
+    release_when_idle();
   }
+}
+
+// Between requests a keep-alive connection holds no parser state and, unless pipelined bytes
+// wait, no read buffer: idle connections stay small (the small buffer comes back from malloc's
+// per-thread cache at the next request).
+void session::state::release_when_idle() {
+  req.reset();
+  res.reset();
+  if (buf.size() == 0) buf.shrink_to_fit();
+}
+
+// The rest of a response body after the head (and what came with it) went out: a
+// length-delimited body straight from the socket into the relay buffer, a chunked or
+// close-delimited one through the parser, flushed as it arrives (server-sent events).
+// False when either side failed (the connection must close).
+awaitable<bool> session::state::relay_response_body(const config::timeouts_config& t,
+                                                    const core::upstream_view& ups, framing out,
+                                                    std::uint64_t remaining) {
+  auto& rs = res->get();
+  const bool chunked_out = out == framing::chunked;
+  if (out == framing::length) {
+    // Length-delimited: straight from the socket into the relay buffer, no parser in between.
+    char* data = relay_buffer();
+    while (remaining != 0) {
+      const std::size_t want = static_cast<std::size_t>(
+          std::min<std::uint64_t>(remaining, core::worker::relay_buffer_size));
+      if (up->buffer.size() != 0) {  // bytes the parser left buffered come first
+        const auto n = net::buffer_copy(net::buffer(data, want), up->buffer.data());
+        up->buffer.consume(n);
+        remaining -= n;
+        arm(session_phase::writing, t.client_idle);
+        auto [wec, wn] = co_await net::async_write(sock, net::buffer(data, n), use_tuple);
+        entry.bytes_sent += wn;
+        if (wec) {
+          co_return false;
+        }
+        continue;
+      }
+      arm(session_phase::upstream_body, t.upstream_response);
+      auto [rec, n] = co_await up->sock.async_read_some(net::buffer(data, want), use_tuple);
+      if (rec) {
+        // The head is out: the only honest signal left is closing the connection.
+        w.cells()
+            .upstream(ups.metric_id)
+            .errors[err(expired ? metrics::upstream_error::timeout
+                                : metrics::upstream_error::reset)]
+            .add();
+        co_return false;
+      }
+      remaining -= n;
+      arm(session_phase::writing, t.client_idle);
+      auto [wec, wn] = co_await net::async_write(sock, net::buffer(data, n), use_tuple);
+      entry.bytes_sent += wn;
+      if (wec) {
+        co_return false;
+      }
+    }
+  } else {
+    // Chunked or close-delimited upstream body: through the parser, flushed as it arrives
+    // (server-sent events).
+    char* data = relay_buffer();
+    while (!res->is_done()) {
+      rs.body().data = data;
+      rs.body().size = core::worker::relay_buffer_size;
+      arm(session_phase::upstream_body, t.upstream_response);
+      auto [rec, n] = co_await bhttp::async_read_some(up->sock, up->buffer, *res, use_tuple);
+      if (rec == bhttp::error::need_buffer) rec = {};
+      if (rec) {
+        w.cells()
+            .upstream(ups.metric_id)
+            .errors[err(expired               ? metrics::upstream_error::timeout
+                        : is_parse_error(rec) ? metrics::upstream_error::protocol
+                                              : metrics::upstream_error::reset)]
+            .add();
+        co_return false;
+      }
+      const std::size_t got = core::worker::relay_buffer_size - rs.body().size;
+      if (got == 0) continue;
+      arm(session_phase::writing, t.client_idle);
+      const chunk_line line(got);
+      std::array<net::const_buffer, 3> parts{net::buffer(line.text, chunked_out ? line.size : 0),
+                                             net::buffer(data, got),
+                                             net::buffer(crlf.data(), chunked_out ? 2 : 0)};
+      auto [wec, wn] = co_await net::async_write(sock, parts, use_tuple);
+      entry.bytes_sent += wn;
+      if (wec) {
+        co_return false;
+      }
+    }
+    if (chunked_out) {
+      arm(session_phase::writing, t.client_idle);
+      auto [wec, wn] = co_await net::async_write(sock, net::buffer(last_chunk), use_tuple);
+      entry.bytes_sent += wn;
+      if (wec) {
+        co_return false;
+      }
+    }
+  }
+
+  co_return true;
 }
 
 // The first up endpoint in round-robin order, if a pooled connection to it is idle.
