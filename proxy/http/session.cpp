@@ -220,11 +220,13 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
     std::shared_ptr<const core::snapshot> snap_ref = w.current();
     if (buf.size() == 0) {
       if (w.draining()) co_return;
-      // Keep-alive idle: wait for readiness, not with a read, so that no buffer is needed (and
-      // no speculative read fails) while nothing arrives.
+      // Keep-alive idle: a read, not a readiness wait. Asio re-arms epoll (epoll_ctl) for every
+      // wait but not for a read, which it also never tries on a socket known to be drained:
+      // one syscall less per request, for a small buffer held while idle.
       arm(session_phase::idle, snap_ref->config->timeouts.client_idle);
-      auto [ec] = co_await sock.async_wait(tcp::socket::wait_read, use_tuple);
+      auto [ec, n] = co_await sock.async_read_some(buf.prepare(head_read_size), use_tuple);
       if (ec) co_return;
+      buf.commit(n);
       w.refresh_now();
       snap_ref = w.current();
     }
@@ -596,13 +598,12 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
   }
 }
 
-// Between requests a keep-alive connection holds no parser state and, unless pipelined bytes
-// wait, no read buffer: idle connections stay small (the small buffer comes back from malloc's
-// per-thread cache at the next request).
+// Between requests a keep-alive connection holds no parser state (field storage), and a read
+// buffer grown by a large head goes back: idle connections stay small.
 void session::state::release_when_idle() {
   req.reset();
   res.reset();
-  if (buf.size() == 0) buf.shrink_to_fit();
+  if (buf.size() == 0 && buf.capacity() > head_read_size) buf.shrink_to_fit();
 }
 
 // The rest of a response body after the head (and what came with it) went out: a
