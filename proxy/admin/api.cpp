@@ -125,16 +125,22 @@ std::string api::status_json(const rollout::route_status& s) const {
   return json::serialize(o);
 }
 
-bool api::origin_allowed(std::string_view origin) const {
+// A loopback listener (which may run without a token) accepts only its own loopback origins:
+// a page elsewhere, even one whose name was rebound to 127.0.0.1, cannot drive it. A listener on
+// another address always has a token; reached through a name or address the browser used, its
+// origin is "http://" + the Host header (e.g. 0.0.0.0:9901 in a container, opened as
+// http://localhost:9901 or http://proxy.internal:9901).
+bool api::origin_allowed(std::string_view origin, std::optional<std::string_view> host) const {
   if (origin == "null") return false;
   const std::string port = std::to_string(options_.listen_port);
-  auto matches = [&](std::string_view host) {
-    return origin == "http://" + std::string(host) + ":" + port;
+  auto matches = [&](std::string_view h) {
+    return origin == "http://" + std::string(h) + ":" + port;
   };
   const auto& h = options_.listen_host;
   if (is_loopback_host(h))
     return matches("localhost") || matches("127.0.0.1") || matches("[::1]") ||
            (h.starts_with("127.") && matches(h));
+  if (host && !host->empty() && origin == "http://" + std::string(*host)) return true;
   return matches(h.find(':') != std::string::npos ? "[" + h + "]" : h);
 }
 
@@ -150,7 +156,7 @@ response api::handle(const request& req) {
     if (!ok) return error(401, "missing or wrong bearer token (Authorization: Bearer <token>)");
   }
   // 2. Cross-site calls: a page elsewhere must not drive the API, token or not.
-  if (req.origin && !origin_allowed(*req.origin))
+  if (req.origin && !origin_allowed(*req.origin, req.host))
     return error(403, "Origin " + std::string(*req.origin) +
                           " is not allowed: the control API accepts calls from its own origin "
                           "only");

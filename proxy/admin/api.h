@@ -17,6 +17,7 @@ struct request {
   std::string_view target;  // "/api/v1/rollouts?x=y"
   std::optional<std::string_view> authorization;
   std::optional<std::string_view> origin;
+  std::optional<std::string_view> host;  // the Host header
   std::optional<std::string_view> content_type;
   bool has_body = false;  // Content-Length > 0 or chunked
   std::string_view body;
@@ -51,7 +52,7 @@ class api {
   void set_listen_port(std::uint16_t port) { options_.listen_port = port; }
 
  private:
-  bool origin_allowed(std::string_view origin) const;
+  bool origin_allowed(std::string_view origin, std::optional<std::string_view> host) const;
   response rollout_call(std::string_view method, std::string_view name, std::string_view action,
                         const request& req);
 

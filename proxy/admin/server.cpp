@@ -102,6 +102,7 @@ net::awaitable<void> server::impl::serve(beast::tcp_stream stream) {
     if (auto it = req.find(bhttp::field::authorization); it != req.end())
       r.authorization = it->value();
     if (auto it = req.find(bhttp::field::origin); it != req.end()) r.origin = it->value();
+    if (auto it = req.find(bhttp::field::host); it != req.end()) r.host = it->value();
     if (auto it = req.find(bhttp::field::content_type); it != req.end())
       r.content_type = it->value();
     r.has_body = parser.chunked() || (parser.content_length() && *parser.content_length() > 0);
