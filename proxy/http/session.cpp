@@ -139,10 +139,10 @@ struct session::state {
 
   // `owner` keeps the session alive exactly as long as this coroutine (one frame, not two).
   awaitable<void> serve(std::unique_ptr<session> owner);
-  acquire_status take_pooled(const core::snapshot& snap, int upstream_index,
-                             steady::time_point now);
-  awaitable<acquire_status> connect(const core::snapshot& snap, int upstream_index,
-                                    bool allow_pool);
+  acquire_status take_pooled(const core::snapshot& snap, int upstream_index, steady::time_point now,
+                             std::uint32_t& start);
+  awaitable<acquire_status> connect(const core::snapshot& snap, int upstream_index, bool allow_pool,
+                                    std::uint32_t start);
   awaitable<bool> relay_response_body(const config::timeouts_config& t,
                                       const core::upstream_view& ups, framing out,
                                       std::uint64_t remaining);
@@ -155,6 +155,7 @@ struct session::state {
   void release_when_idle();
   void build_request_head(bool chunked);
   void build_response_head(const routing::decision& d, bool keep, framing f);
+  void build_interim_head();
 };
 
 session::session(core::worker& w, socket_type sock)
@@ -355,14 +356,17 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
     }
 
     // ---- upstream connection: pooled (synchronously) or new
-    auto st = take_pooled(snap, index_of(side), now);
-    if (st != acquire_status::ok) st = co_await connect(snap, index_of(side), true);
+    // The round-robin choice is made once: a pooled connection to it, else a new one from the
+    // same position (so that new connections rotate across endpoints too).
+    std::uint32_t rr = 0;
+    auto st = take_pooled(snap, index_of(side), now, rr);
+    if (st != acquire_status::ok) st = co_await connect(snap, index_of(side), true, rr);
     if (st == acquire_status::connect_failed && other_allowed(side) &&
         upstream_of(flip(side)).any_up(now)) {
       side = flip(side);
       why = routing::reason::failover;
-      st = take_pooled(snap, index_of(side), now);
-      if (st != acquire_status::ok) st = co_await connect(snap, index_of(side), true);
+      st = take_pooled(snap, index_of(side), now, rr);
+      if (st != acquire_status::ok) st = co_await connect(snap, index_of(side), true, rr);
     }
     const auto& ups = upstream_of(side);
     auto& series = w.cells().series(route.metric_series[static_cast<int>(side)]);
@@ -429,7 +433,7 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
         if (up->reused && !retried && body_sent == 0) {
           retried = true;
           up.reset();
-          if (co_await connect(snap, index_of(side), false) == acquire_status::ok) continue;
+          if (co_await connect(snap, index_of(side), false, rr) == acquire_status::ok) continue;
         }
         end_exchange();
         w.cells().upstream(ups.metric_id).errors[err(metrics::upstream_error::reset)].add();
@@ -450,7 +454,22 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
         hec = ec;
         if (hec) break;
         const unsigned code = res->get().result_int();
-        if (code >= 100 && code < 200 && code != 101) continue;
+        if (code >= 100 && code < 200 && code != 101) {
+          // Interim responses (103 Early Hints, ...) go to 1.1 clients as they come (RFC 9110
+          // §15.2); 100 Continue is ours to send (we answered Expect), 1.0 clients get none.
+          if (code != 100 && r.version() >= 11) {
+            build_interim_head();
+            arm(session_phase::writing, cfg.timeouts.client_idle);
+            auto [iec, iw] = co_await net::async_write(sock, net::buffer(head), use_tuple);
+            entry.bytes_sent += iw;
+            if (iec) {
+              end_exchange();
+              co_return;
+            }
+            build_request_head(chunked_up);  // `head` is reused; a retry needs the request again
+          }
+          continue;
+        }
         break;
       }
       if (!hec && res->get().result_int() == 101) hec = bhttp::error::bad_status;
@@ -461,7 +480,7 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
             (idempotent(r.method()) || !has_body)) {
           retried = true;
           up.reset();
-          if (co_await connect(snap, index_of(side), false) == acquire_status::ok) continue;
+          if (co_await connect(snap, index_of(side), false, rr) == acquire_status::ok) continue;
         }
         end_exchange();
         const bool timeout = expired;
@@ -699,10 +718,10 @@ awaitable<bool> session::state::relay_response_body(const config::timeouts_confi
 
 // The first up endpoint in round-robin order, if a pooled connection to it is idle.
 acquire_status session::state::take_pooled(const core::snapshot& snap, int upstream_index,
-                                           steady::time_point now) {
+                                           steady::time_point now, std::uint32_t& start) {
   const auto& u = snap.upstreams[static_cast<std::size_t>(upstream_index)];
   const std::size_t n = u.endpoints.size();
-  const std::uint32_t start = w.next_rr(static_cast<std::size_t>(upstream_index));
+  start = w.next_rr(static_cast<std::size_t>(upstream_index));
   for (std::size_t i = 0; i < n; ++i) {
     const auto& ep = u.endpoints[(start + i) % n];
     if (!ep->up(now)) continue;
@@ -713,11 +732,10 @@ acquire_status session::state::take_pooled(const core::snapshot& snap, int upstr
 }
 
 awaitable<acquire_status> session::state::connect(const core::snapshot& snap, int upstream_index,
-                                                  bool allow_pool) {
+                                                  bool allow_pool, std::uint32_t start) {
   const auto& u = snap.upstreams[static_cast<std::size_t>(upstream_index)];
   const auto& cfg = *snap.config;
   const std::size_t n = u.endpoints.size();
-  const std::uint32_t start = w.next_rr(static_cast<std::size_t>(upstream_index));
   const auto now = steady::now();
   const std::int64_t budget = w.now_ns() + to_ns(cfg.timeouts.upstream_connect);
   bool tried = false;
@@ -888,6 +906,26 @@ void session::state::build_request_head(bool chunked) {
   } else if (auto len = req->content_length()) {
     head += "Content-Length: ";
     append_number(head, *len);
+    head += "\r\n";
+  }
+  head += "\r\n";
+}
+
+// A 1xx response as received, minus hop-by-hop fields (it has no body).
+void session::state::build_interim_head() {
+  const auto& rs = res->get();
+  head.clear();
+  head += "HTTP/1.1 ";
+  append_number(head, rs.result_int());
+  head += ' ';
+  head.append(rs.reason());
+  head += "\r\n";
+  for (const auto& fld : rs) {
+    const auto name = fld.name_string();
+    if (is_hop_by_hop(name)) continue;
+    head.append(name);
+    head += ": ";
+    head.append(fld.value());
     head += "\r\n";
   }
   head += "\r\n";
