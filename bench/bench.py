@@ -403,6 +403,32 @@ class CanaryProxy(Proxy):
                                  "green):\n  " + "\n  ".join(bad))
             time.sleep(0.1)
 
+    def weight_change_latency(self, samples: int = 20) -> list[float]:
+        """Milliseconds from the weight API call's answer to the first request routed by the
+        new weight (keep-alive client, requests back to back). Leaves the weight at 20."""
+        admin = self.ports["canary_admin"]
+        out: list[float] = []
+        client = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            for i in range(samples):
+                target, color = (100, b"green") if i % 2 == 0 else (0, b"blue")
+                st, _, body = http_request(admin, "PUT", "/api/v1/rollouts/bench/weight",
+                                           body=b'{"weight": %d}' % target)
+                if st != 200:
+                    raise BenchError(f"PUT weight -> {st}: {body[:200]!r}")
+                t0 = time.monotonic()
+                for _ in range(10000):
+                    _, _, got = http_request(self.port, "GET", "/", conn=client)
+                    if got.strip() == color:
+                        break
+                else:
+                    raise BenchError("weight change never reached routing")
+                out.append((time.monotonic() - t0) * 1000)
+        finally:
+            client.close()
+            http_request(admin, "PUT", "/api/v1/rollouts/bench/weight", body=b'{"weight": 20}')
+        return out
+
     def metrics(self) -> str:
         status, _, body = http_request(self.ports["canary_admin"], "GET", "/metrics")
         return body.decode(errors="replace") if status == 200 else ""
@@ -739,7 +765,7 @@ def machine_info() -> dict[str, str]:
 
 
 def build_report(args, results, idle, sanity, proxies, versions, info, notes, micro,
-                 started: float) -> str:
+                 weight_latency: str, started: float) -> str:
     keys = [p.key for p in proxies]
     L: list[str] = []
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -830,6 +856,9 @@ def build_report(args, results, idle, sanity, proxies, versions, info, notes, mi
                 L.append(f"| {PROXY_NAMES[pk]} | {s.get('split /', '?')} | "
                          f"{s.get('X-Canary: always', '?')} | {s.get('sticky', '?')} | "
                          f"{s.get('1 MB', '?')} | {s.get('Connection: close', '?')} |")
+        L.append("")
+    if weight_latency:
+        L.append(f"**Rollout changes**: {weight_latency}.")
         L.append("")
     if notes:
         L.append("**Notes**")
@@ -1000,6 +1029,7 @@ def main(argv=None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="canary-bench-"))
     os.chmod(tmp, 0o755)  # nginx workers (user nobody when run as root) read the 1 MB file
     notes: list[str] = []
+    weight_latency = ""
     results: dict[str, dict[str, list[RunResult]]] = {}
     idle: dict[str, IdleResult] = {}
     sanity: dict[str, dict[str, str]] = {}
@@ -1081,6 +1111,16 @@ def main(argv=None) -> int:
                 if not p.alive():
                     p.ensure_running("the end of scenario (f)")
 
+        # How fast an API weight change reaches routing (target: 10 ms).
+        for p in proxies:
+            if isinstance(p, CanaryProxy) and p.alive():
+                ms = sorted(p.weight_change_latency())
+                weight_latency = (f"API weight change visible in routing: median "
+                                  f"{median(ms):.2f} ms, max {ms[-1]:.2f} ms over {len(ms)} "
+                                  f"changes (PUT answered -> first request routed by the new "
+                                  f"weight, keep-alive client)")
+                log(weight_latency)
+
         # canary-proxy's own view: errors and local replies it counted, warnings it logged.
         for p in proxies:
             if p.crashes:
@@ -1128,6 +1168,7 @@ def main(argv=None) -> int:
 
     info = machine_info()
     report = build_report(args, results, idle, sanity, proxies, versions, info, notes, micro,
+                          weight_latency,
                           started)
     sys.stdout.write(report)
     out = Path(args.out)
