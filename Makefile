@@ -16,7 +16,8 @@ PACKAGES := g++ make cmake ninja-build pkg-config git ca-certificates python3 cu
 BENCH_PACKAGES := nginx-light haproxy wrk util-linux
 NEED_NODE ?= 1
 
-.PHONY: deps bench-deps build run test bench package print-packages clean
+.PHONY: deps bench-deps build run test bench package print-packages clean fuzz test-asan test-tsan
+FUZZ_SECONDS ?= 60
 
 print-packages:
 	@echo $(PACKAGES)
@@ -53,6 +54,17 @@ bench: build bench-deps
 
 package: build
 	cmake --build $(BUILD) --target package
+
+# libFuzzer over the request parser, validators and header rules (clang; build-fuzz/).
+fuzz: deps
+	fuzz/run.sh $(FUZZ_SECONDS)
+
+# Sanitizer presets (CMakePresets.json): ASan+UBSan on unit/e2e/hardening, TSan on e2e/hardening.
+test-asan: deps
+	scripts/sanitize.sh asan
+
+test-tsan: deps
+	scripts/sanitize.sh tsan
 
 clean:
 	rm -rf $(BUILD)

@@ -798,7 +798,7 @@ awaitable<body_result> session::state::relay_request_body(const config::timeouts
         const auto used = req->put(buf.data(), rec);
         buf.consume(used);
         if (rec == bhttp::error::need_more) {
-          entry = {};
+          rec = {};
           need_read = used == 0;  // a partial chunk line: only more bytes can complete it
         }
       }

@@ -7,9 +7,8 @@
 
 #include <gtest/gtest.h>
 
-#include <boost/asio/buffer.hpp>
-
 #include <algorithm>
+#include <boost/asio/buffer.hpp>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -51,7 +50,8 @@ outcome run_request(const std::string& raw, config::limits_config limits = {},
     buf.commit(n);
     in.remove_prefix(n);
   }
-  if (auto v = validate_request(p, limits); v.code) return {"rule:" + std::to_string(v.code), "", ""};
+  if (auto v = validate_request(p, limits); v.code)
+    return {"rule:" + std::to_string(v.code), "", ""};
   // The rest arrives at once; the body is read the way the session does.
   {
     auto b = buf.prepare(in.size());
@@ -111,8 +111,7 @@ TEST(request_rules, lenient_but_unambiguous_shapes_pass) {
   EXPECT_EQ(run_request("GET / HTTP/1.1\r\nHost: a.example:8080\r\n\r\n").how, "ok");
   EXPECT_EQ(run_request("GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n").how, "ok");
   EXPECT_EQ(run_request("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").how, "ok");
-  EXPECT_EQ(run_request("GET http://A.example/x?y HTTP/1.1\r\nHost: a.example\r\n\r\n").how,
-            "ok");
+  EXPECT_EQ(run_request("GET http://A.example/x?y HTTP/1.1\r\nHost: a.example\r\n\r\n").how, "ok");
   EXPECT_EQ(run_request("OPTIONS * HTTP/1.1\r\nHost: a.example\r\n\r\n").how, "ok");
   EXPECT_EQ(run_request(get + "Connection: close, X-Private\r\nX-Private: 1\r\n\r\n").how, "ok");
   EXPECT_EQ(run_request(get + "X-Bin: caf\xc3\xa9\r\n\r\n").how, "ok");  // obs-text is allowed
@@ -141,8 +140,8 @@ TEST(request_rules, verdict_does_not_depend_on_how_the_head_arrives) {
 // ------------------------------------------------------------------ Transfer-Encoding
 
 TEST(request_rules, transfer_encoding_other_than_chunked_is_501) {
-  for (const char* te : {"gzip", "identity", "gzip, chunked", "chunked, gzip", "x-custom",
-                         "deflate,chunked"}) {
+  for (const char* te :
+       {"gzip", "identity", "gzip, chunked", "chunked, gzip", "x-custom", "deflate,chunked"}) {
     SCOPED_TRACE(te);
     EXPECT_EQ(run_request(post + "Transfer-Encoding: " + te + "\r\n\r\n" + chunked_abc).how,
               "rule:501");
@@ -167,24 +166,24 @@ TEST(request_rules, transfer_encoding_with_content_length_is_400) {
   // Beast refuses chunked+CL itself (either order) and CL then gzip; gzip then CL reaches us.
   EXPECT_EQ(run_request(post + "Transfer-Encoding: gzip\r\nContent-Length: 3\r\n\r\nabc").how,
             "rule:400");
-  EXPECT_EQ(run_request(post + "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n" +
-                        chunked_abc)
-                .how.substr(0, 11),
-            "beast-head:");
-  EXPECT_EQ(run_request(post + "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n" +
-                        chunked_abc)
-                .how.substr(0, 11),
-            "beast-head:");
+  EXPECT_EQ(
+      run_request(post + "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked_abc)
+          .how.substr(0, 11),
+      "beast-head:");
+  EXPECT_EQ(
+      run_request(post + "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n" + chunked_abc)
+          .how.substr(0, 11),
+      "beast-head:");
   EXPECT_EQ(run_request(post + "Content-Length: 3\r\nTransfer-Encoding: gzip\r\n\r\nabc")
                 .how.substr(0, 11),
             "beast-head:");
 }
 
 TEST(request_rules, transfer_encoding_on_http_1_0_is_400) {
-  EXPECT_EQ(run_request("POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" +
-                        chunked_abc)
-                .how,
-            "rule:400");
+  EXPECT_EQ(
+      run_request("POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked_abc)
+          .how,
+      "rule:400");
 }
 
 // ------------------------------------------------------------------ Content-Length
@@ -230,12 +229,16 @@ TEST(request_rules, field_syntax_errors_are_refused_by_beast) {
       {get + ": a\r\n\r\n", "bad field"},    // empty name
       {get + "X(Foo: a\r\n\r\n", "bad field"},
       {get + "X-Foo: a\0b\r\n\r\n"s, "bad value"},  // NUL
-      {get + "X-Foo: a\x01" "b\r\n\r\n", "bad value"},
-      {get + "X-Foo: a\x7f" "b\r\n\r\n", "bad value"},
-      {get + "X-Foo: a\rb\r\n\r\n", "bad line ending"},  // bare CR
-      {get + "X-Foo: a\nX-Bar: b\r\n\r\n", "bad value"},  // bare LF inside the head
+      {get + "X-Foo: a\x01"
+             "b\r\n\r\n",
+       "bad value"},
+      {get + "X-Foo: a\x7f"
+             "b\r\n\r\n",
+       "bad value"},
+      {get + "X-Foo: a\rb\r\n\r\n", "bad line ending"},     // bare CR
+      {get + "X-Foo: a\nX-Bar: b\r\n\r\n", "bad value"},    // bare LF inside the head
       {"GET / HTTP/1.1\r\n Host: a\r\n\r\n", "bad field"},  // fold right after the start line
-      {"GET / HTTP/1.1\nHost: a\n\n", "bad version"},        // bare-LF line ends
+      {"GET / HTTP/1.1\nHost: a\n\n", "bad version"},       // bare-LF line ends
       {"GET / HTTP/1.2\r\nHost: a\r\n\r\n", "bad version"},
       {"GET / HTTP/2.0\r\nHost: a\r\n\r\n", "bad version"},
       {"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", "bad version"},
@@ -264,8 +267,8 @@ TEST(request_rules, missing_duplicate_or_invalid_host_is_400) {
   EXPECT_EQ(run_request(get + "Host: b.example\r\n\r\n").how, "rule:400");
   EXPECT_EQ(run_request(get + "Host: a.example\r\n\r\n").how, "rule:400");  // even identical
   EXPECT_EQ(run_request("GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n").how, "rule:400");
-  for (const char* h : {"", "a b", "u@a.example", "a/b", "a:80x", "a:123456", "[::1", "[zz]",
-                        ":80", "a\\b", "a%zz"}) {
+  for (const char* h : {"", "a b", "u@a.example", "a/b", "a:80x", "a:123456", "[::1", "[zz]", ":80",
+                        "a\\b", "a%zz"}) {
     SCOPED_TRACE(h);
     EXPECT_EQ(run_request("GET / HTTP/1.1\r\nHost: "s + h + "\r\n\r\n").how, "rule:400");
   }
@@ -306,7 +309,8 @@ TEST(request_rules, too_large_head_is_beast_header_limit) {
             "beast-head:header limit exceeded");
   // Many small fields add up the same way.
   std::string raw = get;
-  for (int i = 0; i < 40; ++i) raw += "X-" + std::to_string(i) + ": " + std::string(30, 'v') + "\r\n";
+  for (int i = 0; i < 40; ++i)
+    raw += "X-" + std::to_string(i) + ": " + std::string(30, 'v') + "\r\n";
   EXPECT_EQ(run_request(raw + "\r\n", limits).how, "beast-head:header limit exceeded");
 }
 
@@ -351,8 +355,9 @@ TEST(request_rules, oversized_trailer_or_extension_is_an_error_not_a_throw) {
   // Beast 1.81 applies no header_limit to trailers or chunk extensions, and a trailer value
   // above 64 KiB throws std::length_error from basic_fields. A bounded buffer (the session's
   // is 64 KiB) turns both into a clean buffer_overflow before the parser sees them whole.
-  const auto big_trailer = post + "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-T: " +
-                           std::string(70000, 'x') + "\r\n\r\n";
+  const auto big_trailer =
+      post + "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-T: " + std::string(70000, 'x') +
+      "\r\n\r\n";
   const auto big_ext =
       post + "Transfer-Encoding: chunked\r\n\r\n3;e=" + std::string(200000, 'x') + "\r\nabc";
   for (const auto* raw : {&big_trailer, &big_ext}) {
@@ -464,8 +469,8 @@ TEST(beast_1_81, accepts_smuggling_shapes_the_validator_refuses) {
   EXPECT_EQ(beast_alone(post + "Transfer-Encoding: x\r\n chunked\r\n\r\n" + chunked_abc, &left),
             "accepted");
   EXPECT_EQ(left, chunked_abc);
-  EXPECT_EQ(beast_alone(post + "Transfer-Encoding: chunked\r\n\r\n3;e=" +
-                        std::string(200000, 'x') + "\r\nabc\r\n0\r\n\r\n"),
+  EXPECT_EQ(beast_alone(post + "Transfer-Encoding: chunked\r\n\r\n3;e=" + std::string(200000, 'x') +
+                        "\r\nabc\r\n0\r\n\r\n"),
             "accepted");  // no limit on chunk extensions before Boost 1.91
 }
 
@@ -499,8 +504,7 @@ TEST(response_rules, good_responses_pass) {
   EXPECT_EQ(run_response("HTTP/1.1 204 No Content\r\n\r\n"), "ok");
   EXPECT_EQ(run_response("HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n"), "ok");
   EXPECT_EQ(run_response("HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n"), "ok");
-  EXPECT_EQ(run_response("HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n"),
-            "ok");
+  EXPECT_EQ(run_response("HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n"), "ok");
   EXPECT_EQ(run_response(ok200 + "Transfer-Encoding: gzip, chunked\r\n\r\n", true), "ok");
   EXPECT_EQ(run_response("HTTP/1.1 100 Continue\r\n\r\n"), "ok");
   EXPECT_EQ(run_response("HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nabc"), "ok");
@@ -515,11 +519,9 @@ TEST(response_rules, bad_framing_is_502) {
   EXPECT_EQ(run_response(ok200 + "Transfer-Encoding: gzip\r\nContent-Length: 3\r\n\r\nabc"),
             "rule:502");
   EXPECT_EQ(run_response(ok200 + "Content-Length: 3, 3\r\n\r\nabc"), "rule:502");
-  EXPECT_EQ(run_response(ok200 + "Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc"),
-            "rule:502");
+  EXPECT_EQ(run_response(ok200 + "Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc"), "rule:502");
   EXPECT_EQ(run_response("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), "rule:502");
-  EXPECT_EQ(run_response("HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello"),
-            "rule:502");
+  EXPECT_EQ(run_response("HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello"), "rule:502");
   EXPECT_EQ(run_response("HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n"),
             "rule:502");
   // HEAD / 304 may describe the GET's framing, but not ambiguously.

@@ -1,0 +1,206 @@
+// libFuzzer target over the request path's pure parts: Beast's request parser fed the way the
+// session feeds it (parse_request_head over a bounded flat_buffer, then the body), our
+// validators, and a forwarded head rebuilt with header_rules the way the session builds it.
+// Also feeds the same bytes to a response parser and validate_response.
+//
+// Invariants (a violation aborts, which libFuzzer reports as a crash):
+//   - nothing throws (Beast's basic_fields throws std::length_error on a > 64 KiB field when
+//     its buffer is unbounded; ours is bounded);
+//   - an accepted request's forwarded head re-parses with Beast, passes validate_request again,
+//     and keeps the method, target, framing (one numeric Content-Length or chunked, never both)
+//     and carries no hop-by-hop field;
+//   - the body is either read whole or refused with an error, never beyond body_limit.
+//
+// Built with clang -fsanitize=fuzzer,address,undefined (fuzz/CMakeLists.txt); the same file is
+// compiled into unit_tests (tests/unit/http/fuzz_corpus_test.cpp) to replay the seed corpus.
+#include <boost/asio/buffer.hpp>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include "http/header_rules.h"
+#include "http/request_rules.h"
+
+namespace {
+
+namespace bhttp = boost::beast::http;
+using canary::http::request_parser_type;
+using canary::http::response_parser_type;
+
+[[noreturn]] void violated(const char* what, std::string_view input) {
+  std::fprintf(stderr, "request_fuzz invariant violated: %s\ninput (%zu bytes)\n", what,
+               input.size());
+  std::abort();
+}
+
+#define FUZZ_CHECK(cond, input)          \
+  do {                                   \
+    if (!(cond)) violated(#cond, input); \
+  } while (0)
+
+constexpr std::size_t buffer_max = 64 * 1024;  // the session's flat_buffer bound
+
+canary::config::limits_config fuzz_limits() {
+  canary::config::limits_config l;
+  l.max_request_header_bytes = 8192;
+  l.max_header_fields = 100;
+  l.max_request_body_bytes = 4096;
+  return l;
+}
+
+// The forwarded head as session.cpp's build_request_head makes it: hop-by-hop fields and the
+// ones Connection names dropped, framing rebuilt from what the parser saw.
+std::string forwarded_head(const request_parser_type& p) {
+  const auto& r = p.get();
+  std::string head;
+  head.append(r.method_string());
+  head += ' ';
+  head.append(r.target());
+  head += " HTTP/1.1\r\n";
+  canary::http::connection_tokens conn;
+  for (auto it = r.find(bhttp::field::connection);
+       it != r.end() && it->name() == bhttp::field::connection; ++it)
+    conn.add_list(it->value());
+  for (const auto& f : r) {
+    const auto name = f.name_string();
+    if (canary::http::is_hop_by_hop(name) || (conn.count && conn.contains(name))) continue;
+    head.append(name);
+    head += ": ";
+    head.append(f.value());
+    head += "\r\n";
+  }
+  if (p.chunked()) {
+    head += "Transfer-Encoding: chunked\r\n";
+  } else if (auto len = p.content_length()) {
+    head += "Content-Length: " + std::to_string(*len) + "\r\n";
+  }
+  head += "\r\n";
+  return head;
+}
+
+void check_forwarded(const request_parser_type& original, std::string_view input) {
+  const auto head = forwarded_head(original);
+  request_parser_type again;
+  again.header_limit(static_cast<std::uint32_t>(head.size() + 1));
+  again.body_limit(boost::none);
+  boost::system::error_code ec;
+  const auto n = again.put(boost::asio::buffer(head), ec);
+  FUZZ_CHECK(!ec, input);
+  FUZZ_CHECK(again.is_header_done() && n == head.size(), input);
+  FUZZ_CHECK(canary::http::scan_request_head(head).code == 0, input);
+  auto limits = fuzz_limits();
+  limits.max_header_fields = 1000;
+  const auto v = canary::http::validate_request(again, limits);
+  // The forwarded request is HTTP/1.1: a 1.0 request without Host becomes one. That is the only
+  // verdict allowed to change.
+  FUZZ_CHECK(v.code == 0 || (original.get().version() < 11 && v.message == "missing Host header"),
+             input);
+  const auto& a = original.get();
+  const auto& b = again.get();
+  FUZZ_CHECK(a.method_string() == b.method_string(), input);
+  FUZZ_CHECK(a.target() == b.target(), input);
+  FUZZ_CHECK(original.chunked() == again.chunked(), input);
+  FUZZ_CHECK(original.content_length() == again.content_length(), input);
+  std::size_t framing = 0;
+  for (const auto& f : b) {
+    const auto name = f.name_string();
+    if (f.name() == bhttp::field::content_length || f.name() == bhttp::field::transfer_encoding)
+      ++framing;
+    else
+      FUZZ_CHECK(!canary::http::is_hop_by_hop(name), input);
+  }
+  FUZZ_CHECK(framing <= 1, input);
+}
+
+void fuzz_request(std::string_view input) {
+  // A first byte below 0x20 is no request byte: it says how the bytes arrive (1..16 per read,
+  // like a client writing in pieces); otherwise they arrive at once.
+  std::size_t piece = input.size();
+  if (!input.empty() && static_cast<unsigned char>(input[0]) < 0x20) {
+    piece = static_cast<unsigned char>(input[0]) % 16 + 1;
+    input.remove_prefix(1);
+  }
+  const auto limits = fuzz_limits();
+  boost::beast::flat_buffer buf(buffer_max);
+  request_parser_type p;
+  p.header_limit(static_cast<std::uint32_t>(limits.max_request_header_bytes));
+  p.body_limit(limits.max_request_body_bytes);
+  std::string_view in = input;
+  auto feed = [&] {
+    const auto n = std::min({piece, in.size(), buf.max_size() - buf.size()});
+    if (n == 0) return false;
+    auto b = buf.prepare(n);
+    std::memcpy(b.data(), in.data(), n);
+    buf.commit(n);
+    in.remove_prefix(n);
+    return true;
+  };
+  for (;;) {
+    const auto step = canary::http::parse_request_head(p, buf);
+    if (step.what == canary::http::head_step::state::error) return;
+    if (step.what == canary::http::head_step::state::done) break;
+    if (!feed()) return;  // incomplete or over the buffer: the session answers 408 / 431
+  }
+  FUZZ_CHECK(p.is_header_done(), input);
+  if (canary::http::validate_request(p, limits).code != 0) return;
+  check_forwarded(p, input);
+
+  // Body, read as the session reads it.
+  char chunk[512];
+  std::uint64_t body = 0;
+  while (!p.is_done()) {
+    p.get().body().data = chunk;
+    p.get().body().size = sizeof chunk;
+    boost::system::error_code ec;
+    const auto n = p.put(buf.data(), ec);
+    buf.consume(n);
+    body += sizeof chunk - p.get().body().size;
+    if (ec == bhttp::error::need_buffer || ec == bhttp::error::need_more) ec = {};
+    if (ec) break;
+    if (n == 0 && !feed()) break;
+  }
+  FUZZ_CHECK(body <= limits.max_request_body_bytes, input);
+  if (p.is_done() && p.content_length()) FUZZ_CHECK(body == *p.content_length(), input);
+}
+
+void fuzz_response(std::string_view input) {
+  for (bool head_request : {false, true}) {
+    response_parser_type p;
+    p.header_limit(8192);
+    p.body_limit(4096);
+    if (head_request) p.skip(true);
+    boost::beast::flat_buffer buf(buffer_max);
+    const auto n = std::min(input.size(), buf.max_size());
+    if (n == 0) return;
+    auto b = buf.prepare(n);
+    std::memcpy(b.data(), input.data(), n);
+    buf.commit(n);
+    boost::system::error_code ec;
+    buf.consume(p.put(buf.data(), ec));
+    if (ec || !p.is_header_done()) continue;
+    const auto v = canary::http::validate_response(p);
+    FUZZ_CHECK(v.code == 0 || v.code == 502, input);
+    const unsigned status = p.get().result_int();
+    if (v.code == 0 && !head_request && status >= 200 && status != 204 && status != 304) {
+      // An accepted response with a body has one framing: chunked or one Content-Length.
+      // (HEAD and 304 responses may describe the GET's framing; nothing of it is used.)
+      std::size_t framing = 0;
+      for (const auto& f : p.get())
+        if (f.name() == bhttp::field::content_length || f.name() == bhttp::field::transfer_encoding)
+          ++framing;
+      FUZZ_CHECK(framing <= 1, input);
+    }
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string_view input(reinterpret_cast<const char*>(data), size);
+  fuzz_request(input);
+  fuzz_response(input);
+  return 0;
+}
