@@ -156,6 +156,7 @@ struct session::state {
   void build_request_head(bool chunked);
   void build_response_head(const routing::decision& d, bool keep, framing f);
   void build_interim_head();
+  void append_response_status_and_fields();
 };
 
 session::session(core::worker& w, socket_type sock)
@@ -911,27 +912,9 @@ void session::state::build_request_head(bool chunked) {
   head += "\r\n";
 }
 
-// A 1xx response as received, minus hop-by-hop fields (it has no body).
-void session::state::build_interim_head() {
-  const auto& rs = res->get();
-  head.clear();
-  head += "HTTP/1.1 ";
-  append_number(head, rs.result_int());
-  head += ' ';
-  head.append(rs.reason());
-  head += "\r\n";
-  for (const auto& fld : rs) {
-    const auto name = fld.name_string();
-    if (is_hop_by_hop(name)) continue;
-    head.append(name);
-    head += ": ";
-    head.append(fld.value());
-    head += "\r\n";
-  }
-  head += "\r\n";
-}
-
-void session::state::build_response_head(const routing::decision& d, bool keep, framing f) {
+// The status line and the end-to-end fields of the upstream's response head: hop-by-hop fields
+// and those its Connection header lists are dropped (RFC 9110 §7.6.1).
+void session::state::append_response_status_and_fields() {
   const auto& rs = res->get();
   head.clear();
   head += "HTTP/1.1 ";
@@ -951,6 +934,17 @@ void session::state::build_response_head(const routing::decision& d, bool keep, 
     head.append(fld.value());
     head += "\r\n";
   }
+}
+
+// A 1xx response as received (it has no body).
+void session::state::build_interim_head() {
+  append_response_status_and_fields();
+  head += "\r\n";
+}
+
+void session::state::build_response_head(const routing::decision& d, bool keep, framing f) {
+  const auto& rs = res->get();
+  append_response_status_and_fields();
   if (f == framing::length) {
     head += "Content-Length: ";
     append_number(head, *res->content_length());
