@@ -111,7 +111,10 @@ void worker::detach(http::session* s) {
 
 awaitable<void> worker::accept_loop() {
   for (;;) {
-    auto [ec, sock] = co_await acceptor_.async_accept(use_tuple);
+    // The peer address comes with accept (no getpeername per connection).
+    socket_type sock(ioc_.get_executor());
+    tcp::endpoint peer;
+    auto [ec] = co_await acceptor_.async_accept(sock, peer, use_tuple);
     if (ec) {
       if (ec == net::error::operation_aborted || !acceptor_.is_open()) co_return;
       // EMFILE and friends: back off briefly instead of spinning.
@@ -130,7 +133,7 @@ awaitable<void> worker::accept_loop() {
       continue;
     }
     cells_.connection_opened();
-    auto s = std::make_unique<http::session>(*this, std::move(sock));
+    auto s = std::make_unique<http::session>(*this, std::move(sock), peer);
     net::co_spawn(ioc_, http::session::run(std::move(s)), net::detached);
   }
 }

@@ -97,15 +97,12 @@ constexpr std::string_view last_chunk = "0\r\n\r\n";
 }  // namespace
 
 struct session::state {
-  state(core::worker& worker, socket_type s)
+  state(core::worker& worker, socket_type s, const tcp::endpoint& peer)
       : w(worker),
         sock(std::move(s)),
         buf(std::max<std::size_t>(w.current()->config->limits.max_request_header_bytes + 4096,
-                                  64 * 1024)) {
-    error_code ec;
-    auto peer = sock.remote_endpoint(ec);
-    if (!ec) client_ip = peer.address().to_string();
-  }
+                                  64 * 1024)),
+        client_ip(peer.address().to_string()) {}
 
   core::worker& w;
   socket_type sock;
@@ -159,8 +156,8 @@ struct session::state {
   void append_response_status_and_fields();
 };
 
-session::session(core::worker& w, socket_type sock)
-    : st_(std::make_unique<state>(w, std::move(sock))) {
+session::session(core::worker& w, socket_type sock, const tcp::endpoint& peer)
+    : st_(std::make_unique<state>(w, std::move(sock), peer)) {
   w.attach(this);
 }
 
