@@ -94,6 +94,14 @@ struct chunk_line {
 constexpr std::string_view crlf = "\r\n";
 constexpr std::string_view last_chunk = "0\r\n\r\n";
 
+// n bytes of data, framed as one chunk when `chunked` (the size line, the data, CRLF), else as
+// they are. `line` must be chunk_line(n) and outlive the write.
+std::array<net::const_buffer, 3> body_buffers(const chunk_line& line, const char* data,
+                                              std::size_t n, bool chunked) {
+  return {net::buffer(line.text, chunked ? line.size : 0), net::buffer(data, n),
+          net::buffer(crlf.data(), chunked ? crlf.size() : 0)};
+}
+
 }  // namespace
 
 struct session::state {
@@ -124,6 +132,14 @@ struct session::state {
     phase = p;
     deadline_ns = w.now_ns() + to_ns(d);
     expired = false;
+  }
+  // A write to the client under client_idle, counted for the access log. Returns the write
+  // itself, awaited inline by the caller (no coroutine frame of its own).
+  template <class Buffers>
+  auto write_client(const Buffers& b) {
+    arm(session_phase::writing, w.current()->config->timeouts.client_idle);
+    entry.bytes_sent += net::buffer_size(b);
+    return net::async_write(sock, b, use_tuple);
   }
   char* relay_buffer() {
     if (!relay) relay = w.take_buffer();
@@ -403,9 +419,7 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
           it != r.end() && iequals(it->value(), "100-continue")) {
         // We answer the client's Expect ourselves (as nginx does) and do not forward it.
         static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
-        arm(session_phase::writing, cfg.timeouts.client_idle);
-        auto [cec, cn] = co_await net::async_write(sock, net::buffer(cont), use_tuple);
-        if (cec) {
+        if (auto [cec, cn] = co_await write_client(net::buffer(cont)); cec) {
           end_exchange();
           co_return;
         }
@@ -457,10 +471,7 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
           // §15.2); 100 Continue is ours to send (we answered Expect), 1.0 clients get none.
           if (code != 100 && r.version() >= 11) {
             build_interim_head();
-            arm(session_phase::writing, cfg.timeouts.client_idle);
-            auto [iec, iw] = co_await net::async_write(sock, net::buffer(head), use_tuple);
-            entry.bytes_sent += iw;
-            if (iec) {
+            if (auto [iec, iw] = co_await write_client(net::buffer(head)); iec) {
               end_exchange();
               co_return;
             }
@@ -559,20 +570,13 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
         head.append(relay.get(), got);
         if (chunked_out) head.append(crlf);
       } else if (got != 0) {
-        arm(session_phase::writing, cfg.timeouts.client_idle);
-        auto [wec, wn] = co_await net::async_write(sock, net::buffer(head), use_tuple);
-        entry.bytes_sent += wn;
-        if (wec) {
+        if (auto [wec, wn] = co_await write_client(net::buffer(head)); wec) {
           end_exchange();
           co_return;
         }
         head.clear();
         const chunk_line line(got);
-        std::array<net::const_buffer, 3> parts{net::buffer(line.text, chunked_out ? line.size : 0),
-                                               net::buffer(relay.get(), got),
-                                               net::buffer(crlf.data(), chunked_out ? 2 : 0)};
-        auto [bec, bn] = co_await net::async_write(sock, parts, use_tuple);
-        entry.bytes_sent += bn;
+        auto [bec, bn] = co_await write_client(body_buffers(line, relay.get(), got, chunked_out));
         if (bec) {
           end_exchange();
           co_return;
@@ -581,10 +585,7 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
     }
     if (upstream_done && chunked_out) head.append(last_chunk);
     if (!head.empty()) {
-      arm(session_phase::writing, cfg.timeouts.client_idle);
-      auto [wec, wn] = co_await net::async_write(sock, net::buffer(head), use_tuple);
-      entry.bytes_sent += wn;
-      if (wec) {
+      if (auto [wec, wn] = co_await write_client(net::buffer(head)); wec) {
         end_exchange();
         co_return;
       }
@@ -642,12 +643,7 @@ awaitable<bool> session::state::relay_response_body(const config::timeouts_confi
         const auto n = net::buffer_copy(net::buffer(data, want), up->buffer.data());
         up->buffer.consume(n);
         remaining -= n;
-        arm(session_phase::writing, t.client_idle);
-        auto [wec, wn] = co_await net::async_write(sock, net::buffer(data, n), use_tuple);
-        entry.bytes_sent += wn;
-        if (wec) {
-          co_return false;
-        }
+        if (auto [wec, wn] = co_await write_client(net::buffer(data, n)); wec) co_return false;
         continue;
       }
       arm(session_phase::upstream_body, t.upstream_response);
@@ -662,12 +658,7 @@ awaitable<bool> session::state::relay_response_body(const config::timeouts_confi
         co_return false;
       }
       remaining -= n;
-      arm(session_phase::writing, t.client_idle);
-      auto [wec, wn] = co_await net::async_write(sock, net::buffer(data, n), use_tuple);
-      entry.bytes_sent += wn;
-      if (wec) {
-        co_return false;
-      }
+      if (auto [wec, wn] = co_await write_client(net::buffer(data, n)); wec) co_return false;
     }
   } else {
     // Chunked or close-delimited upstream body: through the parser, flushed as it arrives
@@ -690,24 +681,12 @@ awaitable<bool> session::state::relay_response_body(const config::timeouts_confi
       }
       const std::size_t got = core::worker::relay_buffer_size - rs.body().size;
       if (got == 0) continue;
-      arm(session_phase::writing, t.client_idle);
       const chunk_line line(got);
-      std::array<net::const_buffer, 3> parts{net::buffer(line.text, chunked_out ? line.size : 0),
-                                             net::buffer(data, got),
-                                             net::buffer(crlf.data(), chunked_out ? 2 : 0)};
-      auto [wec, wn] = co_await net::async_write(sock, parts, use_tuple);
-      entry.bytes_sent += wn;
-      if (wec) {
+      if (auto [wec, wn] = co_await write_client(body_buffers(line, data, got, chunked_out)); wec)
         co_return false;
-      }
     }
     if (chunked_out) {
-      arm(session_phase::writing, t.client_idle);
-      auto [wec, wn] = co_await net::async_write(sock, net::buffer(last_chunk), use_tuple);
-      entry.bytes_sent += wn;
-      if (wec) {
-        co_return false;
-      }
+      if (auto [wec, wn] = co_await write_client(net::buffer(last_chunk)); wec) co_return false;
     }
   }
 
@@ -816,10 +795,8 @@ awaitable<body_result> session::state::relay_request_body(const config::timeouts
     sent += got;  // consumed from the client: from here on a retry could not replay it
     arm(session_phase::writing, t.upstream_response);
     const chunk_line line(got);
-    std::array<net::const_buffer, 3> parts{net::buffer(line.text, chunked ? line.size : 0),
-                                           net::buffer(data, got),
-                                           net::buffer(crlf.data(), chunked ? 2 : 0)};
-    auto [wec, wn] = co_await net::async_write(up->sock, parts, use_tuple);
+    auto [wec, wn] =
+        co_await net::async_write(up->sock, body_buffers(line, data, got, chunked), use_tuple);
     if (wec) co_return body_result::upstream_failed;
     if (!chunked && remaining == 0) break;
   }
