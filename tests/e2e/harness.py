@@ -338,11 +338,8 @@ class Backend:
 
 # ---------------------------------------------------------------- HTTP
 
-class Reply:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers  # list of (name, value)
-        self.body = body        # bytes
+class HeaderList:
+    """Case-insensitive lookup over `self.headers`, a list of (name, value) in received order."""
 
     def header(self, name):
         for k, v in self.headers:
@@ -352,6 +349,13 @@ class Reply:
 
     def header_all(self, name):
         return [v for k, v in self.headers if k.lower() == name.lower()]
+
+
+class Reply(HeaderList):
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # list of (name, value)
+        self.body = body        # bytes
 
     @property
     def text(self):

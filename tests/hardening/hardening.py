@@ -23,7 +23,7 @@ import zlib
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 
-from harness import (DEADLINE, E2ETestCase, closed_port, make_config, poll,  # noqa: E402,F401
+from harness import (DEADLINE, E2ETestCase, HeaderList, closed_port, make_config, poll,  # noqa: E402,F401
                      route)
 
 IO_TIMEOUT = 10.0
@@ -36,7 +36,7 @@ SLACK = 3.0 if SANITIZER else 1.5
 
 # ---------------------------------------------------------------- the fake upstream
 
-class Request:
+class Request(HeaderList):
     """One request as the fake upstream read it."""
 
     def __init__(self, conn_id, seq, raw_head):
@@ -55,15 +55,6 @@ class Request:
         self.body_len = 0
         self.body_crc = 0
         self.complete = False     # the whole body (per its framing) arrived
-
-    def header(self, name):
-        for k, v in self.headers:
-            if k.lower() == name.lower():
-                return v
-        return None
-
-    def header_all(self, name):
-        return [v for k, v in self.headers if k.lower() == name.lower()]
 
     def __repr__(self):
         return f"<Request {self.method} {self.target} complete={self.complete} {self.raw_head[:200]!r}>"
@@ -330,18 +321,12 @@ def blackhole_endpoint(test):
 
 # ---------------------------------------------------------------- the raw client
 
-class Response:
+class Response(HeaderList):
     def __init__(self, status, headers, body, raw_head):
         self.status = status
         self.headers = headers
         self.body = body
         self.raw_head = raw_head
-
-    def header(self, name):
-        for k, v in self.headers:
-            if k.lower() == name.lower():
-                return v
-        return None
 
     def __repr__(self):
         return f"<Response {self.status} {self.raw_head[:300]!r} {self.body[:200]!r}>"
@@ -490,26 +475,12 @@ class RawClient:
             return False
         raise AssertionError(f"unexpected extra bytes from the proxy: {self.buf[:300]!r}")
 
-    def drain_to_eof(self, timeout=IO_TIMEOUT):
-        """Reads and drops bytes until the server closes; True if it did within `timeout`."""
+    def drain_to_eof(self, timeout=IO_TIMEOUT, keep=False):
+        """Reads until the server closes; True if it did within `timeout`. The bytes are dropped
+        as they come, or kept in `buf` with keep=True."""
         deadline = time.monotonic() + timeout
-        self.buf = b""
-        while not self.eof:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            try:
-                self._more(left)
-            except EOFError:
-                return True
-            except socket.timeout:
-                return False
+        if not keep:
             self.buf = b""
-        return True
-
-    def drain_to_eof_keep(self, timeout=IO_TIMEOUT):
-        """Like drain_to_eof but keeps the bytes in `buf`."""
-        deadline = time.monotonic() + timeout
         while not self.eof:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -520,6 +491,8 @@ class RawClient:
                 return True
             except socket.timeout:
                 return False
+            if not keep:
+                self.buf = b""
         return True
 
     def close(self):
@@ -539,7 +512,7 @@ def send_and_read_all(port, data, timeout=5.0):
             c.sock.shutdown(socket.SHUT_WR)
         except OSError:
             pass
-        closed = c.drain_to_eof_keep(timeout)
+        closed = c.drain_to_eof(timeout, keep=True)
         return c.buf, closed
     finally:
         c.close()
@@ -614,6 +587,12 @@ class HardeningTestCase(E2ETestCase):
         cfg = make_config(upstreams, routes or [route(name="hard", upstream="blue", steps=[])],
                           workers=workers, timeouts=timeouts, extra=extra)
         return self.start_proxy(cfg)
+
+    def raw_client(self, *args, **kw):
+        """A RawClient closed when the test ends."""
+        c = RawClient(*args, **kw)
+        self.addCleanup(c.close)
+        return c
 
     def assertAlive(self, proxy):
         self.assertTrue(proxy.process.alive(), f"the proxy died\n{proxy.logs()}")

@@ -56,8 +56,7 @@ class IsolationTest(HardeningTestCase):
     def test_slow_upstream_does_not_stall_other_requests(self):
         slow = []
         for _ in range(10):
-            c = RawClient(self.proxy.port, timeout=20)
-            self.addCleanup(c.close)
+            c = self.raw_client(self.proxy.port, timeout=20)
             c.send("GET /slow HTTP/1.1\r\nHost: a.example\r\n\r\n")
             slow.append(c)
         self.fake.wait_heads(10)
@@ -69,8 +68,7 @@ class IsolationTest(HardeningTestCase):
     def test_client_that_does_not_read_does_not_stall_others(self):
         stuck = []
         for _ in range(5):
-            c = RawClient(self.proxy.port)
-            self.addCleanup(c.close)
+            c = self.raw_client(self.proxy.port)
             c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             c.send("GET /big HTTP/1.1\r\nHost: a.example\r\n\r\n")
             stuck.append(c)
@@ -90,8 +88,7 @@ class IsolationTest(HardeningTestCase):
                     errors.append(repr(e))
         t = threading.Thread(target=hammer, daemon=True)
         t.start()
-        keep = RawClient(self.proxy.port)
-        self.addCleanup(keep.close)
+        keep = self.raw_client(self.proxy.port)
         for i in range(50):
             keep.send(f"GET /k{i} HTTP/1.1\r\nHost: a.example\r\n\r\n")
             self.assertEqual(keep.response().body, f"GET /k{i} 0".encode())

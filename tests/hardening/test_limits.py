@@ -33,8 +33,7 @@ class HeaderLimitsTest(HardeningTestCase):
         self.assertEqual(self.fake.head_count(), 1)
 
     def test_a_huge_head_is_431_without_reading_it_all(self):
-        c = RawClient(self.proxy.port)
-        self.addCleanup(c.close)
+        c = self.raw_client(self.proxy.port)
         c.send(GET)
         sent = 0
         try:
@@ -66,16 +65,14 @@ class HeaderLimitsTest(HardeningTestCase):
         self.assertEqual(self.fake.head_count(), 1)
 
     def test_413_before_expect_100_continue(self):
-        c = RawClient(self.proxy.port)
-        self.addCleanup(c.close)
+        c = self.raw_client(self.proxy.port)
         c.send(POST + "Content-Length: 5000\r\nExpect: 100-continue\r\n\r\n")
         status, _, raw = c.head()
         self.assertEqual(status, 413, raw)
         self.assertEqual(self.fake.head_count(), 0)
 
     def test_chunked_body_over_the_limit_is_413_as_it_streams(self):
-        c = RawClient(self.proxy.port)
-        self.addCleanup(c.close)
+        c = self.raw_client(self.proxy.port)
         c.send(POST + "Transfer-Encoding: chunked\r\n\r\n" + "258\r\n" + "a" * 600 + "\r\n")
         c.send("258\r\n" + "b" * 600 + "\r\n0\r\n\r\n")
         r = c.response()
@@ -96,8 +93,7 @@ class ClientTimeoutsTest(HardeningTestCase):
     def test_slowloris_head_gets_408_at_the_header_deadline(self):
         # One byte every 100 ms keeps any per-read timer happy; only a deadline for the whole
         # head stops it.
-        c = RawClient(self.proxy.port)
-        self.addCleanup(c.close)
+        c = self.raw_client(self.proxy.port)
         head = (GET + "X-Slow: " + "s" * 200 + "\r\n\r\n").encode()
         t0 = time.monotonic()
         status = None
@@ -125,8 +121,7 @@ class ClientTimeoutsTest(HardeningTestCase):
     def test_slowloris_does_not_stall_other_clients(self):
         slow = []
         for _ in range(20):
-            c = RawClient(self.proxy.port)
-            self.addCleanup(c.close)
+            c = self.raw_client(self.proxy.port)
             c.send("GET / HTTP/1.1\r\n")
             slow.append(c)
         t0 = time.monotonic()
@@ -138,8 +133,7 @@ class ClientTimeoutsTest(HardeningTestCase):
             self.assertEqual(c.response(timeout=1.0 + SLACK + 1).status, 408)
 
     def test_keep_alive_idle_connection_is_closed(self):
-        c = RawClient(self.proxy.port)
-        self.addCleanup(c.close)
+        c = self.raw_client(self.proxy.port)
         c.send(GET + "\r\n")
         self.assertEqual(c.response().status, 200)
         t0 = time.monotonic()
@@ -148,15 +142,13 @@ class ClientTimeoutsTest(HardeningTestCase):
         self.assertTrue(1.2 <= elapsed <= 1.5 + SLACK, f"closed after {elapsed:.2f}s")
 
     def test_silent_connection_is_closed_at_the_idle_timeout(self):
-        c = RawClient(self.proxy.port)
-        self.addCleanup(c.close)
+        c = self.raw_client(self.proxy.port)
         t0 = time.monotonic()
         self.assertTrue(c.closed(timeout=1.5 + SLACK + 1))
         self.assertGreaterEqual(time.monotonic() - t0, 0.9)
 
     def test_stalled_body_gets_408(self):
-        c = RawClient(self.proxy.port)
-        self.addCleanup(c.close)
+        c = self.raw_client(self.proxy.port)
         c.send(POST + "Content-Length: 10\r\n\r\nabc")
         t0 = time.monotonic()
         r = c.response(timeout=5)
@@ -168,8 +160,7 @@ class ClientTimeoutsTest(HardeningTestCase):
 
     def test_slow_but_steady_body_is_fine(self):
         # Each read restarts client_body_idle: 5 pieces 400 ms apart take 2 s > 1 s in total.
-        c = RawClient(self.proxy.port)
-        self.addCleanup(c.close)
+        c = self.raw_client(self.proxy.port)
         c.send(POST + "Content-Length: 5\r\n\r\n")
         for ch in "abcde":
             time.sleep(0.4)  # slower than nothing, faster than the 1 s idle timeout
@@ -184,8 +175,7 @@ class UpstreamTimeoutsTest(HardeningTestCase):
     def test_upstream_connect_timeout_is_504(self):
         hole = blackhole_endpoint(self)
         proxy = self.proxy_for({"blue": hole}, timeouts={"upstream_connect": "1s"})
-        c = RawClient(proxy.port)
-        self.addCleanup(c.close)
+        c = self.raw_client(proxy.port)
         t0 = time.monotonic()
         c.send(GET + "\r\n")
         r = c.response()
@@ -200,8 +190,7 @@ class UpstreamTimeoutsTest(HardeningTestCase):
             return False
         fake = self.fake_upstream(hang)
         proxy = self.proxy_for({"blue": fake.endpoint}, timeouts={"upstream_response": "1s"})
-        c = RawClient(proxy.port)
-        self.addCleanup(c.close)
+        c = self.raw_client(proxy.port)
         t0 = time.monotonic()
         c.send(GET + "\r\n")
         r = c.response()
@@ -250,8 +239,7 @@ class ConnectionLimitTest(HardeningTestCase):
                                workers=2)
         held = []
         for _ in range(3):
-            c = RawClient(proxy.port)
-            self.addCleanup(c.close)
+            c = self.raw_client(proxy.port)
             c.send(GET + "\r\n")
             self.assertEqual(c.response().status, 200)
             held.append(c)
@@ -281,8 +269,7 @@ class BoundedMemoryTest(HardeningTestCase):
         base = rss_kib(proxy.process.pid)
         clients = []
         for i in range(300):
-            c = RawClient(proxy.port)
-            self.addCleanup(c.close)
+            c = self.raw_client(proxy.port)
             c.send(GET + "X-Pad: " + "p" * 15000)  # just under the 16 KiB head limit
             clients.append(c)
         r, _ = exchange(proxy.port, GET + "Connection: close\r\n\r\n")

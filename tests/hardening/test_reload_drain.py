@@ -126,17 +126,14 @@ class DrainTest(HardeningTestCase):
         proxy = self.proxy_for({"blue": fake.endpoint}, timeouts={"drain": "2s"}, workers=2)
         port = proxy.port
 
-        idle = RawClient(port)
-        self.addCleanup(idle.close)
+        idle = self.raw_client(port)
         idle.send("GET / HTTP/1.1\r\nHost: a.example\r\n\r\n")
         self.assertEqual(idle.response().status, 200)
 
-        slow = RawClient(port)
-        self.addCleanup(slow.close)
+        slow = self.raw_client(port)
         slow.send("GET /slow HTTP/1.1\r\nHost: a.example\r\n\r\n")
 
-        sse = RawClient(port)
-        self.addCleanup(sse.close)
+        sse = self.raw_client(port)
         sse.send("GET /events HTTP/1.1\r\nHost: a.example\r\n\r\n")
         self.assertEqual(sse.head()[0], 200)
         self.assertTrue(sse_started.wait(5))

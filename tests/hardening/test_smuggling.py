@@ -189,8 +189,7 @@ class CanonicalForwardingTest(HardeningTestCase):
 
     def forward(self, raw):
         before = self.fake.head_count()
-        c = RawClient(self.proxy.port)
-        self.addCleanup(c.close)
+        c = self.raw_client(self.proxy.port)
         c.send(raw.encode("latin-1"))
         r = c.response()
         self.assertEqual(r.status, 200, r)
@@ -296,8 +295,7 @@ class ResponseFramingTest(HardeningTestCase):
         for name in BAD_RESPONSES:
             with self.subTest(name):
                 closed_before = fake.closed
-                c = RawClient(proxy.port)
-                self.addCleanup(c.close)
+                c = self.raw_client(proxy.port)
                 c.send(f"GET /r/{name} HTTP/1.1\r\nHost: a.example\r\n\r\n")
                 try:
                     r = c.response()
@@ -336,8 +334,7 @@ class ResponseFramingTest(HardeningTestCase):
         proxy = self.proxy_for({"blue": fake.endpoint})
         for path in ("/trailer", "/extension"):
             with self.subTest(path):
-                c = RawClient(proxy.port)
-                self.addCleanup(c.close)
+                c = self.raw_client(proxy.port)
                 c.send(f"GET {path} HTTP/1.1\r\nHost: a.example\r\n\r\n")
                 try:
                     r = c.response()
@@ -353,8 +350,7 @@ class ResponseFramingTest(HardeningTestCase):
             return True
         fake = self.fake_upstream(folded)
         proxy = self.proxy_for({"blue": fake.endpoint})
-        c = RawClient(proxy.port)
-        self.addCleanup(c.close)
+        c = self.raw_client(proxy.port)
         c.send(GET + "\r\n")
         r = c.response()
         self.assertIn(r.status, (200, 502))
@@ -369,8 +365,7 @@ class ResponseFramingTest(HardeningTestCase):
             return False
         fake = self.fake_upstream(cut)
         proxy = self.proxy_for({"blue": fake.endpoint})
-        c = RawClient(proxy.port)
-        self.addCleanup(c.close)
+        c = self.raw_client(proxy.port)
         c.send(GET + "\r\n")
         with self.assertRaises(EOFError):
             c.response()  # the head went out; the only honest signal left is the close
@@ -383,8 +378,7 @@ class ResponseFramingTest(HardeningTestCase):
             return False
         fake = self.fake_upstream(bad)
         proxy = self.proxy_for({"blue": fake.endpoint})
-        c = RawClient(proxy.port)
-        self.addCleanup(c.close)
+        c = self.raw_client(proxy.port)
         c.send(GET + "\r\n")
         try:
             r = c.response()

@@ -25,16 +25,12 @@ if SANITIZER:
 
 class LargeBodiesTest(HardeningTestCase):
 
-    def setUp(self):
-        super().setUp()
-
     def test_300_mb_upload_with_bounded_memory(self):
         fake = self.fake_upstream()
         proxy = self.proxy_for({"blue": fake.endpoint},
                                limits={"max_request_body_bytes": 1 << 30})
         sampler = RssSampler(proxy.process.pid)
-        c = RawClient(proxy.port, timeout=60)
-        self.addCleanup(c.close)
+        c = self.raw_client(proxy.port, timeout=60)
         total = TOTAL_MB * len(BLOCK)
         c.send(f"POST /upload HTTP/1.1\r\nHost: a.example\r\nContent-Length: {total}\r\n\r\n")
         crc = 0
@@ -54,8 +50,7 @@ class LargeBodiesTest(HardeningTestCase):
         proxy = self.proxy_for({"blue": fake.endpoint},
                                limits={"max_request_body_bytes": 1 << 30})
         sampler = RssSampler(proxy.process.pid)
-        c = RawClient(proxy.port, timeout=60)
-        self.addCleanup(c.close)
+        c = self.raw_client(proxy.port, timeout=60)
         n = min(100, TOTAL_MB)
         c.send("POST /upload HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n")
         crc = 0
@@ -79,8 +74,7 @@ class LargeBodiesTest(HardeningTestCase):
         fake = self.fake_upstream(big)
         proxy = self.proxy_for({"blue": fake.endpoint})
         sampler = RssSampler(proxy.process.pid)
-        c = RawClient(proxy.port, timeout=60)
-        self.addCleanup(c.close)
+        c = self.raw_client(proxy.port, timeout=60)
         c.send(GET + "\r\n")
         got = [0, 0]
 
@@ -112,8 +106,7 @@ class LargeBodiesTest(HardeningTestCase):
             return False
         fake = self.fake_upstream(big)
         proxy = self.proxy_for({"blue": fake.endpoint})
-        c = RawClient(proxy.port, timeout=30)
-        self.addCleanup(c.close)
+        c = self.raw_client(proxy.port, timeout=30)
         c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         c.send(GET + "\r\n")
         sampler = RssSampler(proxy.process.pid)
@@ -133,8 +126,7 @@ class SplitChunkedUploadTest(HardeningTestCase):
                           extra={"access_log": {"enabled": True, "path": "access.log",
                                                 "format": "json"}})
         proxy = self.start_proxy(cfg)
-        c = RawClient(proxy.port)
-        self.addCleanup(c.close)
+        c = self.raw_client(proxy.port)
         pieces = [b"POST /split HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n"
                   b"\r\n3\r\nabc\r\n1", b"0\r\n" + b"y" * 16 + b"\r", b"\n0\r", b"\n\r\n"]
         for piece in pieces:
@@ -173,8 +165,7 @@ class IncrementalRelayTest(HardeningTestCase):
             return False
         fake = self.fake_upstream(handler)
         proxy = self.proxy_for({"blue": fake.endpoint})
-        c = RawClient(proxy.port)
-        self.addCleanup(c.close)
+        c = self.raw_client(proxy.port)
         c.send(GET + "\r\n")
         status, headers, raw = c.head()
         self.assertEqual(status, 200)
@@ -281,8 +272,7 @@ class BodilessResponsesTest(HardeningTestCase):
             return True
         fake = self.fake_upstream(chunked)
         proxy = self.proxy_for({"blue": fake.endpoint})
-        c = RawClient(proxy.port)
-        self.addCleanup(c.close)
+        c = self.raw_client(proxy.port)
         c.send("GET / HTTP/1.0\r\nHost: a.example\r\n\r\n")
         r = c.response()
         self.assertEqual((r.status, r.body), (200, b"decoded"))

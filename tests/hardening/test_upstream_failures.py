@@ -39,8 +39,7 @@ class ConnectFailuresTest(HardeningTestCase):
 
     def test_all_endpoints_refusing_is_503(self):
         proxy = self.proxy_for({"blue": [closed_port_endpoint(), closed_port_endpoint()]})
-        c = RawClient(proxy.port)
-        self.addCleanup(c.close)
+        c = self.raw_client(proxy.port)
         t0 = time.monotonic()
         c.send(GET + "\r\n")
         r = c.response()
@@ -150,8 +149,7 @@ class MidBodyFailuresTest(HardeningTestCase):
             return True
         fake = self.fake_upstream(cut)
         proxy = self.proxy_for({"blue": fake.endpoint})
-        c = RawClient(proxy.port)
-        self.addCleanup(c.close)
+        c = self.raw_client(proxy.port)
         c.send("GET /cut HTTP/1.1\r\nHost: a.example\r\n\r\n")
         with self.assertRaises(EOFError):
             c.response()
@@ -165,8 +163,7 @@ class MidBodyFailuresTest(HardeningTestCase):
             return False  # FIN mid-chunk
         fake = self.fake_upstream(cut)
         proxy = self.proxy_for({"blue": fake.endpoint})
-        c = RawClient(proxy.port)
-        self.addCleanup(c.close)
+        c = self.raw_client(proxy.port)
         c.send(GET + "\r\n")
         with self.assertRaises(EOFError):
             c.response()
@@ -177,8 +174,7 @@ class MidBodyFailuresTest(HardeningTestCase):
             return False
         fake = self.fake_upstream(eof)
         proxy = self.proxy_for({"blue": fake.endpoint})
-        c = RawClient(proxy.port)
-        self.addCleanup(c.close)
+        c = self.raw_client(proxy.port)
         c.send(GET + "\r\n")
         r = c.response()
         self.assertEqual((r.status, r.body), (200, b"until the end"))
