@@ -39,6 +39,23 @@ bool is_hop_by_hop(std::string_view name) noexcept {
   }
 }
 
+bool is_hop_by_hop(boost::beast::http::field f) noexcept {
+  using boost::beast::http::field;
+  switch (f) {
+    case field::te:
+    case field::trailer:
+    case field::upgrade:
+    case field::connection:
+    case field::keep_alive:
+    case field::content_length:
+    case field::proxy_connection:
+    case field::transfer_encoding:
+      return true;
+    default:
+      return false;
+  }
+}
+
 void connection_tokens::add_list(std::string_view value) noexcept {
   while (!value.empty()) {
     auto comma = value.find(',');

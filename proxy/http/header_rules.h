@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <boost/beast/http/field.hpp>
 #include <cstddef>
 #include <string_view>
 
@@ -14,6 +15,8 @@ bool iequals(std::string_view a, std::string_view b) noexcept;
 // Proxy-Connection, TE, Trailer, Upgrade, plus the framing fields we rebuild ourselves
 // (Transfer-Encoding, Content-Length).
 bool is_hop_by_hop(std::string_view name) noexcept;
+// The same by Beast's field enum: every name above has one (an unknown field is never one).
+bool is_hop_by_hop(boost::beast::http::field f) noexcept;
 
 // Tokens of Connection header values ("close, X-Foo"). Keeps at most `max` tokens; `overflow`
 // says more were present (the caller then treats unknown fields conservatively).

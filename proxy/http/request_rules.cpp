@@ -134,7 +134,7 @@ absolute_target parse_absolute(std::string_view target) noexcept {
 
 verdict validate_request(const request_parser_type& parser, const config::limits_config& limits) {
   const auto& r = parser.get();
-  std::size_t fields = 0;
+  const std::size_t fields = parser.field_count();
   std::size_t hosts = 0;
   std::size_t te_fields = 0;
   std::size_t cl_fields = 0;
@@ -144,7 +144,6 @@ verdict validate_request(const request_parser_type& parser, const config::limits
   std::string_view host;
   te_summary te;
   for (const auto& f : r) {
-    ++fields;
     switch (f.name()) {
       case bhttp::field::host:
         ++hosts;

@@ -10,12 +10,11 @@
 #pragma once
 
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/buffer_body.hpp>
-#include <boost/beast/http/parser.hpp>
 #include <cstddef>
 #include <string_view>
 
 #include "config/config.h"
+#include "http/lean_parser.h"
 
 namespace canary::http {
 
@@ -24,8 +23,8 @@ struct verdict {
   std::string_view message;
 };
 
-using request_parser_type = boost::beast::http::request_parser<boost::beast::http::buffer_body>;
-using response_parser_type = boost::beast::http::response_parser<boost::beast::http::buffer_body>;
+using request_parser_type = lean_parser<true>;
+using response_parser_type = lean_parser<false>;
 
 // A request head Beast parsed (is_header_done). RFC 9112 §6.1-6.3: Transfer-Encoding is one
 // field, exactly "chunked" (a well-formed list naming another coding: 501; a malformed list:

@@ -12,8 +12,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/buffer_body.hpp>
-#include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <charconv>
 #include <optional>
@@ -30,8 +28,9 @@ namespace canary::http {
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using error_code = boost::system::error_code;
-using request_parser = bhttp::request_parser<bhttp::buffer_body>;
-using response_parser = bhttp::response_parser<bhttp::buffer_body>;
+using request_parser = request_parser_type;
+using response_parser = response_parser_type;
+using namespace std::string_view_literals;
 using steady = std::chrono::steady_clock;
 
 namespace {
@@ -104,6 +103,57 @@ std::array<net::const_buffer, 3> body_buffers(const chunk_line& line, const char
 
 }  // namespace
 
+// What one request needs beyond the connection: parsers, the head being built, the access-log
+// line. Taken from a per-thread (= per-worker) free list when a request starts and given back
+// when the connection goes idle, so an idle keep-alive connection holds none of it.
+struct exchange {
+  std::optional<request_parser> req;
+  std::optional<response_parser> res;
+  std::string head;
+  std::string cookie_join;
+  std::string req_storage;  // the parsers' field storage between messages
+  std::string res_storage;
+  log::access_record entry;  // the current request's access-log line, filled as it goes
+  steady::time_point entry_start;
+
+  void start_request() {
+    req.emplace(std::move(req_storage));
+    entry = {};
+  }
+  void start_response() {
+    if (res) res_storage = res->take_storage();
+    res.emplace(std::move(res_storage));
+  }
+  void end() {
+    if (req) req_storage = req->take_storage();
+    if (res) res_storage = res->take_storage();
+    req.reset();
+    res.reset();
+    head.clear();
+  }
+};
+
+namespace {
+constexpr std::size_t max_free_exchanges = 256;
+thread_local std::vector<std::unique_ptr<exchange>> free_exchanges;
+
+std::unique_ptr<exchange> take_exchange() {
+  if (free_exchanges.empty()) return std::make_unique<exchange>();
+  auto x = std::move(free_exchanges.back());
+  free_exchanges.pop_back();
+  return x;
+}
+
+void give_exchange(std::unique_ptr<exchange> x) {
+  if (!x) return;
+  x->end();
+  if (free_exchanges.size() < max_free_exchanges && x->head.capacity() <= 4096 &&
+      x->cookie_join.capacity() <= 4096 && x->req_storage.capacity() <= 4096 &&
+      x->res_storage.capacity() <= 4096)
+    free_exchanges.push_back(std::move(x));
+}
+}  // namespace
+
 struct session::state {
   state(core::worker& worker, socket_type s, const tcp::endpoint& peer)
       : w(worker),
@@ -115,18 +165,13 @@ struct session::state {
   core::worker& w;
   socket_type sock;
   beast::flat_buffer buf;  // bounded: a head over the limit is a 431, never a throw
-  std::optional<request_parser> req;
-  std::optional<response_parser> res;
+  std::unique_ptr<exchange> x;  // while a request is in progress
   std::unique_ptr<upstream::connection> up;
   std::unique_ptr<char[]> relay;  // the worker's, while a body moves
-  std::string head;
-  std::string cookie_join;
   std::string client_ip;
   std::int64_t deadline_ns = 0;
   session_phase phase = session_phase::idle;
   bool expired = false;
-  log::access_record entry;  // the current request's access-log line, filled as it goes
-  steady::time_point entry_start;
 
   void arm(session_phase p, std::chrono::milliseconds d) {
     phase = p;
@@ -138,7 +183,7 @@ struct session::state {
   template <class Buffers>
   auto write_client(const Buffers& b) {
     arm(session_phase::writing, w.current()->config->timeouts.client_idle);
-    entry.bytes_sent += net::buffer_size(b);
+    x->entry.bytes_sent += net::buffer_size(b);
     return net::async_write(sock, b, use_tuple);
   }
   char* relay_buffer() {
@@ -178,6 +223,7 @@ session::session(core::worker& w, socket_type sock, const tcp::endpoint& peer)
 }
 
 session::~session() {
+  give_exchange(std::move(st_->x));
   st_->w.give_buffer(std::move(st_->relay));
   st_->w.detach(this);
   st_->w.shared().connections.fetch_sub(1, std::memory_order_relaxed);
@@ -250,18 +296,18 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
 
     // ---- request head (the whole head within client_header)
     arm(session_phase::header, cfg.timeouts.client_header);
-    entry = {};
+    if (!x) x = take_exchange();
+    x->start_request();
     if (w.access_log().enabled()) {
-      entry.time = std::chrono::system_clock::now();
-      entry_start = steady::now();
+      x->entry.time = std::chrono::system_clock::now();
+      x->entry_start = steady::now();
     }
-    req.emplace();
-    req->header_limit(static_cast<std::uint32_t>(cfg.limits.max_request_header_bytes));
-    req->body_limit(cfg.limits.max_request_body_bytes);
+    x->req->header_limit(static_cast<std::uint32_t>(cfg.limits.max_request_header_bytes));
+    x->req->body_limit(cfg.limits.max_request_body_bytes);
     bool first_read = buf.size() == 0;
     for (;;) {
       if (buf.size() != 0) {
-        const auto step = parse_request_head(*req, buf);
+        const auto step = parse_request_head(*x->req, buf);
         if (step.what == head_step::state::done) break;
         if (step.what == head_step::state::error) {
           if (step.bad.code)
@@ -290,15 +336,15 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
       buf.commit(n);
       first_read = false;
     }
-    if (auto bad = validate_request(*req, cfg.limits); bad.code != 0) {
+    if (auto bad = validate_request(*x->req, cfg.limits); bad.code != 0) {
       co_await local_reply(bad.code, bad.message, true);
       co_return;
     }
 
     // ---- route and decide (DESIGN §3)
-    auto& r = req->get();
-    const bool has_body = req->chunked() || (req->content_length() && *req->content_length() > 0);
-    const bool client_keep = req->keep_alive() && !w.draining();
+    auto& r = x->req->get();
+    const bool has_body = x->req->chunked() || (x->req->content_length() && *x->req->content_length() > 0);
+    const bool client_keep = x->req->keep_alive() && !w.draining();
     const int ri = snap.table.match(r[bhttp::field::host], r.target());
     if (ri < 0) {
       co_await local_reply(404, "no route for this host and path", !client_keep || has_body);
@@ -309,25 +355,23 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
       co_return;
     }
     const auto& route = snap.routes[static_cast<std::size_t>(ri)];
-    entry.route = route.rule.route_name;
+    x->entry.route = route.rule.route_name;
     routing::request_inputs in;
     const auto& rule = route.rule;
     if (!rule.by_header.empty()) {
       if (auto it = r.find(rule.by_header); it != r.end()) in.canary_header = it->value();
     }
     if (!rule.by_cookie.empty() || rule.sticky.how == config::sticky_config::kind::cookie) {
-      auto range = r.equal_range(bhttp::field::cookie);
-      if (range.first != range.second) {
-        if (std::next(range.first) == range.second) {
-          in.cookies = range.first->value();
-        } else {
-          cookie_join.clear();
-          for (auto it = range.first; it != range.second; ++it) {
-            if (!cookie_join.empty()) cookie_join += "; ";
-            cookie_join.append(it->value());
-          }
-          in.cookies = cookie_join;
+      if (const auto n = r.count(bhttp::field::cookie); n == 1) {
+        in.cookies = r[bhttp::field::cookie];
+      } else if (n > 1) {
+        x->cookie_join.clear();
+        for (const auto& f : r) {
+          if (f.name() != bhttp::field::cookie) continue;
+          if (!x->cookie_join.empty()) x->cookie_join += "; "sv;
+          x->cookie_join.append(f.value());
         }
+        in.cookies = x->cookie_join;
       }
     }
     if (rule.sticky.how == config::sticky_config::kind::header) {
@@ -384,9 +428,9 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
     }
     const auto& ups = upstream_of(side);
     auto& series = w.cells().series(route.metric_series[static_cast<int>(side)]);
-    entry.variant = routing::to_string(side);
-    entry.reason = routing::to_string(why);
-    entry.upstream = ups.name;
+    x->entry.variant = routing::to_string(side);
+    x->entry.reason = routing::to_string(why);
+    x->entry.upstream = ups.name;
     if (st != acquire_status::ok) {
       // Every endpoint refusing is "no endpoint up" (DESIGN §3.6), whether we learnt it now or
       // from an earlier failure: the client gets the same answer either way.
@@ -409,7 +453,7 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
     // ---- send the request; a pooled connection that died before answering is retried once
     // on a fresh one when nothing of the body was consumed (RFC 9110 §9.2.2, DESIGN §7)
     const auto started = steady::now();
-    const bool chunked_up = req->chunked();
+    const bool chunked_up = x->req->chunked();
     const bool head_method = r.method() == bhttp::verb::head;
     bool retried = false;
     std::uint64_t body_sent = 0;
@@ -427,7 +471,7 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
     }
     for (;;) {
       arm(session_phase::writing, cfg.timeouts.upstream_response);
-      auto [wec, wn] = co_await net::async_write(up->sock, net::buffer(head), use_tuple);
+      auto [wec, wn] = co_await net::async_write(up->sock, net::buffer(x->head), use_tuple);
       body_result br = wec ? body_result::upstream_failed : body_result::ok;
       if (!wec && has_body) br = co_await relay_request_body(cfg.timeouts, chunked_up, body_sent);
       if (br == body_result::too_large || br == body_result::timeout ||
@@ -457,21 +501,48 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
       // Response head; interim 1xx responses are dropped (we answered Expect ourselves).
       error_code hec;
       for (;;) {
-        res.emplace();
-        res->header_limit(max_response_header_bytes);
-        res->body_limit(boost::none);
-        if (head_method) res->skip(true);
+        x->start_response();
+        x->res->header_limit(max_response_header_bytes);
+        x->res->body_limit(boost::none);
+        if (head_method) x->res->skip(true);
         arm(session_phase::upstream_response, cfg.timeouts.upstream_response);
-        auto [ec, n] = co_await bhttp::async_read_header(up->sock, up->buffer, *res, use_tuple);
-        hec = ec;
+        // The head, read by hand (not async_read_header): the parser must see the bytes through
+        // its own put(), which keeps the head's views valid.
+        for (;;) {
+          if (up->buffer.size() != 0) {
+            const auto used = x->res->put(up->buffer.data(), hec);
+            up->buffer.consume(used);
+            if (hec == bhttp::error::need_more)
+              hec = {};
+            else if (hec || x->res->is_header_done())
+              break;
+          }
+          const std::size_t room = up->buffer.max_size() - up->buffer.size();
+          if (room == 0) {
+            hec = bhttp::error::header_limit;
+            break;
+          }
+          auto [rec, rn] = co_await up->sock.async_read_some(
+              up->buffer.prepare(std::min(
+                  room, std::max<std::size_t>(512, up->buffer.capacity() - up->buffer.size()))),
+              use_tuple);
+          if (rec == net::error::eof)
+            rec = x->res->got_some() || up->buffer.size() != 0 ? bhttp::error::partial_message
+                                                             : bhttp::error::end_of_stream;
+          if (rec) {
+            hec = rec;
+            break;
+          }
+          up->buffer.commit(rn);
+        }
         if (hec) break;
-        const unsigned code = res->get().result_int();
+        const unsigned code = x->res->get().result_int();
         if (code >= 100 && code < 200 && code != 101) {
           // Interim responses (103 Early Hints, ...) go to 1.1 clients as they come (RFC 9110
           // §15.2); 100 Continue is ours to send (we answered Expect), 1.0 clients get none.
           if (code != 100 && r.version() >= 11) {
             build_interim_head();
-            if (auto [iec, iw] = co_await write_client(net::buffer(head)); iec) {
+            if (auto [iec, iw] = co_await write_client(net::buffer(x->head)); iec) {
               end_exchange();
               co_return;
             }
@@ -481,7 +552,7 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
         }
         break;
       }
-      if (!hec && res->get().result_int() == 101) hec = bhttp::error::bad_status;
+      if (!hec && x->res->get().result_int() == 101) hec = bhttp::error::bad_status;
       if (hec) {
         const bool silent_close = hec == bhttp::error::end_of_stream ||
                                   (hec == net::error::connection_reset && up->buffer.size() == 0);
@@ -507,7 +578,7 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
       }
       break;
     }
-    if (auto bad = validate_response(*res); bad.code != 0) {
+    if (auto bad = validate_response(*x->res); bad.code != 0) {
       end_exchange();
       w.cells().upstream(ups.metric_id).errors[err(metrics::upstream_error::protocol)].add();
       series.by_code[502].add();
@@ -515,7 +586,7 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
       co_return;
     }
 
-    auto& rs = res->get();
+    auto& rs = x->res->get();
     const unsigned status = rs.result_int();
     const auto head_at = steady::now();
     if (ups.outlier) {
@@ -527,16 +598,16 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
     series.observe_latency(static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(head_at - started).count()));
     series.by_code[status % 1000].add();
-    entry.bytes_received = body_sent;
-    entry.endpoint = up->target->text;
+    x->entry.bytes_received = body_sent;
+    x->entry.endpoint = up->target->text;
     if (w.access_log().enabled())
-      entry.upstream_us = static_cast<std::uint64_t>(
-          std::chrono::duration_cast<std::chrono::microseconds>(head_at - entry_start).count());
+      x->entry.upstream_us = static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(head_at - x->entry_start).count());
 
     // ---- response to the client; framing rebuilt from what was parsed (RFC 9112 §6)
     const bool bodiless = head_method || status == 204 || status == 304 || status < 200;
     const framing out = bodiless                ? framing::none
-                        : res->content_length() ? framing::length
+                        : x->res->content_length() ? framing::length
                         : r.version() >= 11     ? framing::chunked
                                                 : framing::close;
     // A drain that began while this request was in flight ends the connection after it.
@@ -545,14 +616,14 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
 
     // Body bytes already buffered behind the head go out in the same write (one send for a
     // small response).
-    std::uint64_t remaining = out == framing::length ? *res->content_length() : 0;
-    bool upstream_done = bodiless || res->is_done();
+    std::uint64_t remaining = out == framing::length ? *x->res->content_length() : 0;
+    bool upstream_done = bodiless || x->res->is_done();
     const bool chunked_out = out == framing::chunked;
     if (!upstream_done && up->buffer.size() != 0) {
       rs.body().data = relay_buffer();
       rs.body().size = core::worker::relay_buffer_size;
       error_code pec;
-      const auto used = res->put(up->buffer.data(), pec);
+      const auto used = x->res->put(up->buffer.data(), pec);
       up->buffer.consume(used);
       if (pec == bhttp::error::need_buffer || pec == bhttp::error::need_more) pec = {};
       if (pec) {
@@ -560,21 +631,21 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
         co_return;  // garbage after a valid head: nothing honest left to send
       }
       const std::size_t got = core::worker::relay_buffer_size - rs.body().size;
-      upstream_done = res->is_done();
+      upstream_done = x->res->is_done();
       if (out == framing::length) remaining -= got;
       if (got != 0 && got <= combine_limit) {
         if (chunked_out) {
           const chunk_line line(got);
-          head.append(line.text, line.size);
+          x->head.append(line.text, line.size);
         }
-        head.append(relay.get(), got);
-        if (chunked_out) head.append(crlf);
+        x->head.append(relay.get(), got);
+        if (chunked_out) x->head.append(crlf);
       } else if (got != 0) {
-        if (auto [wec, wn] = co_await write_client(net::buffer(head)); wec) {
+        if (auto [wec, wn] = co_await write_client(net::buffer(x->head)); wec) {
           end_exchange();
           co_return;
         }
-        head.clear();
+        x->head.clear();
         const chunk_line line(got);
         auto [bec, bn] = co_await write_client(body_buffers(line, relay.get(), got, chunked_out));
         if (bec) {
@@ -583,9 +654,9 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
         }
       }
     }
-    if (upstream_done && chunked_out) head.append(last_chunk);
-    if (!head.empty()) {
-      if (auto [wec, wn] = co_await write_client(net::buffer(head)); wec) {
+    if (upstream_done && chunked_out) x->head.append(last_chunk);
+    if (!x->head.empty()) {
+      if (auto [wec, wn] = co_await write_client(net::buffer(x->head)); wec) {
         end_exchange();
         co_return;
       }
@@ -603,7 +674,7 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
     // Reuse only a connection whose response was read to its end and that did not say close
     // (a close-delimited body has no end but the close).
     w.give_buffer(std::move(relay));
-    if (upstream_done && res->keep_alive() && out != framing::close && !res->need_eof())
+    if (upstream_done && x->res->keep_alive() && out != framing::close && !x->res->need_eof())
       w.pool().put(std::move(up), steady::now());
     else
       up.reset();
@@ -619,8 +690,7 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
 // Between requests a keep-alive connection holds no parser state (field storage), and a read
 // buffer grown by a large head goes back: idle connections stay small.
 void session::state::release_when_idle() {
-  req.reset();
-  res.reset();
+  give_exchange(std::move(x));
   if (buf.size() == 0 && buf.capacity() > head_read_size) buf.shrink_to_fit();
 }
 
@@ -631,7 +701,7 @@ void session::state::release_when_idle() {
 awaitable<bool> session::state::relay_response_body(const config::timeouts_config& t,
                                                     const core::upstream_view& ups, framing out,
                                                     std::uint64_t remaining) {
-  auto& rs = res->get();
+  auto& rs = x->res->get();
   const bool chunked_out = out == framing::chunked;
   if (out == framing::length) {
     // Length-delimited: straight from the socket into the relay buffer, no parser in between.
@@ -664,11 +734,11 @@ awaitable<bool> session::state::relay_response_body(const config::timeouts_confi
     // Chunked or close-delimited upstream body: through the parser, flushed as it arrives
     // (server-sent events).
     char* data = relay_buffer();
-    while (!res->is_done()) {
+    while (!x->res->is_done()) {
       rs.body().data = data;
       rs.body().size = core::worker::relay_buffer_size;
       arm(session_phase::upstream_body, t.upstream_response);
-      auto [rec, n] = co_await bhttp::async_read_some(up->sock, up->buffer, *res, use_tuple);
+      auto [rec, n] = co_await bhttp::async_read_some(up->sock, up->buffer, *x->res, use_tuple);
       if (rec == bhttp::error::need_buffer) rec = {};
       if (rec) {
         w.cells()
@@ -753,11 +823,11 @@ awaitable<acquire_status> session::state::connect(const core::snapshot& snap, in
 // (after what the head read already buffered), a chunked one through the parser, re-chunked.
 awaitable<body_result> session::state::relay_request_body(const config::timeouts_config& t,
                                                           bool chunked, std::uint64_t& sent) {
-  auto& r = req->get();
+  auto& r = x->req->get();
   char* data = relay_buffer();
   const std::size_t cap = core::worker::relay_buffer_size;
-  std::uint64_t remaining = chunked ? 0 : *req->content_length();
-  while (!req->is_done()) {
+  std::uint64_t remaining = chunked ? 0 : *x->req->content_length();
+  while (!x->req->is_done()) {
     std::size_t got = 0;
     if (!chunked && buf.size() == 0) {
       arm(session_phase::client_body, t.client_body_idle);
@@ -772,7 +842,7 @@ awaitable<body_result> session::state::relay_request_body(const config::timeouts
       error_code rec;
       bool need_read = buf.size() == 0;
       if (!need_read) {
-        const auto used = req->put(buf.data(), rec);
+        const auto used = x->req->put(buf.data(), rec);
         buf.consume(used);
         if (rec == bhttp::error::need_more) {
           rec = {};
@@ -781,7 +851,7 @@ awaitable<body_result> session::state::relay_request_body(const config::timeouts
       }
       if (need_read) {
         arm(session_phase::client_body, t.client_body_idle);
-        std::tie(rec, std::ignore) = co_await bhttp::async_read_some(sock, buf, *req, use_tuple);
+        std::tie(rec, std::ignore) = co_await bhttp::async_read_some(sock, buf, *x->req, use_tuple);
       }
       if (rec == bhttp::error::need_buffer) rec = {};
       if (rec == bhttp::error::body_limit) co_return body_result::too_large;
@@ -822,151 +892,142 @@ void session::state::note_failure(const core::upstream_view& u, upstream::endpoi
 void session::state::log_request(unsigned status, bool local) {
   auto& log = w.access_log();
   if (!log.enabled()) return;
-  if (req && req->is_header_done()) {
-    const auto& r = req->get();
-    entry.method = r.method_string();
-    entry.target = r.target();
-    entry.version = r.version();
+  if (x->req && x->req->is_header_done()) {
+    const auto& r = x->req->get();
+    x->entry.method = r.method_string();
+    x->entry.target = r.target();
+    x->entry.version = r.version();
   }
-  entry.client_ip = client_ip;
-  entry.status = status;
-  entry.local = local;
-  entry.total_us = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - entry_start).count());
-  log.write(entry);
+  x->entry.client_ip = client_ip;
+  x->entry.status = status;
+  x->entry.local = local;
+  x->entry.total_us = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - x->entry_start).count());
+  log.write(x->entry);
 }
 
 void session::state::build_request_head(bool chunked) {
-  const auto& r = req->get();
-  head.clear();
-  head.append(r.method_string());
-  head += ' ';
-  head.append(r.target());
-  head += " HTTP/1.1\r\n";
+  const auto& r = x->req->get();
+  x->head.clear();
+  x->head.append(r.method_string());
+  x->head += ' ';
+  x->head.append(r.target());
+  x->head += " HTTP/1.1\r\n"sv;
 
   connection_tokens conn;
-  for (auto it = r.find(bhttp::field::connection);
-       it != r.end() && it->name() == bhttp::field::connection; ++it)
-    conn.add_list(it->value());
   std::string_view forwarded_for;
   for (const auto& f : r) {
-    const auto name = f.name_string();
-    if (is_hop_by_hop(name) || (conn.count && conn.contains(name))) continue;
-    if (f.name() == bhttp::field::expect || iequals(name, "x-forwarded-proto") ||
-        iequals(name, "x-forwarded-host"))
-      continue;
-    if (iequals(name, "x-forwarded-for")) {
+    if (f.name() == bhttp::field::connection)
+      conn.add_list(f.value());
+    else if (f.name() == bhttp::field::unknown && iequals(f.name_string(), "x-forwarded-for"))
       forwarded_for = f.value();  // the last one; extended below
-      continue;
-    }
-    head.append(name);
-    head += ": ";
-    head.append(f.value());
-    head += "\r\n";
   }
-  head += "X-Forwarded-For: ";
+  r.append_fields(x->head, [&](const request_parser::field_ref& f) {
+    if (is_hop_by_hop(f.name()) || f.name() == bhttp::field::expect) return false;
+    const auto name = f.name_string();
+    if (conn.count && conn.contains(name)) return false;
+    if (f.name() != bhttp::field::unknown) return true;
+    // X-Forwarded-* are ours to set (none is in Beast's field table).
+    return !iequals(name, "x-forwarded-for") && !iequals(name, "x-forwarded-proto") &&
+           !iequals(name, "x-forwarded-host");
+  });
+  x->head += "X-Forwarded-For: "sv;
   if (!forwarded_for.empty()) {
-    head.append(forwarded_for);
-    head += ", ";
+    x->head.append(forwarded_for);
+    x->head += ", "sv;
   }
-  head += client_ip;
-  head += "\r\nX-Forwarded-Proto: http\r\n";
+  x->head += client_ip;
+  x->head += "\r\nX-Forwarded-Proto: http\r\n"sv;
   if (auto host = r[bhttp::field::host]; !host.empty()) {
-    head += "X-Forwarded-Host: ";
-    head.append(host);
-    head += "\r\n";
+    x->head += "X-Forwarded-Host: "sv;
+    x->head.append(host);
+    x->head += "\r\n"sv;
   }
   if (chunked) {
-    head += "Transfer-Encoding: chunked\r\n";
-  } else if (auto len = req->content_length()) {
-    head += "Content-Length: ";
-    append_number(head, *len);
-    head += "\r\n";
+    x->head += "Transfer-Encoding: chunked\r\n"sv;
+  } else if (auto len = x->req->content_length()) {
+    x->head += "Content-Length: "sv;
+    append_number(x->head, *len);
+    x->head += "\r\n"sv;
   }
-  head += "\r\n";
+  x->head += "\r\n"sv;
 }
 
 // The status line and the end-to-end fields of the upstream's response head: hop-by-hop fields
 // and those its Connection header lists are dropped (RFC 9110 §7.6.1).
 void session::state::append_response_status_and_fields() {
-  const auto& rs = res->get();
-  head.clear();
-  head += "HTTP/1.1 ";
-  append_number(head, rs.result_int());
-  head += ' ';
-  head.append(rs.reason());
-  head += "\r\n";
+  const auto& rs = x->res->get();
+  x->head.clear();
+  x->head += "HTTP/1.1 "sv;
+  append_number(x->head, rs.result_int());
+  x->head += ' ';
+  x->head.append(rs.reason());
+  x->head += "\r\n"sv;
   connection_tokens conn;
-  for (auto it = rs.find(bhttp::field::connection);
-       it != rs.end() && it->name() == bhttp::field::connection; ++it)
-    conn.add_list(it->value());
-  for (const auto& fld : rs) {
-    const auto name = fld.name_string();
-    if (is_hop_by_hop(name) || (conn.count && conn.contains(name))) continue;
-    head.append(name);
-    head += ": ";
-    head.append(fld.value());
-    head += "\r\n";
-  }
+  for (const auto& f : rs)
+    if (f.name() == bhttp::field::connection) conn.add_list(f.value());
+  rs.append_fields(x->head, [&](const response_parser::field_ref& f) {
+    return !is_hop_by_hop(f.name()) && !(conn.count && conn.contains(f.name_string()));
+  });
 }
 
 // A 1xx response as received (it has no body).
 void session::state::build_interim_head() {
   append_response_status_and_fields();
-  head += "\r\n";
+  x->head += "\r\n"sv;
 }
 
 void session::state::build_response_head(const routing::decision& d, bool keep, framing f) {
-  const auto& rs = res->get();
+  const auto& rs = x->res->get();
   append_response_status_and_fields();
   if (f == framing::length) {
-    head += "Content-Length: ";
-    append_number(head, *res->content_length());
-    head += "\r\n";
+    x->head += "Content-Length: "sv;
+    append_number(x->head, *x->res->content_length());
+    x->head += "\r\n"sv;
   } else if (f == framing::chunked) {
-    head += "Transfer-Encoding: chunked\r\n";
+    x->head += "Transfer-Encoding: chunked\r\n"sv;
   } else if (f == framing::none) {
     // HEAD and 304 carry the length the GET would have had (RFC 9110 §8.6).
     if (auto it = rs.find(bhttp::field::content_length); it != rs.end()) {
-      head += "Content-Length: ";
-      head.append(it->value());
-      head += "\r\n";
+      x->head += "Content-Length: "sv;
+      x->head.append(it->value());
+      x->head += "\r\n"sv;
     }
   }
   if (!d.set_cookie.empty()) {
-    head += "Set-Cookie: ";
-    head += d.set_cookie;
-    head += "\r\n";
+    x->head += "Set-Cookie: "sv;
+    x->head += d.set_cookie;
+    x->head += "\r\n"sv;
   }
   if (!keep)
-    head += "Connection: close\r\n";
-  else if (req->get().version() < 11)
-    head += "Connection: keep-alive\r\n";
-  head += "\r\n";
+    x->head += "Connection: close\r\n"sv;
+  else if (x->req->get().version() < 11)
+    x->head += "Connection: keep-alive\r\n"sv;
+  x->head += "\r\n"sv;
 }
 
 awaitable<void> session::state::local_reply(unsigned code, std::string_view text, bool close) {
   w.cells().local_reply(code);
   const auto status = bhttp::int_to_status(code);
-  head.clear();
-  head += "HTTP/1.1 ";
-  append_number(head, code);
-  head += ' ';
-  head.append(bhttp::obsolete_reason(status));
-  head += "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ";
-  append_number(head, text.size() + 1);
-  head += "\r\n";
+  x->head.clear();
+  x->head += "HTTP/1.1 "sv;
+  append_number(x->head, code);
+  x->head += ' ';
+  x->head.append(bhttp::obsolete_reason(status));
+  x->head += "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "sv;
+  append_number(x->head, text.size() + 1);
+  x->head += "\r\n"sv;
   if (close)
-    head += "Connection: close\r\n";
-  else if (req && req->is_header_done() && req->get().version() < 11)
-    head += "Connection: keep-alive\r\n";
-  head += "\r\n";
-  head.append(text);
-  head += '\n';
+    x->head += "Connection: close\r\n"sv;
+  else if (x->req && x->req->is_header_done() && x->req->get().version() < 11)
+    x->head += "Connection: keep-alive\r\n"sv;
+  x->head += "\r\n"sv;
+  x->head.append(text);
+  x->head += '\n';
   const auto& cfg = *w.current()->config;
   arm(session_phase::writing, cfg.timeouts.client_header);
-  auto [ec, n] = co_await net::async_write(sock, net::buffer(head), use_tuple);
-  entry.bytes_sent += n;
+  auto [ec, n] = co_await net::async_write(sock, net::buffer(x->head), use_tuple);
+  x->entry.bytes_sent += n;
   log_request(code, true);
   if (close && !ec) co_await lingering_close();
 }

@@ -28,6 +28,20 @@ TEST(header_rules, hop_by_hop_fields) {
   }
 }
 
+// The session checks by Beast's field enum: the two forms must agree on every name, and no
+// hop-by-hop name may be one Beast does not know (it would pass as field::unknown).
+TEST(header_rules, hop_by_hop_by_enum_agrees_with_by_name) {
+  namespace bhttp = boost::beast::http;
+  for (const char* name : {"Connection", "keep-alive", "Proxy-Connection", "TE", "Trailer",
+                           "Upgrade", "Transfer-Encoding", "CONTENT-LENGTH", "Host", "Trailers",
+                           "Content-Type", "Expect", "Cookie", "Date", "Server"}) {
+    const auto f = bhttp::string_to_field(name);
+    EXPECT_EQ(is_hop_by_hop(f), is_hop_by_hop(std::string_view(name))) << name;
+    if (is_hop_by_hop(std::string_view(name))) EXPECT_NE(f, bhttp::field::unknown) << name;
+  }
+  EXPECT_FALSE(is_hop_by_hop(bhttp::field::unknown));
+}
+
 TEST(header_rules, connection_tokens_parse_lists) {
   connection_tokens t;
   t.add_list(" close ,X-Private,, \tKeep-Alive\t");
