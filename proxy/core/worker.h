@@ -92,7 +92,9 @@ class worker {
 
   int index_;
   worker_shared& shared_;
-  net::io_context ioc_{1};
+  // One thread runs it; other threads only post (install, drain, stop), so the reactor needs no
+  // locking of its per-socket state (the scheduler keeps its lock for those posts).
+  net::io_context ioc_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   acceptor_type acceptor_{ioc_.get_executor()};
   timer_type sweep_timer_{ioc_.get_executor()};
   std::shared_ptr<const snapshot> snapshot_;

@@ -124,7 +124,9 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
   }
 
   // The field lines of the head, each ending in CRLF (obs-fold unfolded).
-  std::string_view head_bytes() const noexcept { return lines_; }
+  std::string_view head_bytes() const noexcept {
+    return std::string_view(lines_).substr(fields_at_);
+  }
 
   unsigned version() const noexcept { return version_; }
   // Requests.
@@ -139,8 +141,13 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
   std::string_view reason() const noexcept { return second_; }
 
  private:
-  // Until the head is complete the views hold offsets into lines_ / start_ (which may still
+  // Until the head is complete the views hold offsets into lines_ (which may still
   // reallocate), made pointers by rebase_all.
+  static bool has_lf(const char* first, const char* last) noexcept {
+    for (; first != last; ++first)
+      if (*first == '\n') return true;
+    return false;
+  }
   static std::string_view at(std::size_t offset, std::size_t n) noexcept {
     return {reinterpret_cast<const char*>(offset), n};
   }
@@ -151,8 +158,10 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
   void on_request_impl(boost::beast::http::verb method, bsv method_str, bsv target, int version,
                        error_code& ec) override {
     method_ = method;
-    start_.assign(method_str.data(), method_str.size());
-    start_.append(target.data(), target.size());
+    // The start line's parts go first in lines_ (Beast may consume them before the fields).
+    lines_.append(method_str.data(), method_str.size());
+    lines_.append(target.data(), target.size());
+    fields_at_ = lines_.size();
     first_ = at(0, method_str.size());
     second_ = at(method_str.size(), target.size());
     version_ = static_cast<unsigned>(version);
@@ -160,7 +169,8 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
   }
   void on_response_impl(int code, bsv reason, int version, error_code& ec) override {
     status_ = static_cast<unsigned>(code);
-    start_.assign(reason.data(), reason.size());
+    lines_.append(reason.data(), reason.size());
+    fields_at_ = lines_.size();
     second_ = at(0, reason.size());
     version_ = static_cast<unsigned>(version);
     ec = {};
@@ -179,9 +189,12 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
     const char* name_end = name.data() + name.size();
     const char* value_end = value.data() + value.size();
     const void* eol = nullptr;
-    if (value.data() >= name_end && value_end <= in_last_ &&
-        !std::memchr(name_end, '\n', static_cast<std::size_t>(value.data() - name_end)))
-      eol = std::memchr(value_end, '\n', static_cast<std::size_t>(in_last_ - value_end));
+    if (value.data() >= name_end && value_end <= in_last_ && !has_lf(name_end, value.data())) {
+      if (in_last_ - value_end >= 2 && value_end[0] == '\r' && value_end[1] == '\n')
+        eol = value_end + 1;  // the usual line: no OWS after the value
+      else
+        eol = std::memchr(value_end, '\n', static_cast<std::size_t>(in_last_ - value_end));
+    }
     if (eol) {
       fields_.push_back(field_ref{f, {name.data(), name.size()}, {value.data(), value.size()},
                                   static_cast<const char*>(eol) + 1});
@@ -230,8 +243,8 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
 
   void rebase_all() {
     rebased_ = true;
-    rebase(first_, start_);
-    rebase(second_, start_);
+    rebase(first_, lines_);
+    rebase(second_, lines_);
     for (auto& f : fields_) {
       rebase(f.name_view, lines_);
       rebase(f.value_view, lines_);
@@ -265,8 +278,8 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
 
   const char* in_first_ = nullptr;
   const char* in_last_ = nullptr;
-  std::string start_;  // method and target, or reason
-  std::string lines_;   // the field lines
+  std::string lines_;  // method and target (or reason), then the field lines
+  std::size_t fields_at_ = 0;
   std::string folded_;  // field lines Beast unfolded, until keep_lines takes them
   bool rebased_ = false;
   boost::container::small_vector<field_ref, 12> fields_;

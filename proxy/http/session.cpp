@@ -197,6 +197,7 @@ struct session::state {
 
   // `owner` keeps the session alive exactly as long as this coroutine (one frame, not two).
   awaitable<void> serve(std::unique_ptr<session> owner);
+  awaitable<bool> exchange_once();
   acquire_status take_pooled(const core::snapshot& snap, int upstream_index, steady::time_point now,
                              std::uint32_t& start);
   awaitable<acquire_status> connect(const core::snapshot& snap, int upstream_index, bool allow_pool,
@@ -278,19 +279,26 @@ awaitable<void> reject_over_limit(socket_type sock) {
 
 awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> owner) {
   for (;;) {
-    std::shared_ptr<const core::snapshot> snap_ref = w.current();
     if (buf.size() == 0) {
       if (w.draining()) co_return;
       // Keep-alive idle: a read, not a readiness wait. Asio re-arms epoll (epoll_ctl) for every
       // wait but not for a read, which it also never tries on a socket known to be drained:
       // one syscall less per request, for a small buffer held while idle.
-      arm(session_phase::idle, snap_ref->config->timeouts.client_idle);
+      arm(session_phase::idle, w.current()->config->timeouts.client_idle);
       auto [ec, n] = co_await sock.async_read_some(buf.prepare(head_read_size), use_tuple);
       if (ec) co_return;
       buf.commit(n);
       w.refresh_now();
-      snap_ref = w.current();
     }
+    if (!co_await exchange_once()) co_return;
+  }
+}
+
+// One request and its response. True when the connection stays open for the next. A coroutine
+// of its own so that an idle connection holds only serve()'s small frame, not this one.
+awaitable<bool> session::state::exchange_once() {
+  {
+    std::shared_ptr<const core::snapshot> snap_ref = w.current();
     const core::snapshot& snap = *snap_ref;
     const auto& cfg = *snap.config;
 
@@ -318,12 +326,12 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
             co_await local_reply(413, "request body too large", true);
           else
             co_await local_reply(400, "malformed request", true);
-          co_return;
+          co_return false;
         }
       }
       if (buf.size() >= buf.max_size()) {
         co_await local_reply(431, "request header too large", true);
-        co_return;
+        co_return false;
       }
       auto [ec, n] = co_await sock.async_read_some(
           buf.prepare(std::min(head_read_size, buf.max_size() - buf.size())), use_tuple);
@@ -331,14 +339,14 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
         // A head cut short by the deadline gets its 408; a closed or reset connection nothing.
         if (expired && !(first_read && buf.size() == 0))
           co_await local_reply(408, "request header timeout", true);
-        co_return;
+        co_return false;
       }
       buf.commit(n);
       first_read = false;
     }
     if (auto bad = validate_request(*x->req, cfg.limits); bad.code != 0) {
       co_await local_reply(bad.code, bad.message, true);
-      co_return;
+      co_return false;
     }
 
     // ---- route and decide (DESIGN §3)
@@ -350,9 +358,9 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
       co_await local_reply(404, "no route for this host and path", !client_keep || has_body);
       if (client_keep && !has_body) {
         release_when_idle();
-        continue;
+        co_return true;
       }
-      co_return;
+      co_return false;
     }
     const auto& route = snap.routes[static_cast<std::size_t>(ri)];
     x->entry.route = route.rule.route_name;
@@ -407,9 +415,9 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
         co_await local_reply(503, "no upstream endpoint is up", !client_keep || has_body);
         if (client_keep && !has_body) {
           release_when_idle();
-          continue;
+          co_return true;
         }
-        co_return;
+        co_return false;
       }
     }
 
@@ -441,9 +449,9 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
                            !client_keep || has_body);
       if (client_keep && !has_body) {
         release_when_idle();
-        continue;
+        co_return true;
       }
-      co_return;
+      co_return false;
     }
     w.cells()
         .route(route.metric_route_id)
@@ -465,7 +473,7 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
         static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
         if (auto [cec, cn] = co_await write_client(net::buffer(cont)); cec) {
           end_exchange();
-          co_return;
+          co_return false;
         }
       }
     }
@@ -483,7 +491,7 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
           co_await local_reply(408, "request body timeout", true);
         else if (br == body_result::malformed)
           co_await local_reply(400, "malformed request body", true);
-        co_return;
+        co_return false;
       }
       if (br == body_result::upstream_failed) {
         if (up->reused && !retried && body_sent == 0) {
@@ -495,7 +503,7 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
         w.cells().upstream(ups.metric_id).errors[err(metrics::upstream_error::reset)].add();
         series.by_code[502].add();
         co_await local_reply(502, "upstream connection failed while sending the request", true);
-        co_return;
+        co_return false;
       }
 
       // Response head; interim 1xx responses are dropped (we answered Expect ourselves).
@@ -544,7 +552,7 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
             build_interim_head();
             if (auto [iec, iw] = co_await write_client(net::buffer(x->head)); iec) {
               end_exchange();
-              co_return;
+              co_return false;
             }
             build_request_head(chunked_up);  // `head` is reused; a retry needs the request again
           }
@@ -574,7 +582,7 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
         series.by_code[code].add();
         co_await local_reply(code, timeout ? "upstream response timeout" : "bad upstream response",
                              true);
-        co_return;
+        co_return false;
       }
       break;
     }
@@ -583,7 +591,7 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
       w.cells().upstream(ups.metric_id).errors[err(metrics::upstream_error::protocol)].add();
       series.by_code[502].add();
       co_await local_reply(502, "bad upstream response", true);
-      co_return;
+      co_return false;
     }
 
     auto& rs = x->res->get();
@@ -628,7 +636,7 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
       if (pec == bhttp::error::need_buffer || pec == bhttp::error::need_more) pec = {};
       if (pec) {
         end_exchange();
-        co_return;  // garbage after a valid head: nothing honest left to send
+        co_return false;  // garbage after a valid head: nothing honest left to send
       }
       const std::size_t got = core::worker::relay_buffer_size - rs.body().size;
       upstream_done = x->res->is_done();
@@ -643,14 +651,14 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
       } else if (got != 0) {
         if (auto [wec, wn] = co_await write_client(net::buffer(x->head)); wec) {
           end_exchange();
-          co_return;
+          co_return false;
         }
         x->head.clear();
         const chunk_line line(got);
         auto [bec, bn] = co_await write_client(body_buffers(line, relay.get(), got, chunked_out));
         if (bec) {
           end_exchange();
-          co_return;
+          co_return false;
         }
       }
     }
@@ -658,14 +666,14 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
     if (!x->head.empty()) {
       if (auto [wec, wn] = co_await write_client(net::buffer(x->head)); wec) {
         end_exchange();
-        co_return;
+        co_return false;
       }
     }
 
     if (!upstream_done) {
       if (!co_await relay_response_body(cfg.timeouts, ups, out, remaining)) {
         end_exchange();
-        co_return;
+        co_return false;
       }
       upstream_done = true;
     }
@@ -681,9 +689,10 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
     if (!keep) {
       error_code ignored;
       sock.shutdown(tcp::socket::shutdown_send, ignored);
-      co_return;
+      co_return false;
     }
     release_when_idle();
+    co_return true;
   }
 }
 
