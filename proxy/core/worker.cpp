@@ -123,8 +123,8 @@ awaitable<void> worker::accept_loop() {
       co_await t.async_wait(use_tuple);
       continue;
     }
-    boost::system::error_code ignored;
-    sock.set_option(tcp::no_delay(true), ignored);
+    // TCP_NODELAY is set by the session before its second write (a connection that sees one
+    // response never needs it: Linux's Nagle holds no first write).
     const auto limit = snapshot_->config->limits.max_connections;
     if (shared_.connections.fetch_add(1, std::memory_order_relaxed) >= limit) {
       shared_.connections.fetch_sub(1, std::memory_order_relaxed);

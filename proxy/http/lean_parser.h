@@ -16,6 +16,11 @@
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/verb.hpp>
 #include <boost/container/small_vector.hpp>
+#include <array>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -64,6 +69,15 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
   std::size_t put(boost::asio::const_buffer b, error_code& ec) {
     in_first_ = static_cast<const char*>(b.data());
     in_last_ = in_first_ + b.size();
+    if constexpr (!isRequest) {
+      if (fast_) return fast_body(b, ec);
+      if (!base::got_some()) {
+        if (const std::size_t n = fast_head(in_first_, b.size())) {
+          ec = {};
+          return n;
+        }
+      }
+    }
     const std::size_t fresh = fields_.size();
     const std::size_t n = base::put(b, ec);
     if (fields_.size() != fresh) keep_lines(fresh);
@@ -74,6 +88,23 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
   // Storage to reuse (a string with capacity from an earlier message), and to hand back.
   explicit lean_parser(std::string&& storage) : lines_(std::move(storage)) { lines_.clear(); }
   std::string take_storage() noexcept { return std::move(lines_); }
+
+  // A response head taken by the fast path (below) answers these itself; otherwise Beast's.
+  bool is_header_done() const noexcept { return fast_ || base::is_header_done(); }
+  bool is_done() const noexcept { return fast_ ? fast_left_ == 0 : base::is_done(); }
+  bool got_some() const noexcept { return fast_ || base::got_some(); }
+  bool chunked() const noexcept { return !fast_ && base::chunked(); }
+  bool need_eof() const noexcept { return !fast_ && base::need_eof(); }
+  bool keep_alive() const { return fast_ ? fast_keep_ : base::keep_alive(); }
+  boost::optional<std::uint64_t> content_length() const {
+    return fast_ ? fast_len_ : base::content_length();
+  }
+  void header_limit(std::uint32_t v) {
+    limit_ = v;
+    base::header_limit(v);
+  }
+  // Whether the last head came through the fast path (tests).
+  bool fast() const noexcept { return fast_; }
 
   // --- the message view
   const lean_parser& get() const noexcept { return *this; }
@@ -153,6 +184,179 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
   }
   static void rebase(std::string_view& v, const std::string& s) noexcept {
     v = {s.data() + reinterpret_cast<std::uintptr_t>(v.data()), v.size()};
+  }
+
+  // ---- the fast path for response heads
+  // A complete, plainly well-formed response head whose body is delimited by Content-Length (or
+  // that has none) is taken without Beast's byte-at-a-time parser: status line "HTTP/1.x DDD
+  // reason", field lines token ":" OWS value OWS CRLF with field-vchar/SP/HTAB values, no
+  // obs-fold, Content-Length at most once and digits only, Connection / Proxy-Connection plain
+  // token lists, no Transfer-Encoding. Its semantics are Beast's for such a head (keep-alive
+  // from the Connection tokens and the version, the length, no body for HEAD / 1xx / 204 /
+  // 304). Anything else (incomplete, unusual, chunked, close-delimited, malformed) returns 0
+  // having changed nothing, and Beast parses the same bytes as before.
+  static constexpr std::array<bool, 256> make_tchar() {
+    std::array<bool, 256> t{};
+    for (int c = '0'; c <= '9'; ++c) t[static_cast<std::size_t>(c)] = true;
+    for (int c = 'a'; c <= 'z'; ++c) t[static_cast<std::size_t>(c)] = true;
+    for (int c = 'A'; c <= 'Z'; ++c) t[static_cast<std::size_t>(c)] = true;
+    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+    return t;
+  }
+  static constexpr std::array<bool, 256> tchar_ = make_tchar();
+  static bool tchar(char c) noexcept { return tchar_[static_cast<unsigned char>(c)]; }
+  // VCHAR, obs-text, SP, HTAB: what a field value or reason phrase may hold.
+  static bool text(char c) noexcept {
+    const auto u = static_cast<unsigned char>(c);
+    return u == '\t' || (u >= 0x20 && u != 0x7f);
+  }
+
+  // The first byte in [p, last) that is not text(), or last; 16 bytes a step where SSE2 is.
+  static const char* skip_text(const char* p, const char* last) noexcept {
+#if defined(__SSE2__)
+    const __m128i space = _mm_set1_epi8(0x20);
+    const __m128i del = _mm_set1_epi8(0x7f);
+    const __m128i minus_one = _mm_set1_epi8(-1);
+    while (last - p >= 16) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+      // Controls are the bytes 0x00-0x1f (signed: 0 <= v < 0x20; obs-text is negative).
+      const __m128i ctl = _mm_and_si128(_mm_cmplt_epi8(v, space), _mm_cmpgt_epi8(v, minus_one));
+      const int m = _mm_movemask_epi8(_mm_or_si128(ctl, _mm_cmpeq_epi8(v, del)));
+      if (m == 0) {
+        p += 16;
+        continue;
+      }
+      p += __builtin_ctz(static_cast<unsigned>(m));
+      if (*p != '\t') return p;
+      ++p;
+    }
+#endif
+    while (p < last && text(*p)) ++p;
+    return p;
+  }
+
+  std::size_t fast_head(const char* first, std::size_t n) {
+    const std::size_t got = fast_scan(first, n);
+    if (got == 0) {
+      fields_.clear();
+      lines_.clear();
+      count_ = 0;
+      fields_at_ = 0;
+      fast_ = false;
+    }
+    return got;
+  }
+
+  std::size_t fast_scan(const char* first, std::size_t n) {
+    const char* const last = first + std::min<std::size_t>(n, limit_);
+    const char* p = first;
+    if (last - p < 16 || std::memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') ||
+        p[8] != ' ' || p[12] != ' ')
+      return 0;
+    unsigned status = 0;
+    for (int i = 9; i < 12; ++i) {
+      if (p[i] < '0' || p[i] > '9') return 0;
+      status = status * 10 + static_cast<unsigned>(p[i] - '0');
+    }
+    const unsigned version = p[7] == '1' ? 11 : 10;
+    p += 13;
+    const char* reason = p;
+    p = skip_text(p, last);
+    if (last - p < 2 || p[0] != '\r' || p[1] != '\n') return 0;
+    lines_.clear();
+    lines_.append(reason, static_cast<std::size_t>(p - reason));
+    fields_at_ = lines_.size();
+    p += 2;
+    const char* const lines_first = p;
+    bool has_length = false;
+    std::uint64_t length = 0;
+    bool close = false;
+    bool keep_alive = false;
+    for (;;) {
+      if (last - p < 2) return 0;
+      if (p[0] == '\r') {
+        if (p[1] != '\n') return 0;
+        break;
+      }
+      const char* name = p;
+      while (p < last && tchar(*p)) ++p;
+      if (p == name || p >= last || *p != ':') return 0;
+      const char* name_end = p++;
+      while (p < last && (*p == ' ' || *p == '\t')) ++p;
+      const char* value = p;
+      p = skip_text(p, last);
+      if (last - p < 3 || p[0] != '\r' || p[1] != '\n' || p[2] == ' ' || p[2] == '\t')
+        return 0;  // incomplete, a bad line end, or obs-fold
+      const char* value_end = p;
+      while (value_end > value && (value_end[-1] == ' ' || value_end[-1] == '\t')) --value_end;
+      p += 2;
+      const std::string_view v(value, static_cast<std::size_t>(value_end - value));
+      const auto f = boost::beast::http::string_to_field(
+          bsv(name, static_cast<std::size_t>(name_end - name)));
+      using boost::beast::http::field;
+      if (f == field::transfer_encoding) return 0;
+      if (f == field::content_length) {
+        if (has_length || v.empty() || v.size() > 18) return 0;
+        for (char c : v) {
+          if (c < '0' || c > '9') return 0;
+          length = length * 10 + static_cast<std::uint64_t>(c - '0');
+        }
+        has_length = true;
+      } else if (f == field::connection || f == field::proxy_connection) {
+        std::size_t at = 0;
+        while (at <= v.size()) {
+          std::size_t end = v.find(',', at);
+          if (end == std::string_view::npos) end = v.size();
+          auto token = v.substr(at, end - at);
+          while (!token.empty() && (token.front() == ' ' || token.front() == '\t'))
+            token.remove_prefix(1);
+          while (!token.empty() && (token.back() == ' ' || token.back() == '\t'))
+            token.remove_suffix(1);
+          for (char c : token)
+            if (!tchar(c)) return 0;
+          if (iequals(token, "close")) close = true;
+          if (iequals(token, "keep-alive")) keep_alive = true;
+          at = end + 1;
+        }
+      }
+      if (fields_.size() >= hard_cap) return 0;
+      const std::size_t off = fields_at_ + static_cast<std::size_t>(name - lines_first);
+      fields_.push_back(field_ref{
+          f, at(off, static_cast<std::size_t>(name_end - name)),
+          at(off + static_cast<std::size_t>(value - name), v.size()), nullptr});
+    }
+    const bool bodiless = base::skip() || status / 100 == 1 || status == 204 || status == 304;
+    if (!bodiless && !has_length) return 0;  // read to EOF: Beast's
+    lines_.append(lines_first, static_cast<std::size_t>(p - lines_first));
+    status_ = status;
+    version_ = version;
+    count_ = fields_.size();
+    first_ = {};
+    second_ = at(0, static_cast<std::size_t>(fields_at_));
+    rebase_all();
+    fast_ = true;
+    fast_len_ = has_length ? boost::optional<std::uint64_t>(length) : boost::none;
+    fast_left_ = bodiless ? 0 : length;
+    fast_keep_ = version == 11 ? !close : keep_alive;
+    return static_cast<std::size_t>(p + 2 - first);
+  }
+
+  // Body bytes of a fast-path response (buffer_body's semantics: stop at the window's end).
+  std::size_t fast_body(boost::asio::const_buffer b, error_code& ec) {
+    ec = {};
+    if (fast_left_ == 0) return 0;
+    if (!body_.data) {
+      ec = boost::beast::http::error::need_buffer;
+      return 0;
+    }
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(b.size(), fast_left_));
+    const std::size_t n = std::min(want, body_.size);
+    if (n != 0) std::memcpy(body_.data, b.data(), n);
+    body_.data = static_cast<char*>(body_.data) + n;
+    body_.size -= n;
+    fast_left_ -= n;
+    if (n < want) ec = boost::beast::http::error::need_buffer;
+    return n;
   }
 
   void on_request_impl(boost::beast::http::verb method, bsv method_str, bsv target, int version,
@@ -280,6 +484,11 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
   const char* in_last_ = nullptr;
   std::string lines_;  // method and target (or reason), then the field lines
   std::size_t fields_at_ = 0;
+  std::uint32_t limit_ = 8192;  // Beast's default header limit
+  bool fast_ = false;
+  bool fast_keep_ = false;
+  std::uint64_t fast_left_ = 0;
+  boost::optional<std::uint64_t> fast_len_;
   std::string folded_;  // field lines Beast unfolded, until keep_lines takes them
   bool rebased_ = false;
   boost::container::small_vector<field_ref, 12> fields_;

@@ -516,6 +516,58 @@ TEST(lean_parser, forwarded_lines_never_carry_obs_fold) {
   }
 }
 
+// The response fast path takes the plain heads a backend sends (and agrees with Beast on them:
+// fuzz/request_fuzz.cpp compares the two on every seed and input); anything unusual is Beast's.
+TEST(lean_parser, response_fast_path_takes_plain_heads_only) {
+  auto fast = [](const std::string& raw, bool head_request = false) {
+    response_parser_type p;
+    p.header_limit(64 * 1024);
+    if (head_request) p.skip(true);
+    boost::system::error_code ec;
+    p.put(boost::asio::buffer(raw), ec);
+    EXPECT_FALSE(ec) << raw << ": " << ec.message();
+    return p.fast();
+  };
+  const std::string ok = "HTTP/1.1 200 OK\r\n";
+  EXPECT_TRUE(fast(ok + "Server: nginx\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nblue\n"));
+  EXPECT_TRUE(fast("HTTP/1.1 204 No Content\r\n\r\n"));
+  EXPECT_TRUE(fast("HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n"));
+  EXPECT_TRUE(fast(ok + "Content-Type: text/plain\r\n\r\n", true));  // HEAD: no body
+  EXPECT_FALSE(fast(ok + "Transfer-Encoding: chunked\r\n\r\n"));
+  EXPECT_FALSE(fast(ok + "Content-Type: text/plain\r\n\r\n"));  // close-delimited
+  EXPECT_FALSE(fast(ok + "X: a\r\n b\r\nContent-Length: 0\r\n\r\n"));  // obs-fold
+  EXPECT_FALSE(fast(ok + "Content-Length: 3, 3\r\n\r\nabc"));
+  EXPECT_FALSE(fast(ok + "Content-Length: 0\r\nContent-Length: 0\r\n\r\n"));
+
+  response_parser_type p;
+  p.header_limit(64 * 1024);
+  std::string raw = "HTTP/1.0 200 Fine\r\nConnection: Keep-Alive\r\nContent-Length: 3\r\n\r\nabcNEXT";
+  boost::system::error_code ec;
+  const auto n = p.put(boost::asio::buffer(raw), ec);
+  ASSERT_TRUE(p.fast());
+  EXPECT_EQ(n, raw.size() - 7);
+  std::fill(raw.begin(), raw.begin() + static_cast<std::ptrdiff_t>(n), '#');
+  EXPECT_EQ(p.result_int(), 200u);
+  EXPECT_EQ(p.reason(), "Fine");
+  EXPECT_EQ(p.version(), 10u);
+  EXPECT_TRUE(p.keep_alive());
+  EXPECT_FALSE(p.need_eof());
+  EXPECT_EQ(*p.content_length(), 3u);
+  EXPECT_EQ(p.head_bytes(), "Connection: Keep-Alive\r\nContent-Length: 3\r\n");
+  char body[2];
+  p.body().data = body;
+  p.body().size = sizeof body;
+  EXPECT_EQ(p.put(boost::asio::buffer(raw.data() + n, raw.size() - n), ec), 2u);
+  EXPECT_EQ(ec, bhttp::error::need_buffer);
+  EXPECT_FALSE(p.is_done());
+  p.body().data = body;
+  p.body().size = sizeof body;
+  EXPECT_EQ(p.put(boost::asio::buffer(raw.data() + n + 2, raw.size() - n - 2), ec), 1u);
+  EXPECT_FALSE(ec);
+  EXPECT_TRUE(p.is_done());
+  EXPECT_EQ(body[0], 'c');
+}
+
 // Beast's own parser<> stores trailer fields in a basic_fields, which throws on a 70 kB value
 // (below); this parser keeps no trailer at all (the proxy never forwards one).
 TEST(lean_parser, trailer_fields_are_not_kept) {
