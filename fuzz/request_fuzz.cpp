@@ -272,6 +272,57 @@ response_view parse_response(std::string_view input, bool head_request, bool byt
   return {how, body};
 }
 
+// The same for requests: whole (the fast path may take the head) against byte by byte through
+// parse_request_head (Beast's), with the session's limits; the verdicts must agree too.
+std::string parse_request_meaning(std::string_view input, bool bytewise, bool* fast) {
+  const auto limits = fuzz_limits();
+  request_parser_type p;
+  p.header_limit(static_cast<std::uint32_t>(limits.max_request_header_bytes));
+  p.body_limit(limits.max_request_body_bytes);
+  boost::beast::flat_buffer buf(buffer_max);
+  std::string_view in = input;
+  canary::http::head_step step;
+  for (;;) {
+    step = canary::http::parse_request_head(p, buf);
+    if (step.what != canary::http::head_step::state::need_more) break;
+    const auto n = std::min({bytewise ? std::size_t{1} : in.size(), in.size(),
+                             buf.max_size() - buf.size()});
+    if (n == 0) return "incomplete";
+    auto b = buf.prepare(n);
+    std::memcpy(b.data(), in.data(), n);
+    buf.commit(n);
+    in.remove_prefix(n);
+  }
+  if (fast) *fast = p.fast();
+  if (step.what == canary::http::head_step::state::error)
+    return "error:" + step.ec.message() + ":" + std::to_string(step.bad.code);
+  const auto v = canary::http::validate_request(p, limits);
+  std::string how = std::to_string(v.code) + "|" + std::string(p.method_string()) + "|" +
+                    std::to_string(static_cast<int>(p.method())) + "|" +
+                    std::string(p.target()) + "|" + std::to_string(p.version()) + "|" +
+                    std::to_string(p.keep_alive()) + "|" + std::to_string(p.chunked()) + "|" +
+                    (p.content_length() ? std::to_string(*p.content_length()) : "-") + "|" +
+                    std::to_string(p.is_done()) + "|" + std::to_string(p.field_count()) + "|" +
+                    std::to_string(buf.size() + in.size()) + "|";
+  for (const auto& f : p)
+    how += std::to_string(static_cast<int>(f.name())) + ":" + std::string(f.name_string()) +
+           "=" + std::string(f.value()) + ";";
+  std::string lines;
+  p.append_fields(lines, [](const auto&) { return true; });
+  return how + lines;
+}
+
+void fuzz_request_fast_path(std::string_view input) {
+  bool fast = false;
+  const auto whole = parse_request_meaning(input, false, &fast);
+  if (!fast) return;
+  const auto beast = parse_request_meaning(input, true, nullptr);
+  if (whole != beast) {
+    std::fprintf(stderr, "fast: %s\nbeast: %s\n", whole.c_str(), beast.c_str());
+    violated("request fast path and Beast disagree", input);
+  }
+}
+
 void fuzz_response_fast_path(std::string_view input) {
   for (bool head_request : {false, true}) {
     bool fast = false;
@@ -292,5 +343,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   fuzz_request(input);
   fuzz_response(input);
   fuzz_response_fast_path(input);
+  fuzz_request_fast_path(input);
   return 0;
 }

@@ -69,13 +69,11 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
   std::size_t put(boost::asio::const_buffer b, error_code& ec) {
     in_first_ = static_cast<const char*>(b.data());
     in_last_ = in_first_ + b.size();
-    if constexpr (!isRequest) {
-      if (fast_) return fast_body(b, ec);
-      if (!base::got_some()) {
-        if (const std::size_t n = fast_head(in_first_, b.size())) {
-          ec = {};
-          return n;
-        }
+    if (fast_) return fast_body(b, ec);
+    if (!base::got_some()) {
+      if (const std::size_t n = fast_head(in_first_, b.size())) {
+        ec = {};
+        return n;
       }
     }
     const std::size_t fresh = fields_.size();
@@ -102,6 +100,10 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
   void header_limit(std::uint32_t v) {
     limit_ = v;
     base::header_limit(v);
+  }
+  void body_limit(boost::optional<std::uint64_t> v) {
+    body_limit_ = v;
+    base::body_limit(v);
   }
   // Whether the last head came through the fast path (tests).
   bool fast() const noexcept { return fast_; }
@@ -186,10 +188,10 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
     v = {s.data() + reinterpret_cast<std::uintptr_t>(v.data()), v.size()};
   }
 
-  // ---- the fast path for response heads
-  // A complete, plainly well-formed response head whose body is delimited by Content-Length (or
-  // that has none) is taken without Beast's byte-at-a-time parser: status line "HTTP/1.x DDD
-  // reason", field lines token ":" OWS value OWS CRLF with field-vchar/SP/HTAB values, no
+  // ---- the fast path for plain heads
+  // A complete, plainly well-formed head whose body is delimited by Content-Length (or that has
+  // none) is taken without Beast's byte-at-a-time parser: request line (token method, target of
+  // Beast's path characters, HTTP/1.x) or status line ("HTTP/1.x DDD reason"), field lines token ":" OWS value OWS CRLF with field-vchar/SP/HTAB values, no
   // obs-fold, Content-Length at most once and digits only, Connection / Proxy-Connection plain
   // token lists, no Transfer-Encoding. Its semantics are Beast's for such a head (keep-alive
   // from the Connection tokens and the version, the length, no body for HEAD / 1xx / 204 /
@@ -247,26 +249,67 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
     return got;
   }
 
-  std::size_t fast_scan(const char* first, std::size_t n) {
-    const char* const last = first + std::min<std::size_t>(n, limit_);
-    const char* p = first;
+  // The start line of a request: method SP target SP "HTTP/1.0|1" CRLF, the method a token,
+  // the target Beast's path characters (no SP, CTL or DEL). On success the method and target
+  // are in lines_, `p` is past the CRLF.
+  bool fast_request_line(const char*& p, const char* last) {
+    const char* method = p;
+    while (p < last && tchar(*p)) ++p;
+    if (p == method || p >= last || *p != ' ') return false;
+    const char* method_end = p++;
+    const char* target = p;
+    while (p < last && static_cast<unsigned char>(*p) > 0x20 && *p != 0x7f) ++p;
+    if (p == target || last - p < 11 || *p != ' ') return false;
+    const char* target_end = p++;
+    if (std::memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') || p[8] != '\r' ||
+        p[9] != '\n')
+      return false;
+    version_ = p[7] == '1' ? 11 : 10;
+    p += 10;
+    const bsv m(method, static_cast<std::size_t>(method_end - method));
+    method_ = boost::beast::http::string_to_verb(m);
+    lines_.clear();
+    lines_.append(method, m.size());
+    lines_.append(target, static_cast<std::size_t>(target_end - target));
+    first_ = at(0, m.size());
+    second_ = at(m.size(), static_cast<std::size_t>(target_end - target));
+    fields_at_ = lines_.size();
+    return true;
+  }
+
+  // The status line of a response: "HTTP/1.0|1" SP 3DIGIT SP reason CRLF.
+  bool fast_status_line(const char*& p, const char* last) {
     if (last - p < 16 || std::memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') ||
         p[8] != ' ' || p[12] != ' ')
-      return 0;
+      return false;
     unsigned status = 0;
     for (int i = 9; i < 12; ++i) {
-      if (p[i] < '0' || p[i] > '9') return 0;
+      if (p[i] < '0' || p[i] > '9') return false;
       status = status * 10 + static_cast<unsigned>(p[i] - '0');
     }
-    const unsigned version = p[7] == '1' ? 11 : 10;
+    version_ = p[7] == '1' ? 11 : 10;
+    status_ = status;
     p += 13;
     const char* reason = p;
     p = skip_text(p, last);
-    if (last - p < 2 || p[0] != '\r' || p[1] != '\n') return 0;
+    if (last - p < 2 || p[0] != '\r' || p[1] != '\n') return false;
     lines_.clear();
     lines_.append(reason, static_cast<std::size_t>(p - reason));
+    first_ = {};
+    second_ = at(0, lines_.size());
     fields_at_ = lines_.size();
     p += 2;
+    return true;
+  }
+
+  std::size_t fast_scan(const char* first, std::size_t n) {
+    const char* const last = first + std::min<std::size_t>(n, limit_);
+    const char* p = first;
+    if constexpr (isRequest) {
+      if (!fast_request_line(p, last)) return 0;
+    } else {
+      if (!fast_status_line(p, last)) return 0;
+    }
     const char* const lines_first = p;
     bool has_length = false;
     std::uint64_t length = 0;
@@ -325,19 +368,22 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
           f, at(off, static_cast<std::size_t>(name_end - name)),
           at(off + static_cast<std::size_t>(value - name), v.size()), nullptr});
     }
-    const bool bodiless = base::skip() || status / 100 == 1 || status == 204 || status == 304;
-    if (!bodiless && !has_length) return 0;  // read to EOF: Beast's
+    bool bodiless = base::skip();
+    if constexpr (isRequest) {
+      bodiless = bodiless || !has_length;  // no Content-Length, no body (chunked is Beast's)
+    } else {
+      bodiless = bodiless || status_ / 100 == 1 || status_ == 204 || status_ == 304;
+      if (!bodiless && !has_length) return 0;  // read to EOF: Beast's
+    }
+    // Over the body limit: Beast's error (a request's 413).
+    if (!bodiless && body_limit_ && length > *body_limit_) return 0;
     lines_.append(lines_first, static_cast<std::size_t>(p - lines_first));
-    status_ = status;
-    version_ = version;
     count_ = fields_.size();
-    first_ = {};
-    second_ = at(0, static_cast<std::size_t>(fields_at_));
     rebase_all();
     fast_ = true;
     fast_len_ = has_length ? boost::optional<std::uint64_t>(length) : boost::none;
     fast_left_ = bodiless ? 0 : length;
-    fast_keep_ = version == 11 ? !close : keep_alive;
+    fast_keep_ = version_ == 11 ? !close : keep_alive;
     return static_cast<std::size_t>(p + 2 - first);
   }
 
@@ -485,6 +531,8 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
   std::string lines_;  // method and target (or reason), then the field lines
   std::size_t fields_at_ = 0;
   std::uint32_t limit_ = 8192;  // Beast's default header limit
+  // Beast's default body limits (1 MB for requests, 8 MB for responses).
+  boost::optional<std::uint64_t> body_limit_ = isRequest ? 1024 * 1024 : 8 * 1024 * 1024;
   bool fast_ = false;
   bool fast_keep_ = false;
   std::uint64_t fast_left_ = 0;

@@ -568,6 +568,27 @@ TEST(lean_parser, response_fast_path_takes_plain_heads_only) {
   EXPECT_EQ(body[0], 'c');
 }
 
+TEST(lean_parser, request_fast_path_takes_plain_heads_only) {
+  auto fast = [](const std::string& raw) {
+    boost::beast::flat_buffer buf(64 * 1024);
+    request_parser_type p;
+    p.header_limit(16 * 1024);
+    p.body_limit(1000);
+    auto b = buf.prepare(raw.size());
+    std::memcpy(b.data(), raw.data(), raw.size());
+    buf.commit(raw.size());
+    const auto step = parse_request_head(p, buf);
+    return step.what == head_step::state::done && p.fast();
+  };
+  EXPECT_TRUE(fast("GET /a?b=c HTTP/1.1\r\nHost: a.example\r\nUser-Agent: wrk\r\n\r\n"));
+  EXPECT_TRUE(fast("POST /up HTTP/1.0\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"));
+  EXPECT_FALSE(fast("POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  EXPECT_FALSE(fast("POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 1001\r\n\r\n"));
+  EXPECT_FALSE(fast("GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n"));
+  EXPECT_FALSE(fast("GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n"));
+  EXPECT_FALSE(fast("GET / HTTP/2.0\r\nHost: a\r\n\r\n"));
+}
+
 // Beast's own parser<> stores trailer fields in a basic_fields, which throws on a 70 kB value
 // (below); this parser keeps no trailer at all (the proxy never forwards one).
 TEST(lean_parser, trailer_fields_are_not_kept) {
