@@ -1,10 +1,14 @@
-// Reading a request head: Beast's request_parser<buffer_body> over a typical ~400-byte browser
-// request (as the session does per request: a fresh parser with the configured limits), then
-// canary::http::validate_request (the framing checks Beast does not make).
+// Reading heads as the session does per message (a fresh parser with the configured limits):
+// http::request_parser_type (lean_parser: the fast path for plain heads, Beast's parser for the
+// rest) over a typical ~400-byte browser request, then validate_request (the framing checks
+// Beast does not make); a backend's response head. The *_beast variants run Beast's own
+// parser<buffer_body> (fields in a basic_fields container) over the same bytes, for comparison.
 #include <benchmark/benchmark.h>
 
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/core/error.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/parser.hpp>
 
 #include <string_view>
 
@@ -45,6 +49,57 @@ void BM_parse_request(benchmark::State& state) {
   state.SetLabel(std::to_string(request.size()) + "-byte head");
 }
 BENCHMARK(BM_parse_request);
+
+void BM_parse_request_beast(benchmark::State& state) {
+  const config::limits_config limits;
+  for (auto _ : state) {
+    boost::beast::http::request_parser<boost::beast::http::buffer_body> p;
+    p.header_limit(static_cast<std::uint32_t>(limits.max_request_header_bytes));
+    p.body_limit(limits.max_request_body_bytes);
+    boost::beast::error_code ec;
+    p.put(boost::asio::buffer(request.data(), request.size()), ec);
+    benchmark::DoNotOptimize(p.is_header_done());
+  }
+  state.SetBytesProcessed(state.iterations() * request.size());
+}
+BENCHMARK(BM_parse_request_beast);
+
+constexpr std::string_view response =
+    "HTTP/1.1 200 OK\r\n"
+    "Server: nginx/1.22.1\r\n"
+    "Date: Thu, 26 Nov 2026 15:00:00 GMT\r\n"
+    "Content-Type: application/json\r\n"
+    "Content-Length: 1234\r\n"
+    "Connection: keep-alive\r\n"
+    "Cache-Control: no-cache\r\n"
+    "\r\n";
+
+void BM_parse_response(benchmark::State& state) {
+  for (auto _ : state) {
+    http::response_parser_type p;
+    p.header_limit(64 * 1024);
+    p.body_limit(boost::none);
+    boost::beast::error_code ec;
+    p.put(boost::asio::buffer(response.data(), response.size()), ec);
+    benchmark::DoNotOptimize(p.is_header_done());
+  }
+  state.SetBytesProcessed(state.iterations() * response.size());
+  state.SetLabel(std::to_string(response.size()) + "-byte head");
+}
+BENCHMARK(BM_parse_response);
+
+void BM_parse_response_beast(benchmark::State& state) {
+  for (auto _ : state) {
+    boost::beast::http::response_parser<boost::beast::http::buffer_body> p;
+    p.header_limit(64 * 1024);
+    p.body_limit(boost::none);
+    boost::beast::error_code ec;
+    p.put(boost::asio::buffer(response.data(), response.size()), ec);
+    benchmark::DoNotOptimize(p.is_header_done());
+  }
+  state.SetBytesProcessed(state.iterations() * response.size());
+}
+BENCHMARK(BM_parse_response_beast);
 
 void BM_validate_request(benchmark::State& state) {
   const config::limits_config limits;
