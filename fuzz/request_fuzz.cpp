@@ -196,9 +196,10 @@ void fuzz_response(std::string_view input) {
     }
     FUZZ_CHECK(line_count == p.field_count(), input);
     for (const auto& f : p) {
-      FUZZ_CHECK(f.name_string().data() >= p.head_bytes().data() &&
-                     f.value().data() + f.value().size() <= p.head_bytes().data() + p.head_bytes().size(),
-                 input);
+      FUZZ_CHECK(
+          f.name_string().data() >= p.head_bytes().data() &&
+              f.value().data() + f.value().size() <= p.head_bytes().data() + p.head_bytes().size(),
+          input);
     }
     const auto v = canary::http::validate_response(p);
     FUZZ_CHECK(v.code == 0 || v.code == 502, input);
@@ -223,8 +224,7 @@ struct response_view {
   std::string body;
 };
 
-response_view parse_response(std::string_view input, bool head_request, bool bytewise,
-                             bool* fast) {
+response_view parse_response(std::string_view input, bool head_request, bool bytewise, bool* fast) {
   response_parser_type p;
   p.header_limit(8192);
   p.body_limit(boost::none);
@@ -251,8 +251,8 @@ response_view parse_response(std::string_view input, bool head_request, bool byt
                     (p.content_length() ? std::to_string(*p.content_length()) : "-") + "|" +
                     std::to_string(p.is_done()) + "|" + std::to_string(at) + "|";
   for (const auto& f : p)
-    how += std::to_string(static_cast<int>(f.name())) + ":" + std::string(f.name_string()) +
-           "=" + std::string(f.value()) + ";";
+    how += std::to_string(static_cast<int>(f.name())) + ":" + std::string(f.name_string()) + "=" +
+           std::string(f.value()) + ";";
   std::string lines;
   p.append_fields(lines, [](const auto&) { return true; });
   how += lines;
@@ -285,8 +285,8 @@ std::string parse_request_meaning(std::string_view input, bool bytewise, bool* f
   for (;;) {
     step = canary::http::parse_request_head(p, buf);
     if (step.what != canary::http::head_step::state::need_more) break;
-    const auto n = std::min({bytewise ? std::size_t{1} : in.size(), in.size(),
-                             buf.max_size() - buf.size()});
+    const auto n =
+        std::min({bytewise ? std::size_t{1} : in.size(), in.size(), buf.max_size() - buf.size()});
     if (n == 0) return "incomplete";
     auto b = buf.prepare(n);
     std::memcpy(b.data(), in.data(), n);
@@ -298,15 +298,15 @@ std::string parse_request_meaning(std::string_view input, bool bytewise, bool* f
     return "error:" + step.ec.message() + ":" + std::to_string(step.bad.code);
   const auto v = canary::http::validate_request(p, limits);
   std::string how = std::to_string(v.code) + "|" + std::string(p.method_string()) + "|" +
-                    std::to_string(static_cast<int>(p.method())) + "|" +
-                    std::string(p.target()) + "|" + std::to_string(p.version()) + "|" +
-                    std::to_string(p.keep_alive()) + "|" + std::to_string(p.chunked()) + "|" +
+                    std::to_string(static_cast<int>(p.method())) + "|" + std::string(p.target()) +
+                    "|" + std::to_string(p.version()) + "|" + std::to_string(p.keep_alive()) + "|" +
+                    std::to_string(p.chunked()) + "|" +
                     (p.content_length() ? std::to_string(*p.content_length()) : "-") + "|" +
                     std::to_string(p.is_done()) + "|" + std::to_string(p.field_count()) + "|" +
                     std::to_string(buf.size() + in.size()) + "|";
   for (const auto& f : p)
-    how += std::to_string(static_cast<int>(f.name())) + ":" + std::string(f.name_string()) +
-           "=" + std::string(f.value()) + ";";
+    how += std::to_string(static_cast<int>(f.name())) + ":" + std::string(f.name_string()) + "=" +
+           std::string(f.value()) + ";";
   std::string lines;
   p.append_fields(lines, [](const auto&) { return true; });
   return how + lines;

@@ -9,7 +9,6 @@
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
-
 #include <string_view>
 
 #include "config/config.h"

@@ -11,12 +11,12 @@
 // name, method/target/version or status/reason, body().
 #pragma once
 
+#include <array>
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/verb.hpp>
 #include <boost/container/small_vector.hpp>
-#include <array>
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -191,12 +191,13 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
   // ---- the fast path for plain heads
   // A complete, plainly well-formed head whose body is delimited by Content-Length (or that has
   // none) is taken without Beast's byte-at-a-time parser: request line (token method, target of
-  // Beast's path characters, HTTP/1.x) or status line ("HTTP/1.x DDD reason"), field lines token ":" OWS value OWS CRLF with field-vchar/SP/HTAB values, no
-  // obs-fold, Content-Length at most once and digits only, Connection / Proxy-Connection plain
-  // token lists, no Transfer-Encoding. Its semantics are Beast's for such a head (keep-alive
-  // from the Connection tokens and the version, the length, no body for HEAD / 1xx / 204 /
-  // 304). Anything else (incomplete, unusual, chunked, close-delimited, malformed) returns 0
-  // having changed nothing, and Beast parses the same bytes as before.
+  // Beast's path characters, HTTP/1.x) or status line ("HTTP/1.x DDD reason"), field lines token
+  // ":" OWS value OWS CRLF with field-vchar/SP/HTAB values, no obs-fold, Content-Length at most
+  // once and digits only, Connection / Proxy-Connection plain token lists, no Transfer-Encoding.
+  // Its semantics are Beast's for such a head (keep-alive from the Connection tokens and the
+  // version, the length, no body for HEAD / 1xx / 204 / 304). Anything else (incomplete, unusual,
+  // chunked, close-delimited, malformed) returns 0 having changed nothing, and Beast parses the
+  // same bytes as before.
   static constexpr std::array<bool, 256> make_tchar() {
     std::array<bool, 256> t{};
     for (int c = '0'; c <= '9'; ++c) t[static_cast<std::size_t>(c)] = true;
@@ -258,7 +259,7 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
     if (p == method || p >= last || *p != ' ') return false;
     const char* method_end = p++;
     const char* target = p;
-    while (p < last && static_cast<unsigned char>(*p) > 0x20 && *p != 0x7f) ++p;
+    while (p<last&& static_cast<unsigned char>(*p)> 0x20 && *p != 0x7f) ++p;
     if (p == target || last - p < 11 || *p != ' ') return false;
     const char* target_end = p++;
     if (std::memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') || p[8] != '\r' ||
@@ -334,8 +335,8 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
       while (value_end > value && (value_end[-1] == ' ' || value_end[-1] == '\t')) --value_end;
       p += 2;
       const std::string_view v(value, static_cast<std::size_t>(value_end - value));
-      const auto f = boost::beast::http::string_to_field(
-          bsv(name, static_cast<std::size_t>(name_end - name)));
+      const auto f =
+          boost::beast::http::string_to_field(bsv(name, static_cast<std::size_t>(name_end - name)));
       using boost::beast::http::field;
       if (f == field::transfer_encoding) return 0;
       if (f == field::content_length) {
@@ -364,9 +365,9 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
       }
       if (fields_.size() >= hard_cap) return 0;
       const std::size_t off = fields_at_ + static_cast<std::size_t>(name - lines_first);
-      fields_.push_back(field_ref{
-          f, at(off, static_cast<std::size_t>(name_end - name)),
-          at(off + static_cast<std::size_t>(value - name), v.size()), nullptr});
+      fields_.push_back(field_ref{f, at(off, static_cast<std::size_t>(name_end - name)),
+                                  at(off + static_cast<std::size_t>(value - name), v.size()),
+                                  nullptr});
     }
     bool bodiless = base::skip();
     if constexpr (isRequest) {
@@ -395,7 +396,8 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
       ec = boost::beast::http::error::need_buffer;
       return 0;
     }
-    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(b.size(), fast_left_));
+    const std::size_t want =
+        static_cast<std::size_t>(std::min<std::uint64_t>(b.size(), fast_left_));
     const std::size_t n = std::min(want, body_.size);
     if (n != 0) std::memcpy(body_.data, b.data(), n);
     body_.data = static_cast<char*>(body_.data) + n;
@@ -446,7 +448,9 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
         eol = std::memchr(value_end, '\n', static_cast<std::size_t>(in_last_ - value_end));
     }
     if (eol) {
-      fields_.push_back(field_ref{f, {name.data(), name.size()}, {value.data(), value.size()},
+      fields_.push_back(field_ref{f,
+                                  {name.data(), name.size()},
+                                  {value.data(), value.size()},
                                   static_cast<const char*>(eol) + 1});
     } else {
       const std::size_t line = folded_.size();
@@ -483,10 +487,10 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
       lines_.append(run, static_cast<std::size_t>(fields_[j].line_end - run));
       for (; i <= j; ++i) {
         auto& f = fields_[i];
-        f.name_view = at(base_off + static_cast<std::size_t>(f.name_view.data() - run),
-                         f.name_view.size());
-        f.value_view = at(base_off + static_cast<std::size_t>(f.value_view.data() - run),
-                          f.value_view.size());
+        f.name_view =
+            at(base_off + static_cast<std::size_t>(f.name_view.data() - run), f.name_view.size());
+        f.value_view =
+            at(base_off + static_cast<std::size_t>(f.value_view.data() - run), f.value_view.size());
       }
     }
   }

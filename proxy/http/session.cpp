@@ -178,7 +178,7 @@ struct session::state {
 
   core::worker& w;
   socket_type sock;
-  beast::flat_buffer buf;  // bounded: a head over the limit is a 431, never a throw
+  beast::flat_buffer buf;       // bounded: a head over the limit is a 431, never a throw
   std::unique_ptr<exchange> x;  // while a request is in progress
   std::unique_ptr<upstream::connection> up;
   std::unique_ptr<char[]> relay;  // the worker's, while a body moves
@@ -378,7 +378,8 @@ awaitable<bool> session::state::exchange_once() {
 
     // ---- route and decide (DESIGN §3)
     auto& r = x->req->get();
-    const bool has_body = x->req->chunked() || (x->req->content_length() && *x->req->content_length() > 0);
+    const bool has_body =
+        x->req->chunked() || (x->req->content_length() && *x->req->content_length() > 0);
     const bool client_keep = x->req->keep_alive() && !w.draining();
     const int ri = snap.table.match(r[bhttp::field::host], r.target());
     if (ri < 0) {
@@ -563,7 +564,7 @@ awaitable<bool> session::state::exchange_once() {
               use_tuple);
           if (rec == net::error::eof)
             rec = x->res->got_some() || up->buffer.size() != 0 ? bhttp::error::partial_message
-                                                             : bhttp::error::end_of_stream;
+                                                               : bhttp::error::end_of_stream;
           if (rec) {
             hec = rec;
             break;
@@ -641,10 +642,10 @@ awaitable<bool> session::state::exchange_once() {
 
     // ---- response to the client; framing rebuilt from what was parsed (RFC 9112 §6)
     const bool bodiless = head_method || status == 204 || status == 304 || status < 200;
-    const framing out = bodiless                ? framing::none
+    const framing out = bodiless                   ? framing::none
                         : x->res->content_length() ? framing::length
-                        : r.version() >= 11     ? framing::chunked
-                                                : framing::close;
+                        : r.version() >= 11        ? framing::chunked
+                                                   : framing::close;
     // A drain that began while this request was in flight ends the connection after it.
     const bool keep = client_keep && !w.draining() && out != framing::close;
     build_response_head(d, keep, out);
@@ -939,7 +940,8 @@ void session::state::log_request(unsigned status, bool local) {
   x->entry.status = status;
   x->entry.local = local;
   x->entry.total_us = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - x->entry_start).count());
+      std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - x->entry_start)
+          .count());
   log.write(x->entry);
 }
 

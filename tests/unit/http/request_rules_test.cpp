@@ -498,11 +498,10 @@ TEST(lean_parser, forwarded_lines_never_carry_obs_fold) {
   struct one {
     std::string in, lines, value;
   };
-  for (const auto& c : {one{"X: a\r\n b\r\n", "X: a b\r\n", "a b"},
-                        one{"X:\r\n  v\r\n", "X: v\r\n", "v"},
-                        one{"X: a\r\n \r\n", "X: a\r\n", "a"},
-                        one{"X:  a  \r\n", "X:  a  \r\n", "a"},
-                        one{"X:\r\n", "X:\r\n", ""}}) {
+  for (const auto& c :
+       {one{"X: a\r\n b\r\n", "X: a b\r\n", "a b"}, one{"X:\r\n  v\r\n", "X: v\r\n", "v"},
+        one{"X: a\r\n \r\n", "X: a\r\n", "a"}, one{"X:  a  \r\n", "X:  a  \r\n", "a"},
+        one{"X:\r\n", "X:\r\n", ""}}) {
     response_parser_type p;
     std::string raw = "HTTP/1.1 200 OK\r\n" + c.in + "Y: y\r\nContent-Length: 0\r\n\r\n";
     boost::system::error_code ec;
@@ -529,19 +528,21 @@ TEST(lean_parser, response_fast_path_takes_plain_heads_only) {
     return p.fast();
   };
   const std::string ok = "HTTP/1.1 200 OK\r\n";
-  EXPECT_TRUE(fast(ok + "Server: nginx\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nblue\n"));
+  EXPECT_TRUE(
+      fast(ok + "Server: nginx\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nblue\n"));
   EXPECT_TRUE(fast("HTTP/1.1 204 No Content\r\n\r\n"));
   EXPECT_TRUE(fast("HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n"));
   EXPECT_TRUE(fast(ok + "Content-Type: text/plain\r\n\r\n", true));  // HEAD: no body
   EXPECT_FALSE(fast(ok + "Transfer-Encoding: chunked\r\n\r\n"));
-  EXPECT_FALSE(fast(ok + "Content-Type: text/plain\r\n\r\n"));  // close-delimited
+  EXPECT_FALSE(fast(ok + "Content-Type: text/plain\r\n\r\n"));         // close-delimited
   EXPECT_FALSE(fast(ok + "X: a\r\n b\r\nContent-Length: 0\r\n\r\n"));  // obs-fold
   EXPECT_FALSE(fast(ok + "Content-Length: 3, 3\r\n\r\nabc"));
   EXPECT_FALSE(fast(ok + "Content-Length: 0\r\nContent-Length: 0\r\n\r\n"));
 
   response_parser_type p;
   p.header_limit(64 * 1024);
-  std::string raw = "HTTP/1.0 200 Fine\r\nConnection: Keep-Alive\r\nContent-Length: 3\r\n\r\nabcNEXT";
+  std::string raw =
+      "HTTP/1.0 200 Fine\r\nConnection: Keep-Alive\r\nContent-Length: 3\r\n\r\nabcNEXT";
   boost::system::error_code ec;
   const auto n = p.put(boost::asio::buffer(raw), ec);
   ASSERT_TRUE(p.fast());
@@ -594,8 +595,10 @@ TEST(lean_parser, request_fast_path_takes_plain_heads_only) {
 TEST(lean_parser, trailer_fields_are_not_kept) {
   request_parser_type p;
   p.eager(true);
-  const std::string raw = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-                          "3\r\nabc\r\n0\r\nX-T: " + std::string(70000, 'x') + "\r\n\r\n";
+  const std::string raw =
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "3\r\nabc\r\n0\r\nX-T: " +
+      std::string(70000, 'x') + "\r\n\r\n";
   char chunk[64];
   p.body().data = chunk;
   p.body().size = sizeof chunk;
