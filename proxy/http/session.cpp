@@ -57,13 +57,16 @@ void append_number(std::string& out, std::uint64_t n) {
 std::string address_text(const net::ip::address& a) {
   if (!a.is_v4()) return a.to_string();
   const auto b = a.to_v4().to_bytes();
-  char text[16];
-  char* p = text;
+  std::string out;
+  out.reserve(15);
   for (std::size_t i = 0; i < 4; ++i) {
-    if (i != 0) *p++ = '.';
-    p = std::to_chars(p, text + sizeof text, static_cast<unsigned>(b[i])).ptr;
+    const unsigned v = b[i];
+    if (i != 0) out += '.';
+    if (v >= 100) out += static_cast<char>('0' + v / 100);
+    if (v >= 10) out += static_cast<char>('0' + v / 10 % 10);
+    out += static_cast<char>('0' + v % 10);
   }
-  return std::string(text, p);
+  return out;
 }
 
 bool is_parse_error(const error_code& ec) {

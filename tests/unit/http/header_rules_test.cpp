@@ -37,7 +37,9 @@ TEST(header_rules, hop_by_hop_by_enum_agrees_with_by_name) {
                            "Content-Type", "Expect", "Cookie", "Date", "Server"}) {
     const auto f = bhttp::string_to_field(name);
     EXPECT_EQ(is_hop_by_hop(f), is_hop_by_hop(std::string_view(name))) << name;
-    if (is_hop_by_hop(std::string_view(name))) EXPECT_NE(f, bhttp::field::unknown) << name;
+    if (is_hop_by_hop(std::string_view(name))) {
+      EXPECT_NE(f, bhttp::field::unknown) << name;
+    }
   }
   EXPECT_FALSE(is_hop_by_hop(bhttp::field::unknown));
 }
