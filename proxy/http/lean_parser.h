@@ -1,10 +1,14 @@
-// A Beast basic_parser that builds no field container. Beast still does all the parsing and
-// its checks (token syntax, CRLF, obs-fold limits, Content-Length / Transfer-Encoding /
-// Connection semantics, header and body limits); this parser only records where the request
-// or status line and each field lie, as views into its own copy of the head bytes, and hands
-// body bytes to a caller-provided window (as buffer_body does). Per message that saves a node
-// allocation and a set insertion per field, and lets the proxy forward fields without
-// re-serialising a container.
+// A Beast basic_parser that builds no field container. For the heads Beast parses (with all
+// its checks: token syntax, CRLF, obs-fold limits, Content-Length / Transfer-Encoding /
+// Connection semantics, header and body limits) this parser only records where the request or
+// status line and each field lie, as views into its own copy of the field lines, and hands body
+// bytes to a caller-provided window (as buffer_body does). Per message that saves a node
+// allocation and a set insertion per field, and lets the proxy forward fields as received.
+//
+// Plain heads skip Beast's byte-at-a-time parser altogether (the fast path, below): a complete
+// head of the simplest well-formed shape, whose body has a Content-Length or none, is scanned
+// here with Beast's semantics; anything else is Beast's. fuzz/request_fuzz.cpp parses every
+// input both ways and requires the same result.
 //
 // The message-like accessors (`get()` returns the parser itself) follow beast::http::message
 // where the session and the framing checks use them: fields in arrival order, find by enum or
@@ -87,7 +91,7 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
   explicit lean_parser(std::string&& storage) : lines_(std::move(storage)) { lines_.clear(); }
   std::string take_storage() noexcept { return std::move(lines_); }
 
-  // A response head taken by the fast path (below) answers these itself; otherwise Beast's.
+  // A head taken by the fast path (below) answers these itself; otherwise Beast does.
   bool is_header_done() const noexcept { return fast_ || base::is_header_done(); }
   bool is_done() const noexcept { return fast_ ? fast_left_ == 0 : base::is_done(); }
   bool got_some() const noexcept { return fast_ || base::got_some(); }
@@ -174,13 +178,13 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
   std::string_view reason() const noexcept { return second_; }
 
  private:
-  // Until the head is complete the views hold offsets into lines_ (which may still
-  // reallocate), made pointers by rebase_all.
   static bool has_lf(const char* first, const char* last) noexcept {
     for (; first != last; ++first)
       if (*first == '\n') return true;
     return false;
   }
+  // Until the head is complete the views hold offsets into lines_ (which may still
+  // reallocate), made pointers by rebase_all.
   static std::string_view at(std::size_t offset, std::size_t n) noexcept {
     return {reinterpret_cast<const char*>(offset), n};
   }
