@@ -12,11 +12,13 @@ PACKAGES := g++ make cmake ninja-build pkg-config git ca-certificates python3 cu
   libboost1.81-dev libboost-json1.81-dev libyaml-cpp-dev libspdlog-dev libre2-dev \
   libgtest-dev libgmock-dev libbenchmark-dev prometheus-cpp-dev \
   prometheus chromium clang libclang-rt-14-dev docker-compose systemd dpkg-dev fakeroot file
-# Benchmark only (make bench).
+# Benchmark only (make bench); make profile adds valgrind (callgrind) and perf.
 BENCH_PACKAGES := nginx-light haproxy wrk util-linux
+PROFILE_PACKAGES := $(BENCH_PACKAGES) valgrind linux-perf
 NEED_NODE ?= 1
 
-.PHONY: deps bench-deps build run test bench package print-packages clean fuzz test-asan test-tsan
+.PHONY: deps bench-deps build run test bench profile package print-packages clean fuzz test-asan \
+  test-tsan
 FUZZ_SECONDS ?= 60
 
 print-packages:
@@ -51,6 +53,11 @@ run: build
 
 bench: build bench-deps
 	python3 bench/bench.py --build $(BUILD)
+
+# Where a request's CPU goes: instructions per request (callgrind), user vs system time, syscalls.
+profile: build
+	@$(MAKE) --no-print-directory deps PACKAGES="$(PROFILE_PACKAGES)" NEED_NODE=0
+	python3 bench/profile.py --build $(BUILD)
 
 package: build
 	cmake --build $(BUILD) --target package
