@@ -287,6 +287,22 @@ class BodilessResponsesTest(HardeningTestCase):
         self.assertEqual(bodies, [f"GET /p{i} 0".encode() for i in range(5)] +
                          [b"POST /p5 3", b"GET /p6 0"])
 
+    def test_close_request_with_pipelined_bytes_behind_it_ends_cleanly(self):
+        # The first request says Connection: close and more requests are already on the wire
+        # behind it: the proxy answers the first, then drains what follows instead of closing
+        # over unread bytes (which resets the connection under the response), and ends with a
+        # FIN. Nothing after the close request reaches the upstream.
+        batch = "GET /first HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n"
+        batch += "GET /next HTTP/1.1\r\nHost: a.example\r\n\r\n" * 60  # > one read's worth
+        self.c.send(batch)
+        r = self.c.response()
+        self.assertEqual((r.status, r.body), (200, b"GET /first 0"))
+        self.assertEqual(r.header("Connection"), "close")
+        self.assertEqual(self.c.buf, b"")
+        self.c.sock.settimeout(5)
+        self.assertEqual(self.c.sock.recv(4096), b"")  # a FIN, not a reset
+        self.assertEqual([q.target for q in self.fake.requests], ["/first"])
+
 
 if __name__ == "__main__":
     unittest.main()
