@@ -18,7 +18,6 @@
 #include <array>
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/field.hpp>
-#include <boost/beast/http/status.hpp>
 #include <boost/beast/http/verb.hpp>
 #include <boost/container/small_vector.hpp>
 #if defined(__SSE2__)
@@ -30,9 +29,9 @@
 #include <string>
 #include <string_view>
 
-namespace canary::http {
+#include "http/header_rules.h"
 
-bool iequals(std::string_view a, std::string_view b) noexcept;
+namespace canary::http {
 
 template <bool isRequest>
 class lean_parser : public boost::beast::http::basic_parser<isRequest> {
@@ -61,8 +60,8 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
     std::size_t size = 0;
   };
 
-  // Fields stored at most; more are counted (field_count) but an error (header_limit) once
-  // past `hard_cap`, so a head of tiny fields cannot make the table grow without bound.
+  // Fields a head may have here; more is an error (header_limit: 431 for a request, 502 for a
+  // response), so a head of tiny fields cannot make the table grow without bound.
   static constexpr std::size_t hard_cap = 1024;
 
   lean_parser() = default;
@@ -119,7 +118,7 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
 
   const_iterator begin() const noexcept { return fields_.data(); }
   const_iterator end() const noexcept { return fields_.data() + fields_.size(); }
-  std::size_t field_count() const noexcept { return count_; }
+  std::size_t field_count() const noexcept { return fields_.size(); }
 
   const_iterator find(boost::beast::http::field f) const noexcept {
     for (auto it = begin(); it != end(); ++it)
@@ -172,9 +171,6 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
   std::string_view target() const noexcept { return second_; }
   // Responses.
   unsigned result_int() const noexcept { return status_; }
-  boost::beast::http::status result() const noexcept {
-    return boost::beast::http::int_to_status(status_);
-  }
   std::string_view reason() const noexcept { return second_; }
 
  private:
@@ -247,7 +243,6 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
     if (got == 0) {
       fields_.clear();
       lines_.clear();
-      count_ = 0;
       fields_at_ = 0;
       fast_ = false;
     }
@@ -383,7 +378,6 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
     // Over the body limit: Beast's error (a request's 413).
     if (!bodiless && body_limit_ && length > *body_limit_) return 0;
     lines_.append(lines_first, static_cast<std::size_t>(p - lines_first));
-    count_ = fields_.size();
     rebase_all();
     fast_ = true;
     fast_len_ = has_length ? boost::optional<std::uint64_t>(length) : boost::none;
@@ -434,7 +428,6 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
   void on_field_impl(boost::beast::http::field f, bsv name, bsv value, error_code& ec) override {
     ec = {};
     if (this->is_header_done()) return;  // a chunked trailer: never forwarded, not kept
-    ++count_;
     if (fields_.size() >= hard_cap) {
       ec = boost::beast::http::error::header_limit;
       return;
@@ -548,7 +541,6 @@ class lean_parser : public boost::beast::http::basic_parser<isRequest> {
   std::string folded_;  // field lines Beast unfolded, until keep_lines takes them
   bool rebased_ = false;
   boost::container::small_vector<field_ref, 12> fields_;
-  std::size_t count_ = 0;
   std::string_view first_;   // method
   std::string_view second_;  // target or reason
   boost::beast::http::verb method_ = boost::beast::http::verb::unknown;
