@@ -16,11 +16,13 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
 #include <charconv>
+#include <optional>
 
 #include "core/worker.h"
 #include "http/exchange.h"
 #include "http/forward_head.h"
 #include "http/header_rules.h"
+#include "http/local_reply.h"
 #include "http/request_rules.h"
 #include "http/response_plan.h"
 #include "http/upstream_failure.h"
@@ -75,7 +77,6 @@ std::string address_text(const net::ip::address& a) {
 }
 
 enum class acquire_status { ok, none_up, connect_failed, timeout };
-enum class body_result { ok, too_large, timeout, malformed, client_gone, upstream_failed };
 
 constexpr std::size_t err(metrics::upstream_error e) { return static_cast<std::size_t>(e); }
 
@@ -92,6 +93,17 @@ struct chunk_line {
 };
 constexpr std::string_view crlf = "\r\n";
 constexpr std::string_view last_chunk = "0\r\n\r\n";
+
+// n bytes of data appended to `out`, as one chunk when `chunked`.
+void append_body(std::string& out, const char* data, std::size_t n, bool chunked) {
+  if (n == 0) return;
+  if (chunked) {
+    const chunk_line line(n);
+    out.append(line.text, line.size);
+  }
+  out.append(data, n);
+  if (chunked) out.append(crlf);
+}
 
 // n bytes of data, framed as one chunk when `chunked` (the size line, the data, CRLF), else as
 // they are. `line` must be chunk_line(n) and outlive the write.
@@ -179,6 +191,9 @@ struct session::state {
   void count_upstream_error(const core::upstream_view& u, metrics::upstream_error e) {
     worker_.cells().upstream(u.metric_id).errors[err(e)].add();
   }
+  void record_response_head(const core::upstream_view& ups, metrics::series_cells& series,
+                            unsigned status, steady::time_point started, std::uint64_t body_sent);
+  std::optional<std::size_t> take_buffered_body();
   void note_failure(const core::upstream_view& u, upstream::endpoint& ep, steady::time_point now);
   void log_request(unsigned status, bool local);
   void release_when_idle();
@@ -285,14 +300,8 @@ awaitable<bool> session::state::exchange_once() {
       const auto step = parse_request_head(*x.req, buf_);
       if (step.what == head_step::state::done) break;
       if (step.what == head_step::state::error) {
-        if (step.bad.code)
-          co_await local_reply(step.bad.code, step.bad.message, true);
-        else if (step.ec == bhttp::error::header_limit)
-          co_await local_reply(431, "request header too large", true);
-        else if (step.ec == bhttp::error::body_limit)
-          co_await local_reply(413, "request body too large", true);
-        else
-          co_await local_reply(400, "malformed request", true);
+        const auto reply = reply_for_head_error(step);
+        co_await local_reply(reply.code, reply.message, true);
         co_return false;
       }
     }
@@ -401,15 +410,10 @@ awaitable<bool> session::state::exchange_once() {
     body_result br = wec ? body_result::upstream_failed : body_result::ok;
     if (!wec && has_body)
       br = co_await relay_request_body(cfg.timeouts, x.req->chunked(), attempt.body_sent);
-    if (br == body_result::too_large || br == body_result::timeout ||
-        br == body_result::malformed || br == body_result::client_gone) {
+    if (br != body_result::ok && br != body_result::upstream_failed) {
       end_exchange();
-      if (br == body_result::too_large)
-        co_await local_reply(413, "request body too large", true);
-      else if (br == body_result::timeout)
-        co_await local_reply(408, "request body timeout", true);
-      else if (br == body_result::malformed)
-        co_await local_reply(400, "malformed request body", true);
+      if (const auto reply = reply_for_body_error(br); reply.code != 0)
+        co_await local_reply(reply.code, reply.message, true);
       co_return false;
     }
     // An upstream that stopped taking the request may have answered before it closed (RFC 9112
@@ -515,21 +519,7 @@ awaitable<bool> session::state::exchange_once() {
 
   auto& rs = x.res->get();
   const unsigned status = rs.result_int();
-  const auto head_at = steady::now();
-  if (ups.outlier) {
-    if (status >= 500)
-      note_failure(ups, *up_->target, head_at);
-    else
-      upstream::record_success(*up_->target, *ups.outlier, head_at);
-  }
-  series.observe_latency(static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(head_at - started).count()));
-  series.by_code[status % 1000].add();
-  x.entry.bytes_received = attempt.body_sent;
-  x.entry.endpoint = up_->target->text;
-  if (worker_.access_log().enabled())
-    x.entry.upstream_us = static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(head_at - x.entry_start).count());
+  record_response_head(ups, series, status, started, attempt.body_sent);
 
   // ---- relay the response; framing rebuilt from what was parsed (http/response_plan.h). The
   // rest of a request body the upstream did not take is never read: it must not be parsed as
@@ -549,34 +539,23 @@ awaitable<bool> session::state::exchange_once() {
   bool upstream_done = out == framing::none || x.res->is_done();
   const bool chunked_out = out == framing::chunked;
   if (!upstream_done && up_->buffer.size() != 0) {
-    rs.body().data = relay_buffer();
-    rs.body().size = core::worker::relay_buffer_size;
-    error_code pec;
-    const auto used = x.res->put(up_->buffer.data(), pec);
-    up_->buffer.consume(used);
-    if (pec == bhttp::error::need_buffer || pec == bhttp::error::need_more) pec = {};
-    if (pec) {
+    const auto got = take_buffered_body();
+    if (!got) {
       end_exchange();
       co_return false;  // garbage after a valid head: nothing honest left to send
     }
-    const std::size_t got = core::worker::relay_buffer_size - rs.body().size;
     upstream_done = x.res->is_done();
-    if (out == framing::length) remaining -= got;
-    if (got != 0 && got <= combine_limit) {
-      if (chunked_out) {
-        const chunk_line line(got);
-        x.head.append(line.text, line.size);
-      }
-      x.head.append(relay_.get(), got);
-      if (chunked_out) x.head.append(crlf);
-    } else if (got != 0) {
+    if (out == framing::length) remaining -= *got;
+    if (*got <= combine_limit) {
+      append_body(x.head, relay_.get(), *got, chunked_out);
+    } else {
       if (auto [wec, wn] = co_await write_client(net::buffer(x.head)); wec) {
         end_exchange();
         co_return false;
       }
       x.head.clear();
-      const chunk_line line(got);
-      auto [bec, bn] = co_await write_client(body_buffers(line, relay_.get(), got, chunked_out));
+      const chunk_line line(*got);
+      auto [bec, bn] = co_await write_client(body_buffers(line, relay_.get(), *got, chunked_out));
       if (bec) {
         end_exchange();
         co_return false;
@@ -614,6 +593,42 @@ awaitable<bool> session::state::exchange_once() {
   }
   release_when_idle();
   co_return true;
+}
+
+// A response head arrived: passive health (outlier detection), latency and status metrics,
+// the access-log fields known now.
+void session::state::record_response_head(const core::upstream_view& ups,
+                                          metrics::series_cells& series, unsigned status,
+                                          steady::time_point started, std::uint64_t body_sent) {
+  auto& x = *exchange_;
+  const auto head_at = steady::now();
+  if (ups.outlier) {
+    if (status >= 500)
+      note_failure(ups, *up_->target, head_at);
+    else
+      upstream::record_success(*up_->target, *ups.outlier, head_at);
+  }
+  series.observe_latency(static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(head_at - started).count()));
+  series.by_code[status % 1000].add();
+  x.entry.bytes_received = body_sent;
+  x.entry.endpoint = up_->target->text;
+  if (worker_.access_log().enabled())
+    x.entry.upstream_us = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(head_at - x.entry_start).count());
+}
+
+// Body bytes the upstream sent with the head, through the parser into the relay buffer: how
+// many (0 is possible: a partial chunk line), or nullopt for garbage after a valid head.
+std::optional<std::size_t> session::state::take_buffered_body() {
+  auto& res = *exchange_->res;
+  res.body().data = relay_buffer();
+  res.body().size = core::worker::relay_buffer_size;
+  error_code ec;
+  const auto used = res.put(up_->buffer.data(), ec);
+  up_->buffer.consume(used);
+  if (ec && ec != bhttp::error::need_buffer && ec != bhttp::error::need_more) return std::nullopt;
+  return core::worker::relay_buffer_size - res.body().size;
 }
 
 // The router's inputs from the request (views into it; several Cookie fields are joined into
