@@ -283,21 +283,21 @@ awaitable<bool> session::state::exchange_once() {
   const core::snapshot& snap = *snap_ref;
   const auto& cfg = *snap.config;
   if (!exchange_) exchange_ = worker_.take_exchange();
-  auto& x = *exchange_;
+  auto& ex = *exchange_;
 
   // ---- read the request head (the whole head within client_header)
   arm(session_phase::header, cfg.timeouts.client_header);
-  x.start_request();
+  ex.start_request();
   if (worker_.access_log().enabled()) {
-    x.entry.time = std::chrono::system_clock::now();
-    x.entry_start = steady::now();
+    ex.entry.time = std::chrono::system_clock::now();
+    ex.entry_start = steady::now();
   }
-  x.req->header_limit(static_cast<std::uint32_t>(cfg.limits.max_request_header_bytes));
-  x.req->body_limit(cfg.limits.max_request_body_bytes);
+  ex.req->header_limit(static_cast<std::uint32_t>(cfg.limits.max_request_header_bytes));
+  ex.req->body_limit(cfg.limits.max_request_body_bytes);
   bool first_read = buf_.size() == 0;
   for (;;) {
     if (buf_.size() != 0) {
-      const auto step = parse_request_head(*x.req, buf_);
+      const auto step = parse_request_head(*ex.req, buf_);
       if (step.what == head_step::state::done) break;
       if (step.what == head_step::state::error) {
         const auto reply = reply_for_head_error(step);
@@ -320,13 +320,13 @@ awaitable<bool> session::state::exchange_once() {
     buf_.commit(n);
     first_read = false;
   }
-  if (auto bad = validate_request(*x.req, cfg.limits); bad.code != 0) {
+  if (auto bad = validate_request(*ex.req, cfg.limits); bad.code != 0) {
     co_await local_reply(bad.code, bad.message, true);
     co_return false;
   }
-  const auto& r = x.req->get();
-  const bool has_body = x.req->chunked() || (x.req->content_length() && *x.req->content_length() > 0);
-  const bool client_keep = x.req->keep_alive() && !worker_.draining();
+  const auto& r = ex.req->get();
+  const bool has_body = ex.req->chunked() || (ex.req->content_length() && *ex.req->content_length() > 0);
+  const bool client_keep = ex.req->keep_alive() && !worker_.draining();
   const bool keep_possible = client_keep && !has_body;  // after a local reply
 
   // ---- route: which route, which side (the decided one, or the other when it has no endpoint
@@ -334,8 +334,8 @@ awaitable<bool> session::state::exchange_once() {
   const int ri = snap.table.match(r[bhttp::field::host], r.target());
   if (ri < 0) co_return co_await refuse(404, "no route for this host and path", keep_possible);
   const auto& route = snap.routes[static_cast<std::size_t>(ri)];
-  x.entry.route = route.rule.route_name;
-  const auto d = decide(route, static_cast<std::size_t>(ri));
+  ex.entry.route = route.rule.route_name;
+  const auto decision = decide(route, static_cast<std::size_t>(ri));
   auto upstream_index = [&](routing::variant v) {
     return v == routing::variant::canary ? route.canary : route.stable;
   };
@@ -344,7 +344,7 @@ awaitable<bool> session::state::exchange_once() {
   };
   const auto now = steady::now();
   auto any_up = [&](routing::variant v) { return upstream_of(v).any_up(now); };
-  const auto choice = routing::choose_side(d.side, d.why, route.canary_active, any_up);
+  const auto choice = routing::choose_side(decision.side, decision.why, route.canary_active, any_up);
   auto side = choice.side;
   auto why = choice.why;
   if (!choice.available) {
@@ -356,25 +356,25 @@ awaitable<bool> session::state::exchange_once() {
   // made once: a pooled connection to it, else a new one from the same position (so that new
   // connections rotate across endpoints too). Every endpoint refusing fails over once.
   std::uint32_t rr = 0;
-  auto st = take_pooled(snap, upstream_index(side), now, rr);
-  if (st != acquire_status::ok) st = co_await connect(snap, upstream_index(side), true, rr);
-  if (st == acquire_status::connect_failed) {
+  auto acquired = take_pooled(snap, upstream_index(side), now, rr);
+  if (acquired != acquire_status::ok) acquired = co_await connect(snap, upstream_index(side), true, rr);
+  if (acquired == acquire_status::connect_failed) {
     if (const auto other = routing::failover_side(side, route.canary_active, any_up)) {
       side = *other;
       why = routing::reason::failover;
-      st = take_pooled(snap, upstream_index(side), now, rr);
-      if (st != acquire_status::ok) st = co_await connect(snap, upstream_index(side), true, rr);
+      acquired = take_pooled(snap, upstream_index(side), now, rr);
+      if (acquired != acquire_status::ok) acquired = co_await connect(snap, upstream_index(side), true, rr);
     }
   }
   const auto& ups = upstream_of(side);
   auto& series = worker_.cells().series(route.metric_series[static_cast<int>(side)]);
-  x.entry.variant = routing::to_string(side);
-  x.entry.reason = routing::to_string(why);
-  x.entry.upstream = ups.name;
-  if (st != acquire_status::ok) {
+  ex.entry.variant = routing::to_string(side);
+  ex.entry.reason = routing::to_string(why);
+  ex.entry.upstream = ups.name;
+  if (acquired != acquire_status::ok) {
     // Every endpoint refusing is "no endpoint up", whether we learnt it now or from an earlier
     // failure: the client gets the same answer either way.
-    const unsigned code = st == acquire_status::timeout ? 504u : 503u;
+    const unsigned code = acquired == acquire_status::timeout ? 504u : 503u;
     series.by_code[code].add();
     co_return co_await refuse(
         code, code == 504 ? "upstream connect timeout" : "no upstream endpoint is up",
@@ -391,7 +391,7 @@ awaitable<bool> session::state::exchange_once() {
   const bool head_method = r.method() == bhttp::verb::head;
   attempt_state attempt;
   bool request_sent_whole = true;
-  build_request_head(x.head, *x.req, client_ip_);
+  build_request_head(ex.head, *ex.req, client_ip_);
   if (has_body) {
     if (auto it = r.find(bhttp::field::expect);
         it != r.end() && iequals(it->value(), "100-continue")) {
@@ -406,10 +406,10 @@ awaitable<bool> session::state::exchange_once() {
   for (;;) {
     attempt.reused = up_->reused;
     arm(session_phase::writing, cfg.timeouts.upstream_response);
-    auto [wec, wn] = co_await net::async_write(up_->sock, net::buffer(x.head), use_tuple);
+    auto [wec, wn] = co_await net::async_write(up_->sock, net::buffer(ex.head), use_tuple);
     body_result br = wec ? body_result::upstream_failed : body_result::ok;
     if (!wec && has_body)
-      br = co_await relay_request_body(cfg.timeouts, x.req->chunked(), attempt.body_sent);
+      br = co_await relay_request_body(cfg.timeouts, ex.req->chunked(), attempt.body_sent);
     if (br != body_result::ok && br != body_result::upstream_failed) {
       end_exchange();
       if (const auto reply = reply_for_body_error(br); reply.code != 0)
@@ -427,21 +427,21 @@ awaitable<bool> session::state::exchange_once() {
     arm(session_phase::upstream_response, cfg.timeouts.upstream_response);
     const std::int64_t head_deadline_ns = deadline_ns_;
     for (;;) {
-      x.start_response();
-      x.res->header_limit(max_response_header_bytes);
-      x.res->body_limit(boost::none);
-      if (head_method) x.res->skip(true);
+      ex.start_response();
+      ex.res->header_limit(max_response_header_bytes);
+      ex.res->body_limit(boost::none);
+      if (head_method) ex.res->skip(true);
       std::size_t head_bytes = 0;
       // The head, read by hand (not async_read_header): the parser must see the bytes through
       // its own put(), which keeps the head's views valid.
       for (;;) {
         if (up_->buffer.size() != 0) {
-          const auto used = x.res->put(up_->buffer.data(), hec);
+          const auto used = ex.res->put(up_->buffer.data(), hec);
           up_->buffer.consume(used);
           head_bytes += used;
           if (hec == bhttp::error::need_more)
             hec = {};
-          else if (hec || x.res->is_header_done())
+          else if (hec || ex.res->is_header_done())
             break;
         }
         const std::size_t room = up_->buffer.max_size() - up_->buffer.size();
@@ -454,7 +454,7 @@ awaitable<bool> session::state::exchange_once() {
                 room, std::max<std::size_t>(512, up_->buffer.capacity() - up_->buffer.size()))),
             use_tuple);
         if (rec == net::error::eof)
-          rec = x.res->got_some() || up_->buffer.size() != 0 ? bhttp::error::partial_message
+          rec = ex.res->got_some() || up_->buffer.size() != 0 ? bhttp::error::partial_message
                                                              : bhttp::error::end_of_stream;
         if (rec) {
           hec = rec;
@@ -463,7 +463,7 @@ awaitable<bool> session::state::exchange_once() {
         up_->buffer.commit(rn);
       }
       if (hec) break;
-      const unsigned code = x.res->get().result_int();
+      const unsigned code = ex.res->get().result_int();
       if (code < 100 || code >= 200 || code == 101) break;
       // Interim responses (103 Early Hints, ...) go to 1.1 clients as they come (RFC 9110
       // §15.2); 100 Continue is ours to send (we answered Expect), 1.0 clients get none.
@@ -472,16 +472,16 @@ awaitable<bool> session::state::exchange_once() {
         break;
       }
       if (code != 100 && r.version() >= 11) {
-        build_interim_head(x.head, *x.res);
-        if (auto [iec, iw] = co_await write_client(net::buffer(x.head)); iec) {
+        build_interim_head(ex.head, *ex.res);
+        if (auto [iec, iw] = co_await write_client(net::buffer(ex.head)); iec) {
           end_exchange();
           co_return false;
         }
         resume(session_phase::upstream_response, head_deadline_ns);
-        build_request_head(x.head, *x.req, client_ip_);  // `head` is shared; a retry needs it
+        build_request_head(ex.head, *ex.req, client_ip_);  // `head` is shared; a retry needs it
       }
     }
-    if (!hec && x.res->get().result_int() == 101) hec = bhttp::error::bad_status;
+    if (!hec && ex.res->get().result_int() == 101) hec = bhttp::error::bad_status;
     if (!hec) break;
 
     if (!request_sent_whole) {
@@ -509,7 +509,7 @@ awaitable<bool> session::state::exchange_once() {
     co_await local_reply(failure.status, failure.message, true);
     co_return false;
   }
-  if (auto bad = validate_response(*x.res); bad.code != 0) {
+  if (auto bad = validate_response(*ex.res); bad.code != 0) {
     end_exchange();
     count_upstream_error(ups, metrics::upstream_error::protocol);
     series.by_code[502].add();
@@ -517,7 +517,7 @@ awaitable<bool> session::state::exchange_once() {
     co_return false;
   }
 
-  auto& rs = x.res->get();
+  auto& rs = ex.res->get();
   const unsigned status = rs.result_int();
   record_response_head(ups, series, status, started, attempt.body_sent);
 
@@ -525,18 +525,18 @@ awaitable<bool> session::state::exchange_once() {
   // rest of a request body the upstream did not take is never read: it must not be parsed as
   // the next request, so the connection closes after this response.
   const bool request_body_read =
-      !has_body || (x.req->chunked() ? x.req->is_done()
-                                     : attempt.body_sent == *x.req->content_length());
-  const framing out = choose_framing(head_method, status, x.res->content_length().has_value(),
+      !has_body || (ex.req->chunked() ? ex.req->is_done()
+                                     : attempt.body_sent == *ex.req->content_length());
+  const framing out = choose_framing(head_method, status, ex.res->content_length().has_value(),
                                      r.version());
   const bool keep =
       keep_client_connection(client_keep, worker_.draining(), out, request_body_read);
-  build_response_head(x.head, *x.res, out, keep, r.version(), d.set_cookie);
+  build_response_head(ex.head, *ex.res, out, keep, r.version(), decision.set_cookie);
 
   // Body bytes already buffered behind the head go out in the same write (one send for a
   // small response).
-  std::uint64_t remaining = out == framing::length ? *x.res->content_length() : 0;
-  bool upstream_done = out == framing::none || x.res->is_done();
+  std::uint64_t remaining = out == framing::length ? *ex.res->content_length() : 0;
+  bool upstream_done = out == framing::none || ex.res->is_done();
   const bool chunked_out = out == framing::chunked;
   if (!upstream_done && up_->buffer.size() != 0) {
     const auto got = take_buffered_body();
@@ -544,16 +544,16 @@ awaitable<bool> session::state::exchange_once() {
       end_exchange();
       co_return false;  // garbage after a valid head: nothing honest left to send
     }
-    upstream_done = x.res->is_done();
+    upstream_done = ex.res->is_done();
     if (out == framing::length) remaining -= *got;
     if (*got <= combine_limit) {
-      append_body(x.head, relay_.get(), *got, chunked_out);
+      append_body(ex.head, relay_.get(), *got, chunked_out);
     } else {
-      if (auto [wec, wn] = co_await write_client(net::buffer(x.head)); wec) {
+      if (auto [wec, wn] = co_await write_client(net::buffer(ex.head)); wec) {
         end_exchange();
         co_return false;
       }
-      x.head.clear();
+      ex.head.clear();
       const chunk_line line(*got);
       auto [bec, bn] = co_await write_client(body_buffers(line, relay_.get(), *got, chunked_out));
       if (bec) {
@@ -562,9 +562,9 @@ awaitable<bool> session::state::exchange_once() {
       }
     }
   }
-  if (upstream_done && chunked_out) x.head.append(last_chunk);
-  if (!x.head.empty()) {
-    if (auto [wec, wn] = co_await write_client(net::buffer(x.head)); wec) {
+  if (upstream_done && chunked_out) ex.head.append(last_chunk);
+  if (!ex.head.empty()) {
+    if (auto [wec, wn] = co_await write_client(net::buffer(ex.head)); wec) {
       end_exchange();
       co_return false;
     }
@@ -579,8 +579,8 @@ awaitable<bool> session::state::exchange_once() {
 
   log_request(status, false);
   worker_.give_buffer(std::move(relay_));
-  if (reuse_upstream_connection(request_sent_whole, upstream_done, x.res->keep_alive(),
-                                x.res->need_eof(), out))
+  if (reuse_upstream_connection(request_sent_whole, upstream_done, ex.res->keep_alive(),
+                                ex.res->need_eof(), out))
     worker_.pool().put(std::move(up_), steady::now());
   else
     up_.reset();
@@ -600,7 +600,7 @@ awaitable<bool> session::state::exchange_once() {
 void session::state::record_response_head(const core::upstream_view& ups,
                                           metrics::series_cells& series, unsigned status,
                                           steady::time_point started, std::uint64_t body_sent) {
-  auto& x = *exchange_;
+  auto& ex = *exchange_;
   const auto head_at = steady::now();
   if (ups.outlier) {
     if (status >= 500)
@@ -611,11 +611,11 @@ void session::state::record_response_head(const core::upstream_view& ups,
   series.observe_latency(static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(head_at - started).count()));
   series.by_code[status % 1000].add();
-  x.entry.bytes_received = body_sent;
-  x.entry.endpoint = up_->target->text;
+  ex.entry.bytes_received = body_sent;
+  ex.entry.endpoint = up_->target->text;
   if (worker_.access_log().enabled())
-    x.entry.upstream_us = static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(head_at - x.entry_start).count());
+    ex.entry.upstream_us = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(head_at - ex.entry_start).count());
 }
 
 // Body bytes the upstream sent with the head, through the parser into the relay buffer: how
@@ -868,46 +868,46 @@ void session::state::note_failure(const core::upstream_view& u, upstream::endpoi
 void session::state::log_request(unsigned status, bool local) {
   auto& log = worker_.access_log();
   if (!log.enabled()) return;
-  auto& x = *exchange_;
-  if (x.req && x.req->is_header_done()) {
-    const auto& r = x.req->get();
-    x.entry.method = r.method_string();
-    x.entry.target = r.target();
-    x.entry.version = r.version();
+  auto& ex = *exchange_;
+  if (ex.req && ex.req->is_header_done()) {
+    const auto& r = ex.req->get();
+    ex.entry.method = r.method_string();
+    ex.entry.target = r.target();
+    ex.entry.version = r.version();
   }
-  x.entry.client_ip = client_ip_;
-  x.entry.status = status;
-  x.entry.local = local;
-  x.entry.total_us = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - x.entry_start)
+  ex.entry.client_ip = client_ip_;
+  ex.entry.status = status;
+  ex.entry.local = local;
+  ex.entry.total_us = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - ex.entry_start)
           .count());
-  log.write(x.entry);
+  log.write(ex.entry);
 }
 
 awaitable<void> session::state::local_reply(unsigned code, std::string_view text, bool close) {
   worker_.cells().local_reply(code);
-  auto& x = *exchange_;
+  auto& ex = *exchange_;
   const auto status = bhttp::int_to_status(code);
-  x.head.clear();
-  x.head += "HTTP/1.1 "sv;
-  append_number(x.head, code);
-  x.head += ' ';
-  x.head.append(bhttp::obsolete_reason(status));
-  x.head += "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "sv;
-  append_number(x.head, text.size() + 1);
-  x.head += "\r\n"sv;
+  ex.head.clear();
+  ex.head += "HTTP/1.1 "sv;
+  append_number(ex.head, code);
+  ex.head += ' ';
+  ex.head.append(bhttp::obsolete_reason(status));
+  ex.head += "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "sv;
+  append_number(ex.head, text.size() + 1);
+  ex.head += "\r\n"sv;
   if (close)
-    x.head += "Connection: close\r\n"sv;
-  else if (x.req && x.req->is_header_done() && x.req->get().version() < 11)
-    x.head += "Connection: keep-alive\r\n"sv;
-  x.head += "\r\n"sv;
-  x.head.append(text);
-  x.head += '\n';
+    ex.head += "Connection: close\r\n"sv;
+  else if (ex.req && ex.req->is_header_done() && ex.req->get().version() < 11)
+    ex.head += "Connection: keep-alive\r\n"sv;
+  ex.head += "\r\n"sv;
+  ex.head.append(text);
+  ex.head += '\n';
   const auto& cfg = *worker_.current()->config;
   arm(session_phase::writing, cfg.timeouts.client_header);
   before_client_write();
-  auto [ec, n] = co_await net::async_write(sock_, net::buffer(x.head), use_tuple);
-  x.entry.bytes_sent += n;
+  auto [ec, n] = co_await net::async_write(sock_, net::buffer(ex.head), use_tuple);
+  ex.entry.bytes_sent += n;
   log_request(code, true);
   if (close && !ec) co_await lingering_close();
 }
