@@ -1,14 +1,16 @@
 // libFuzzer target over the request path's pure parts: Beast's request parser fed the way the
 // session feeds it (parse_request_head over a bounded flat_buffer, then the body), our
-// validators, and a forwarded head rebuilt with header_rules the way the session builds it.
-// Also feeds the same bytes to a response parser and validate_response.
+// validators, and the forwarded heads the session sends (http/forward_head.h, the shipped
+// functions themselves). Also feeds the same bytes to a response parser and validate_response.
 //
 // Invariants (a violation aborts, which libFuzzer reports as a crash):
 //   - nothing throws (Beast's basic_fields throws std::length_error on a > 64 KiB field when
 //     its buffer is unbounded; ours is bounded);
 //   - an accepted request's forwarded head re-parses with Beast, passes validate_request again,
-//     and keeps the method, target, framing (one numeric Content-Length or chunked, never both)
-//     and carries no hop-by-hop field;
+//     keeps the method, the target (in origin-form), Host and the framing (one numeric
+//     Content-Length or chunked, never both) and carries no hop-by-hop field and no Expect;
+//   - an accepted response's forwarded head (interim or final) re-parses with the same status,
+//     the framing the session chose and no hop-by-hop field but that framing;
 //   - the body is either read whole or refused with an error, never beyond body_limit.
 //
 // Built with clang -fsanitize=fuzzer,address,undefined (fuzz/CMakeLists.txt); the same file is
@@ -21,8 +23,11 @@
 #include <string>
 #include <string_view>
 
+#include "http/forward_head.h"
 #include "http/header_rules.h"
 #include "http/request_rules.h"
+#include "http/request_target.h"
+#include "http/response_plan.h"
 
 namespace {
 
@@ -51,37 +56,9 @@ canary::config::limits_config fuzz_limits() {
   return l;
 }
 
-// The forwarded head as session.cpp's build_request_head makes it: hop-by-hop fields and the
-// ones Connection names dropped, framing rebuilt from what the parser saw.
-std::string forwarded_head(const request_parser_type& p) {
-  const auto& r = p.get();
-  std::string head;
-  head.append(r.method_string());
-  head += ' ';
-  head.append(r.target());
-  head += " HTTP/1.1\r\n";
-  canary::http::connection_tokens conn;
-  for (const auto& f : r)
-    if (f.name() == bhttp::field::connection) conn.add_list(f.value());
-  for (const auto& f : r) {
-    const auto name = f.name_string();
-    if (canary::http::is_hop_by_hop(name) || (conn.count && conn.contains(name))) continue;
-    head.append(name);
-    head += ": ";
-    head.append(f.value());
-    head += "\r\n";
-  }
-  if (p.chunked()) {
-    head += "Transfer-Encoding: chunked\r\n";
-  } else if (auto len = p.content_length()) {
-    head += "Content-Length: " + std::to_string(*len) + "\r\n";
-  }
-  head += "\r\n";
-  return head;
-}
-
 void check_forwarded(const request_parser_type& original, std::string_view input) {
-  const auto head = forwarded_head(original);
+  std::string head;
+  canary::http::build_request_head(head, original, "192.0.2.1");
   request_parser_type again;
   again.header_limit(static_cast<std::uint32_t>(head.size() + 1));
   again.body_limit(boost::none);
@@ -100,7 +77,14 @@ void check_forwarded(const request_parser_type& original, std::string_view input
   const auto& a = original.get();
   const auto& b = again.get();
   FUZZ_CHECK(a.method_string() == b.method_string(), input);
-  FUZZ_CHECK(a.target() == b.target(), input);
+  const auto target = canary::http::split_target(a.target());
+  FUZZ_CHECK(b.target() == (target.needs_slash ? "/" : "") + std::string(target.path_and_query),
+             input);
+  FUZZ_CHECK(b[bhttp::field::host] == (a.count(bhttp::field::host) || !target.absolute
+                                           ? a[bhttp::field::host]
+                                           : target.authority),
+             input);
+  FUZZ_CHECK(b.count(bhttp::field::expect) == 0, input);
   FUZZ_CHECK(original.chunked() == again.chunked(), input);
   FUZZ_CHECK(original.content_length() == again.content_length(), input);
   std::size_t framing = 0;
@@ -166,6 +150,46 @@ void fuzz_request(std::string_view input) {
   if (p.is_done() && p.content_length()) FUZZ_CHECK(body == *p.content_length(), input);
 }
 
+// The response head the session sends for `original` (1.1 and 1.0 clients), re-parsed.
+void check_forwarded_response(const response_parser_type& original, bool head_request,
+                              std::string_view input) {
+  const unsigned status = original.result_int();
+  for (unsigned client_version : {11u, 10u}) {
+    std::string head;
+    auto f = canary::http::framing::none;
+    if (status < 200) {
+      canary::http::build_interim_head(head, original);
+    } else {
+      f = canary::http::choose_framing(head_request, status,
+                                       original.content_length().has_value(), client_version);
+      canary::http::build_response_head(head, original, f, client_version >= 11,
+                                        client_version, "");
+    }
+    response_parser_type again;
+    again.header_limit(static_cast<std::uint32_t>(head.size() + 1));
+    again.body_limit(boost::none);
+    if (head_request) again.skip(true);
+    boost::system::error_code ec;
+    const auto n = again.put(boost::asio::buffer(head), ec);
+    FUZZ_CHECK(!ec, input);
+    FUZZ_CHECK(again.is_header_done() && n == head.size(), input);
+    FUZZ_CHECK(again.result_int() == status, input);
+    FUZZ_CHECK(canary::http::validate_response(again).code == 0, input);
+    if (f == canary::http::framing::length)
+      FUZZ_CHECK(again.content_length() == original.content_length(), input);
+    FUZZ_CHECK(again.chunked() == (f == canary::http::framing::chunked), input);
+    std::size_t framing = 0;
+    for (const auto& field : again) {
+      if (field.name() == bhttp::field::content_length ||
+          field.name() == bhttp::field::transfer_encoding)
+        ++framing;
+      else if (field.name() != bhttp::field::connection)  // ours: close / keep-alive
+        FUZZ_CHECK(!canary::http::is_hop_by_hop(field.name_string()), input);
+    }
+    FUZZ_CHECK(framing <= 1, input);
+  }
+}
+
 void fuzz_response(std::string_view input) {
   for (bool head_request : {false, true}) {
     response_parser_type p;
@@ -213,6 +237,7 @@ void fuzz_response(std::string_view input) {
           ++framing;
       FUZZ_CHECK(framing <= 1, input);
     }
+    if (v.code == 0 && status != 101) check_forwarded_response(p, head_request, input);
   }
 }
 

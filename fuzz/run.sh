@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 build="${FUZZ_BUILD_DIR:-build-fuzz}"
 
-# fuzz/ configures as a project of its own: Boost headers only, three sources.
+# fuzz/ configures as a project of its own: Boost headers only, a few sources.
 CC=clang CXX=clang++ cmake -S fuzz -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   >/dev/null
 cmake --build "$build" --target request_fuzz

@@ -10,6 +10,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 
+#include "http/exchange.h"
 #include "http/session.h"
 
 namespace canary::core {
@@ -53,6 +54,20 @@ void worker::run() {
       spdlog::error("worker {}: unexpected exception: {}", index_, e.what());
     }
   }
+}
+
+std::unique_ptr<http::exchange> worker::take_exchange() {
+  if (free_exchanges_.empty()) return std::make_unique<http::exchange>();
+  auto x = std::move(free_exchanges_.back());
+  free_exchanges_.pop_back();
+  return x;
+}
+
+void worker::give_exchange(std::unique_ptr<http::exchange> done) {
+  if (!done) return;
+  done->end();
+  if (free_exchanges_.size() < max_free_exchanges && done->reusable())
+    free_exchanges_.push_back(std::move(done));
 }
 
 void worker::refresh_now() {

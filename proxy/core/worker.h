@@ -20,6 +20,7 @@
 
 namespace canary::http {
 class session;
+struct exchange;
 }
 
 namespace canary::core {
@@ -65,8 +66,15 @@ class worker {
   worker_shared& shared() { return shared_; }
   net::io_context& context() { return ioc_; }
 
-  // Body relay buffers (relay_buffer_size bytes), reused: a connection holds one only while a
-  // body moves, so idle keep-alive connections cost no buffer.
+  // Per-connection memory a session needs only part of the time is the worker's and reused:
+  // an idle keep-alive connection holds neither an exchange nor a relay buffer. Both free lists
+  // are bounded; what is over the bound, or grew too large, is freed.
+  //
+  // An exchange (http/exchange.h: parsers, head buffer, access-log line) while a request is in
+  // progress.
+  std::unique_ptr<http::exchange> take_exchange();
+  void give_exchange(std::unique_ptr<http::exchange> done);
+  // A body relay buffer (relay_buffer_size bytes) while a body moves.
   static constexpr std::size_t relay_buffer_size = 64 * 1024;
   std::unique_ptr<char[]> take_buffer() {
     if (free_buffers_.empty()) return std::make_unique_for_overwrite<char[]>(relay_buffer_size);
@@ -106,6 +114,8 @@ class worker {
   std::list<http::session*> sessions_;
   static constexpr std::size_t max_free_buffers = 64;
   std::vector<std::unique_ptr<char[]>> free_buffers_;
+  static constexpr std::size_t max_free_exchanges = 256;
+  std::vector<std::unique_ptr<http::exchange>> free_exchanges_;
   std::atomic<std::size_t> open_sessions_{0};
   std::int64_t now_ns_ = 0;
   log::access_log access_log_;

@@ -265,6 +265,9 @@ verdict validate_response(const response_parser_type& parser) {
   if (te_fields > 0 && cl_fields > 0)
     return {502, "upstream sent both Transfer-Encoding and Content-Length"};
   const unsigned status = r.result_int();
+  // RFC 9110 §15: 100..599. Beast takes any three digits ("024" is 24), which would go out
+  // as a status line no client can parse.
+  if (status < 100 || status > 599) return {502, "upstream sent an invalid status code"};
   if (status < 200 || status == 204) {
     if (te_fields > 0 || cl_nonzero) return {502, "upstream announced a body on 1xx or 204"};
     return {};

@@ -54,9 +54,9 @@ struct head_step {
 };
 head_step parse_request_head(request_parser_type& parser, boost::beast::flat_buffer& buf);
 
-// A response head from an upstream (is_header_done; `parser.skip()` set for HEAD). Any
-// framing an honest reader could disagree on is a bad response (502; the connection is not
-// reused, RFC 9112 §6.3): Transfer-Encoding other than exactly "chunked" on a response with a
+// A response head from an upstream (is_header_done; `parser.skip()` set for HEAD). A status
+// outside 100..599 (RFC 9110 §15) and any framing an honest reader could disagree on is a bad
+// response (502; the connection is not reused, RFC 9112 §6.3): Transfer-Encoding other than exactly "chunked" on a response with a
 // body, TE with Content-Length, TE on HTTP/1.0, repeated or list-valued Content-Length, a body
 // announced on 1xx or 204. HEAD and 304 responses may carry the TE or CL the GET would have
 // had (RFC 9110 §8.6, RFC 9112 §6.1), but not both and not a malformed CL (it is forwarded).

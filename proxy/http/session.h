@@ -29,7 +29,7 @@ enum class session_phase : std::uint8_t {
 
 class session {
  public:
-  session(core::worker& w, socket_type sock, const tcp::endpoint& peer);
+  session(core::worker& worker, socket_type sock, const tcp::endpoint& peer);
   ~session();
   session(const session&) = delete;
   session& operator=(const session&) = delete;

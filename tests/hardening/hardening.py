@@ -3,7 +3,8 @@
 - FakeUpstream: a scriptable HTTP/1.1 upstream on 127.0.0.1:<port 0>. It records every request
   head it read (complete or not), every connection, and hands each parsed request to a handler
   that writes whatever bytes the test wants: a normal reply, garbage, a reply cut mid-body, a
-  reset, or nothing at all (hang, until the test ends).
+  reset, or nothing at all (hang, until the test ends). An optional `head_handler` sees the
+  request as soon as its head arrived, before its body is read (an early response).
 - RawClient / exchange(): a raw socket client that parses one response and tells whether the
   proxy then closed the connection.
 - rss_kib(): the resident set size of a process, for the bounded-memory tests.
@@ -134,8 +135,11 @@ class FakeUpstream:
     """A threaded HTTP/1.1 server whose answers a test scripts with `handler(conn, req)`;
     the handler returns True to keep the connection for another request."""
 
-    def __init__(self, handler=None, backlog=128):
+    def __init__(self, handler=None, backlog=128, head_handler=None):
         self.handler = handler or default_handler
+        # Called with (conn, req) right after a head, before its body; returning False ends the
+        # connection there (closing over an unread body makes the kernel send RST).
+        self.head_handler = head_handler
         self.lock = threading.Condition()
         self.heads = []        # every Request whose head arrived, complete or not
         self.connections = 0   # accepted
@@ -259,6 +263,8 @@ class FakeUpstream:
                 with self.lock:
                     self.heads.append(req)
                     self.lock.notify_all()
+                if self.head_handler is not None and self.head_handler(conn, req) is False:
+                    break
                 te = (req.header("Transfer-Encoding") or "").lower()
                 if te == "chunked":
                     while True:
@@ -575,8 +581,8 @@ class RssSampler(threading.Thread):
 
 class HardeningTestCase(E2ETestCase):
 
-    def fake_upstream(self, handler=None, backlog=128):
-        f = FakeUpstream(handler, backlog)
+    def fake_upstream(self, handler=None, backlog=128, head_handler=None):
+        f = FakeUpstream(handler, backlog, head_handler)
         self.addCleanup(f.stop)
         return f
 

@@ -234,6 +234,18 @@ class CanonicalForwardingTest(HardeningTestCase):
         req, _ = self.forward("GET http://a.example/abs HTTP/1.1\r\nHost: a.example\r\n\r\n")
         self.assertEqual(req.header("Host"), "a.example")
 
+    def test_absolute_form_is_forwarded_in_origin_form(self):
+        # RFC 9112 §3.2.2: the upstream is an origin server, which expects origin-form; an empty
+        # path becomes "/" (§3.2.1) and the query stays.
+        for target, expected in (("http://a.example/abs?q=1", "/abs?q=1"),
+                                 ("http://a.example", "/"),
+                                 ("HTTP://a.example?x=1", "/?x=1")):
+            req, _ = self.forward(f"GET {target} HTTP/1.1\r\nHost: a.example\r\n\r\n")
+            self.assertEqual(req.target, expected, req)
+        # HTTP/1.0 may omit Host: the authority of the target becomes the forwarded Host.
+        req, _ = self.forward("GET http://a.example/ten HTTP/1.0\r\n\r\n")
+        self.assertEqual((req.target, req.header_all("Host")), ("/ten", ["a.example"]))
+
     def test_obs_text_in_values_passes_through(self):
         req, _ = self.forward(GET + "X-Name: caf\xc3\xa9\r\n\r\n")
         self.assertEqual(req.header("X-Name").encode("latin-1"), b"caf\xc3\xa9")

@@ -712,6 +712,14 @@ TEST(response_rules, bad_framing_is_502) {
             "rule:502");
 }
 
+TEST(response_rules, status_outside_100_to_599_is_502) {
+  // Beast takes any three digits; the forwarded status line would read "HTTP/1.1 24 ...".
+  EXPECT_EQ(run_response("HTTP/1.1 024 No\r\nContent-Length: 0\r\n\r\n"), "rule:502");
+  EXPECT_EQ(run_response("HTTP/1.1 000 No\r\n\r\n"), "rule:502");
+  EXPECT_EQ(run_response("HTTP/1.1 600 No\r\nContent-Length: 0\r\n\r\n"), "rule:502");
+  EXPECT_EQ(run_response("HTTP/1.1 599 Odd\r\nContent-Length: 0\r\n\r\n"), "ok");
+}
+
 TEST(response_rules, beast_refuses_the_rest) {
   EXPECT_EQ(run_response(ok200 + "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"),
             "beast:bad Transfer-Encoding");
