@@ -99,12 +99,15 @@ int run_proxy(std::shared_ptr<const config::proxy_config> cfg, const run_options
   // [/observability]
   api_opts.dashboard = [] { return std::string(admin::dashboard_html()); };
   admin::api api(engine, api_opts);
-  admin::server admin_server(control, engine, api);
+  const auto admin_limits = admin::limits_for_this_process();
+  admin::server admin_server(control, engine, api, admin_limits);
   auto admin_ep = resolve(control, cfg->admin.listen);
   const auto admin_port = admin_server.listen(admin_ep);
   api.set_listen_port(admin_port);
   admin_server.start();
-  spdlog::info("admin listening on {}:{}", admin_ep.address().to_string(), admin_port);
+  spdlog::info("admin listening on {}:{} (at most {} connections, {} watch streams)",
+               admin_ep.address().to_string(), admin_port, admin_limits.max_connections,
+               admin_limits.max_watchers);
 
   std::vector<std::thread> threads;
   for (auto& w : workers) threads.emplace_back([&w] { w->run(); });
