@@ -204,9 +204,9 @@ response api::handle(const request& req) {
   }
   if (seg.size() == 4 && seg[2] == "config" && seg[3] == "reload") {
     if (req.method != "POST") return method_not_allowed("POST");
-    auto res = engine_.reload();
-    if (res.status != 200) return error(res.status, res.error, res.errors);
-    return json_response(200, json::object{{"result", "ok"}, {"file", engine_.config().file}});
+    response r;
+    r.reload = true;
+    return r;
   }
   if (seg[2] != "rollouts") return error(404, "no such endpoint: " + std::string(path));
   if (seg.size() == 3) {
@@ -217,6 +217,11 @@ response api::handle(const request& req) {
   }
   if (seg.size() > 5) return error(404, "no such endpoint: " + std::string(path));
   return rollout_call(req.method, seg[3], seg.size() == 5 ? seg[4] : "", req);
+}
+
+response api::reload_response(const rollout::api_result& result) const {
+  if (result.status != 200) return error(result.status, result.error, result.errors);
+  return json_response(200, json::object{{"result", "ok"}, {"file", engine_.config().file}});
 }
 
 response api::rollout_call(std::string_view method, std::string_view name_view,

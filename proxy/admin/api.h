@@ -30,6 +30,9 @@ struct response {
   std::string allow;  // for 405
   // Set for a valid watch request: the route to follow ("" = all routes).
   std::optional<std::string> watch;
+  // Set for a valid POST /api/v1/config/reload: the caller runs the reload (admin::reloader,
+  // off the control thread) and answers with reload_response().
+  bool reload = false;
 };
 
 struct api_options {
@@ -46,6 +49,9 @@ class api {
  public:
   api(rollout::engine& engine, api_options options);
   response handle(const request& req);
+
+  // The answer to a reload: {"result": "ok", "file": ...}, or the error with its list (422).
+  response reload_response(const rollout::api_result& result) const;
 
   // Status JSON of DESIGN §5 (also what watch streams send).
   std::string status_json(const rollout::route_status& s) const;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <list>
+#include <optional>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -64,11 +65,12 @@ connection_limits limits_for_this_process() {
 }
 
 struct server::impl {
-  impl(net::io_context& c, rollout::engine& e, api& h, connection_limits l)
-      : ioc(c), engine(e), handler(h), limits(l) {}
+  impl(net::io_context& c, rollout::engine& e, api& h, reloader& r, connection_limits l)
+      : ioc(c), engine(e), handler(h), reloads(r), limits(l) {}
   net::io_context& ioc;
   rollout::engine& engine;
   api& handler;
+  reloader& reloads;
   const connection_limits limits;
   tcp::acceptor acceptor{ioc};
   std::list<std::shared_ptr<beast::tcp_stream>> streams;  // open watch streams
@@ -81,9 +83,9 @@ struct server::impl {
   net::awaitable<void> watch(beast::tcp_stream& stream, std::string route);
 };
 
-server::server(net::io_context& ioc, rollout::engine& engine, api& handler,
+server::server(net::io_context& ioc, rollout::engine& engine, api& handler, reloader& reloads,
                connection_limits limits)
-    : impl_(std::make_unique<impl>(ioc, engine, handler, limits)) {}
+    : impl_(std::make_unique<impl>(ioc, engine, handler, reloads, limits)) {}
 
 server::~server() = default;
 
@@ -207,6 +209,22 @@ net::awaitable<void> server::impl::serve(beast::tcp_stream stream) {
       spdlog::error("admin: {} {}: {}", std::string(r.method), std::string(r.target), e.what());
       out = {500, "application/json",
              "{\"error\":\"internal error\",\"errors\":[]}\n", {}, {}};
+    }
+    if (out.reload) {
+      // The load runs on the reloader's thread; this connection waits, the control thread
+      // does not. Shared with the callback, which may outlive this frame.
+      struct reload_wait {
+        explicit reload_wait(net::io_context& c) : wake(c, net::steady_timer::time_point::max()) {}
+        net::steady_timer wake;
+        std::optional<rollout::api_result> result;
+      };
+      auto wait = std::make_shared<reload_wait>(ioc);
+      reloads.request([wait](const rollout::api_result& r) {
+        wait->result = r;
+        wait->wake.cancel();
+      });
+      while (!wait->result) co_await wait->wake.async_wait(tuple_awaitable);
+      out = handler.reload_response(*wait->result);
     }
     bool close_after = false;
     if (out.watch && streams.size() >= limits.max_watchers) {

@@ -11,6 +11,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "admin/api.h"
+#include "admin/reloader.h"
 
 namespace canary::admin {
 
@@ -31,7 +32,7 @@ connection_limits limits_for_this_process();
 
 class server {
  public:
-  server(boost::asio::io_context& ioc, rollout::engine& engine, api& handler,
+  server(boost::asio::io_context& ioc, rollout::engine& engine, api& handler, reloader& reloads,
          connection_limits limits = limits_for_this_process());
   ~server();
   // Binds; returns the bound port (for port 0).

@@ -15,6 +15,7 @@
 #include "admin/api.h"
 #include "admin/dashboard.h"
 #include "admin/metrics_text.h"
+#include "admin/reloader.h"
 #include "admin/stats.h"  // [observability]
 #include "admin/server.h"
 #include "core/worker.h"
@@ -87,7 +88,11 @@ int run_proxy(std::shared_ptr<const config::proxy_config> cfg, const run_options
   api_opts.draining = [&draining] { return draining; };
   // [observability] /metrics from a prometheus-cpp Collectable over the cells; /api/v1/stats
   // from a ring of once-a-second samples of the same cells (stats_timer below).
-  admin::metrics_exposition exposition(engine, cells);
+  // Reloads (API and SIGHUP) load the file on a thread of their own: the control thread never
+  // waits for the disk or a DNS server.
+  admin::reloader reloads(control, engine);
+  admin::metrics_exposition exposition(engine, cells,
+                                       [&reloads] { return reloads.load_failures(); });
   api_opts.metrics = [&exposition] { return exposition.render(); };
   admin::stats_ring stats;
   auto route_names = [&engine] {
@@ -100,7 +105,7 @@ int run_proxy(std::shared_ptr<const config::proxy_config> cfg, const run_options
   api_opts.dashboard = [] { return std::string(admin::dashboard_html()); };
   admin::api api(engine, api_opts);
   const auto admin_limits = admin::limits_for_this_process();
-  admin::server admin_server(control, engine, api, admin_limits);
+  admin::server admin_server(control, engine, api, reloads, admin_limits);
   auto admin_ep = resolve(control, cfg->admin.listen);
   const auto admin_port = admin_server.listen(admin_ep);
   api.set_listen_port(admin_port);
@@ -162,7 +167,9 @@ int run_proxy(std::shared_ptr<const config::proxy_config> cfg, const run_options
           if (reopen_access_logs) reopen_access_logs();
         } else if (sig == SIGHUP) {
           spdlog::info("SIGHUP: reloading {}", engine.config().file);
-          engine.reload();
+          reloads.request([](const rollout::api_result& r) {
+            if (r.status != 200) spdlog::error("SIGHUP: reload refused: {}", r.error);
+          });
         } else if (!draining) {
           spdlog::info("{}: draining (up to {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                        engine.config().timeouts.drain.count());
