@@ -226,6 +226,18 @@ net::awaitable<void> server::impl::serve(beast::tcp_stream stream) {
       while (!wait->result) co_await wait->wake.async_wait(tuple_awaitable);
       out = handler.reload_response(*wait->result);
     }
+    if (out.watch && req.method() == bhttp::verb::head) {
+      // RFC 9110 §9.3.2: HEAD gets the header section a GET would, without the content. A
+      // watch stream's content never ends, so send the head of the stream and finish.
+      static constexpr std::string_view head =
+          "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
+          "Connection: close\r\n\r\n";
+      stream.expires_after(request_timeout);
+      co_await net::async_write(stream, net::buffer(head), tuple_awaitable);
+      error_code ignored;
+      stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      co_return;
+    }
     bool close_after = false;
     if (out.watch && streams.size() >= limits.max_watchers) {
       out = {503, "application/json",
