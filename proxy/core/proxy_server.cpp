@@ -35,6 +35,13 @@ tcp::endpoint resolve(net::io_context& ioc, const config::listen_config& l) {
   return *results.begin();
 }
 
+// "[::1]:8080" for IPv6 (RFC 3986 §3.2.2: a literal IPv6 address in an authority is
+// bracketed), "127.0.0.1:8080" otherwise.
+std::string host_port(const net::ip::address& a, std::uint16_t port) {
+  const auto host = a.to_string();
+  return (a.is_v6() ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
 // Re-arms itself every `every` and calls fn.
 void every(boost::asio::steady_timer& t, std::chrono::milliseconds period,
            std::function<void()> fn) {
@@ -77,7 +84,7 @@ int run_proxy(std::shared_ptr<const config::proxy_config> cfg, const run_options
     // Port 0: the first worker picks it, the others join it through SO_REUSEPORT.
     port = w->listen(tcp::endpoint(data_ep.address(), port ? port : data_ep.port()));
   }
-  spdlog::info("proxy listening on {}:{} ({} workers)", data_ep.address().to_string(), port, n);
+  spdlog::info("proxy listening on {} ({} workers)", host_port(data_ep.address(), port), n);
 
   bool draining = false;
   std::vector<const metrics::worker_cells*> cells;
@@ -110,8 +117,8 @@ int run_proxy(std::shared_ptr<const config::proxy_config> cfg, const run_options
   const auto admin_port = admin_server.listen(admin_ep);
   api.set_listen_port(admin_port);
   admin_server.start();
-  spdlog::info("admin listening on {}:{} (at most {} connections, {} watch streams)",
-               admin_ep.address().to_string(), admin_port, admin_limits.max_connections,
+  spdlog::info("admin listening on {} (at most {} connections, {} watch streams)",
+               host_port(admin_ep.address(), admin_port), admin_limits.max_connections,
                admin_limits.max_watchers);
 
   std::vector<std::thread> threads;
