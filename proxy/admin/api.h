@@ -66,6 +66,12 @@ class api {
   api_options options_;
 };
 
+// The first key that appears twice in one object of a JSON text (at any depth), if any.
+std::optional<std::string> duplicate_json_key(std::string_view text);
+
+// `in` as valid UTF-8: each byte that does not start a well-formed sequence becomes U+FFFD.
+std::string valid_utf8(std::string_view in);
+
 // Constant-time equality (the token must not leak through timing).
 bool constant_time_equals(std::string_view a, std::string_view b);
 
