@@ -177,6 +177,44 @@ class AdminUnderDescriptorLimitTest(HardeningTestCase):
         self.assertIn(b'"step":3', seen, "a watch stream got the status of step 3")
         self.assertTrue(proxy.process.alive())
 
+    def test_accept_backs_off_when_descriptors_run_out(self):
+        """The data plane takes every descriptor; the admin listener's accept then fails with
+        EMFILE. It must wait between tries, not spin, and answer once descriptors are back."""
+        blue = self.start_backend("blue")
+        # A client that sends nothing keeps its descriptor for client_header.
+        cfg = make_config({"blue": blue.endpoint}, [route(steps=[])],
+                          timeouts={"client_header": "60s"})
+        proxy = LimitedProxy(self.tmp, harness.concrete_ports(cfg), NOFILE)
+        self.addCleanup(self._dump_logs_on_failure, proxy)
+        self.addCleanup(proxy.stop)
+        proxy.start()
+        data = []
+        self.addCleanup(lambda: [x.close() for x in data])
+        mark = proxy.process.log_mark()
+        for _ in range(NOFILE + 10):  # the kernel's backlog holds those the proxy cannot take
+            data.append(socket.create_connection(("127.0.0.1", proxy.port), timeout=DEADLINE))
+        proxy.process.wait_for_log(r"worker \d+: accept: Too many open files", mark=mark)
+        admin = []
+        self.addCleanup(lambda: [x.close() for x in admin])
+        for _ in range(3):
+            c = socket.create_connection(("127.0.0.1", proxy.admin_port), timeout=DEADLINE)
+            c.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            admin.append(c)
+
+        before = cpu_seconds(proxy.process.pid)
+        time.sleep(IDLE_WINDOW_S)  # the measurement window itself, not a wait for a condition
+        used = cpu_seconds(proxy.process.pid) - before
+        self.assertLess(used, IDLE_CPU_MAX_S,
+                        f"the proxy used {used:.2f} s of CPU in {IDLE_WINDOW_S} s out of "
+                        f"descriptors")
+
+        for c in data:
+            c.close()
+        for c in admin:
+            raw = read_rest(c, b"", DEADLINE)
+            self.assertTrue(raw.startswith(b"HTTP/1.1 200 "), raw[:200])
+        self.assertEqual(proxy.admin("GET", "/healthz").status, 200)
+
 
 if __name__ == "__main__":
     unittest.main()
