@@ -36,6 +36,12 @@ constexpr auto accept_backoff = std::chrono::milliseconds(50);
 // How long a refused connection is read (and dropped) after its 503 before it is closed.
 constexpr auto reject_linger = std::chrono::seconds(1);
 
+// Keeps a count of live coroutines right however the coroutine ends.
+struct decrement_on_exit {
+  std::size_t& n;
+  ~decrement_on_exit() { --n; }
+};
+
 // A JSON error body as admin::api writes them.
 std::string error_body(const std::string& message) {
   return "{\"error\":\"" + message + "\",\"errors\":[]}\n";
@@ -150,10 +156,7 @@ net::awaitable<void> server::impl::reject(tcp::socket sock) {
   // connections are bounded too: past the limit they are closed at once.
   if (rejecting >= limits.max_connections) co_return;
   ++rejecting;
-  struct count_guard {
-    std::size_t& n;
-    ~count_guard() { --n; }
-  } guard{rejecting};
+  const decrement_on_exit guard{rejecting};
   beast::tcp_stream stream(std::move(sock));
   stream.expires_after(reject_linger);
   char sink[1024];
@@ -164,10 +167,7 @@ net::awaitable<void> server::impl::reject(tcp::socket sock) {
 }
 
 net::awaitable<void> server::impl::serve(beast::tcp_stream stream) {
-  struct count_guard {
-    std::size_t& n;
-    ~count_guard() { --n; }
-  } guard{connections};
+  const decrement_on_exit guard{connections};
   beast::flat_buffer buffer(64 * 1024);
   for (;;) {
     bhttp::request_parser<bhttp::string_body> parser;

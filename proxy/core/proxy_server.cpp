@@ -1,5 +1,6 @@
 // Process wiring; see proxy_server.h. The control thread is the main thread: it runs the admin
-// server, the rollout engine, the timers and the signal handlers on one io_context.
+// server, the rollout engine, the timers and the signal handlers on one io_context. A config
+// reload reads the file on a thread of its own (admin/reloader.h) so that nothing here waits.
 #include "core/proxy_server.h"
 
 #include <csignal>
