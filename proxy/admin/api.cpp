@@ -3,7 +3,9 @@
 #include "admin/api.h"
 
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 #include <ctime>
+#include <set>
 
 #include "config/load.h"
 
@@ -27,11 +29,13 @@ response json_response(int status, const json::value& v) {
   return {status, "application/json", json::serialize(v) + "\n", {}, {}};
 }
 
+// Boost.JSON serializes string bytes as they are: an error that echoes a request's bytes (a
+// path, an Origin) must be made valid UTF-8 first, or the body is not JSON (RFC 8259 §8.1).
 response error(int status, std::string message, std::vector<std::string> details = {}) {
   json::object o;
-  o["error"] = message;
+  o["error"] = valid_utf8(message);
   json::array errs;
-  for (auto& d : details) errs.emplace_back(d);
+  for (auto& d : details) errs.emplace_back(valid_utf8(d));
   o["errors"] = std::move(errs);
   return json_response(status, o);
 }
@@ -70,7 +74,107 @@ json::value event_json(const rollout::event& e) {
                       {"message", e.message}};
 }
 
+// Collects the first key that appears twice in one object, at any depth. Boost.JSON's value
+// parser keeps the last of duplicate keys silently; the config refuses duplicates, and so does
+// the API (RFC 8259 §4: names SHOULD be unique, receivers differ on which one wins).
+struct duplicate_key_handler {
+  static constexpr std::size_t max_object_size = std::size_t(-1);
+  static constexpr std::size_t max_array_size = std::size_t(-1);
+  static constexpr std::size_t max_key_size = std::size_t(-1);
+  static constexpr std::size_t max_string_size = std::size_t(-1);
+
+  std::vector<std::set<std::string, std::less<>>> objects;
+  std::string key;
+  std::optional<std::string> duplicate;
+
+  bool on_document_begin(boost::system::error_code&) { return true; }
+  bool on_document_end(boost::system::error_code&) { return true; }
+  bool on_object_begin(boost::system::error_code&) {
+    objects.emplace_back();
+    return true;
+  }
+  bool on_object_end(std::size_t, boost::system::error_code&) {
+    objects.pop_back();
+    return true;
+  }
+  bool on_array_begin(boost::system::error_code&) { return true; }
+  bool on_array_end(std::size_t, boost::system::error_code&) { return true; }
+  bool on_key_part(json::string_view s, std::size_t, boost::system::error_code&) {
+    key.append(s.data(), s.size());
+    return true;
+  }
+  bool on_key(json::string_view s, std::size_t, boost::system::error_code&) {
+    key.append(s.data(), s.size());
+    if (!objects.back().insert(key).second && !duplicate) duplicate = key;
+    key.clear();
+    return true;
+  }
+  bool on_string_part(json::string_view, std::size_t, boost::system::error_code&) { return true; }
+  bool on_string(json::string_view, std::size_t, boost::system::error_code&) { return true; }
+  bool on_number_part(json::string_view, boost::system::error_code&) { return true; }
+  bool on_int64(std::int64_t, json::string_view, boost::system::error_code&) { return true; }
+  bool on_uint64(std::uint64_t, json::string_view, boost::system::error_code&) { return true; }
+  bool on_double(double, json::string_view, boost::system::error_code&) { return true; }
+  bool on_bool(bool, boost::system::error_code&) { return true; }
+  bool on_null(boost::system::error_code&) { return true; }
+  bool on_comment_part(json::string_view, boost::system::error_code&) { return true; }
+  bool on_comment(json::string_view, boost::system::error_code&) { return true; }
+};
+
+// RFC 9110 §11.1: the auth-scheme is case-insensitive.
+bool iequals_ascii(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
 }  // namespace
+
+std::optional<std::string> duplicate_json_key(std::string_view text) {
+  json::basic_parser<duplicate_key_handler> p(json::parse_options{});
+  boost::system::error_code ec;
+  p.write_some(false, text.data(), text.size(), ec);
+  return p.handler().duplicate;
+}
+
+std::string valid_utf8(std::string_view in) {
+  // RFC 3629 §4: no overlong forms, no surrogates, nothing above U+10FFFF. Each byte that does
+  // not start a well-formed sequence becomes U+FFFD.
+  std::string out;
+  out.reserve(in.size());
+  const auto* p = reinterpret_cast<const unsigned char*>(in.data());
+  const std::size_t n = in.size();
+  std::size_t i = 0;
+  while (i < n) {
+    const unsigned char c = p[i];
+    std::size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xBF;  // the allowed range of the second byte
+    if (c < 0x80) len = 1;
+    else if (c >= 0xC2 && c <= 0xDF) len = 2;
+    else if (c == 0xE0) len = 3, lo = 0xA0;
+    else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) len = 3;
+    else if (c == 0xED) len = 3, hi = 0x9F;
+    else if (c == 0xF0) len = 4, lo = 0x90;
+    else if (c >= 0xF1 && c <= 0xF3) len = 4;
+    else if (c == 0xF4) len = 4, hi = 0x8F;
+    bool ok = len > 0 && i + len <= n;
+    for (std::size_t k = 1; ok && k < len; ++k) {
+      const unsigned char b = p[i + k];
+      ok = k == 1 ? (b >= lo && b <= hi) : (b >= 0x80 && b <= 0xBF);
+    }
+    if (ok) {
+      out.append(in.substr(i, len));
+      i += len;
+    } else {
+      out += "\xEF\xBF\xBD";  // U+FFFD
+      ++i;
+    }
+  }
+  return out;
+}
 
 bool constant_time_equals(std::string_view a, std::string_view b) {
   // Compare over the longer length so the time does not depend on where they differ.
@@ -148,11 +252,17 @@ response api::handle(const request& req) {
   const bool mutating = req.method != "GET" && req.method != "HEAD";
   // 1. Authentication, before anything else.
   if (mutating && !options_.token.empty()) {
-    constexpr std::string_view scheme = "Bearer ";
-    const bool ok = req.authorization && req.authorization->size() > scheme.size() &&
-                    req.authorization->substr(0, scheme.size()) == scheme &&
-                    constant_time_equals(req.authorization->substr(scheme.size()),
-                                         options_.token);
+    // RFC 9110 §11.4: credentials = auth-scheme [ 1*SP ( token68 / #auth-param ) ], the scheme
+    // case-insensitive (§11.1): "bearer x" and "Bearer  x" are the same credentials.
+    constexpr std::string_view scheme = "Bearer";
+    std::string_view auth = req.authorization.value_or("");
+    bool ok = auth.size() > scheme.size() && auth[scheme.size()] == ' ' &&
+              iequals_ascii(auth.substr(0, scheme.size()), scheme);
+    if (ok) {
+      auth.remove_prefix(scheme.size());
+      while (!auth.empty() && auth.front() == ' ') auth.remove_prefix(1);
+      ok = !auth.empty() && constant_time_equals(auth, options_.token);
+    }
     if (!ok) return error(401, "missing or wrong bearer token (Authorization: Bearer <token>)");
   }
   // 2. Cross-site calls: a page elsewhere must not drive the API, token or not.
@@ -204,9 +314,9 @@ response api::handle(const request& req) {
   }
   if (seg.size() == 4 && seg[2] == "config" && seg[3] == "reload") {
     if (req.method != "POST") return method_not_allowed("POST");
-    auto res = engine_.reload();
-    if (res.status != 200) return error(res.status, res.error, res.errors);
-    return json_response(200, json::object{{"result", "ok"}, {"file", engine_.config().file}});
+    response r;
+    r.reload = true;
+    return r;
   }
   if (seg[2] != "rollouts") return error(404, "no such endpoint: " + std::string(path));
   if (seg.size() == 3) {
@@ -217,6 +327,11 @@ response api::handle(const request& req) {
   }
   if (seg.size() > 5) return error(404, "no such endpoint: " + std::string(path));
   return rollout_call(req.method, seg[3], seg.size() == 5 ? seg[4] : "", req);
+}
+
+response api::reload_response(const rollout::api_result& result) const {
+  if (result.status != 200) return error(result.status, result.error, result.errors);
+  return json_response(200, json::object{{"result", "ok"}, {"file", engine_.config().file}});
 }
 
 response api::rollout_call(std::string_view method, std::string_view name_view,
@@ -265,6 +380,8 @@ response api::rollout_call(std::string_view method, std::string_view name_view,
     if (ec || !v.is_object())
       return error(400, "request body must be a JSON object" +
                             (ec ? ": " + ec.message() : std::string()));
+    if (auto dup = duplicate_json_key(req.body))
+      return error(400, "duplicate key \"" + *dup + "\" in request body");
     body = std::move(v.as_object());
   }
   auto allow_only = [&](std::initializer_list<std::string_view> keys) -> std::optional<response> {
@@ -291,11 +408,15 @@ response api::rollout_call(std::string_view method, std::string_view name_view,
     auto* w = body.if_contains("weight");
     if (!w || !(w->is_int64() || w->is_uint64()))
       return error(400, "body must be {\"weight\": N} with an integer N");
+    // Compared as the number given: a uint64 above INT64_MAX must not wrap to a negative one.
+    const int total = status->route->canary.weight_total;
+    const bool in_range = w->is_int64()
+                              ? w->as_int64() >= 0 && w->as_int64() <= total
+                              : w->as_uint64() <= static_cast<std::uint64_t>(total);
+    if (!in_range)
+      return error(400, "weight " + json::serialize(*w) + " is outside 0.." +
+                            std::to_string(total) + " (weight_total)");
     const auto n = w->is_int64() ? w->as_int64() : static_cast<std::int64_t>(w->as_uint64());
-    if (n < 0 || n > status->route->canary.weight_total)
-      return error(400, "weight " + std::to_string(n) + " is outside 0.." +
-                            std::to_string(status->route->canary.weight_total) +
-                            " (weight_total)");
     result = engine_.apply(name, rollout::operation::set_weight, static_cast<int>(n));
   } else if (action == "upstream") {
     if (auto bad = allow_only({"upstream"})) return *bad;

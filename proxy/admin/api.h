@@ -30,6 +30,9 @@ struct response {
   std::string allow;  // for 405
   // Set for a valid watch request: the route to follow ("" = all routes).
   std::optional<std::string> watch;
+  // Set for a valid POST /api/v1/config/reload: the caller runs the reload (admin::reloader,
+  // off the control thread) and answers with reload_response().
+  bool reload = false;
 };
 
 struct api_options {
@@ -47,6 +50,9 @@ class api {
   api(rollout::engine& engine, api_options options);
   response handle(const request& req);
 
+  // The answer to a reload: {"result": "ok", "file": ...}, or the error with its list (422).
+  response reload_response(const rollout::api_result& result) const;
+
   // Status JSON of DESIGN §5 (also what watch streams send).
   std::string status_json(const rollout::route_status& s) const;
   void set_listen_port(std::uint16_t port) { options_.listen_port = port; }
@@ -59,6 +65,12 @@ class api {
   rollout::engine& engine_;
   api_options options_;
 };
+
+// The first key that appears twice in one object of a JSON text (at any depth), if any.
+std::optional<std::string> duplicate_json_key(std::string_view text);
+
+// `in` as valid UTF-8: each byte that does not start a well-formed sequence becomes U+FFFD.
+std::string valid_utf8(std::string_view in);
 
 // Constant-time equality (the token must not leak through timing).
 bool constant_time_equals(std::string_view a, std::string_view b);

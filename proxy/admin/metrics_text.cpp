@@ -226,14 +226,16 @@ std::vector<prom::MetricFamily> collect_rollouts(const std::vector<rollout::rout
 
 std::vector<prom::MetricFamily> proxy_collector::Collect() const {
   auto out = collect_cells(engine_->series(), workers_);
-  auto rollouts =
-      collect_rollouts(engine_->statuses(), engine_->reloads_ok(), engine_->reloads_failed());
+  const std::uint64_t load_failures = load_failures_ ? load_failures_() : 0;
+  auto rollouts = collect_rollouts(engine_->statuses(), engine_->reloads_ok(),
+                                   engine_->reloads_failed() + load_failures);
   for (auto& f : rollouts) out.push_back(std::move(f));
   return out;
 }
 
 metrics_exposition::metrics_exposition(rollout::engine& engine,
-                                       std::vector<const metrics::worker_cells*> workers)
+                                       std::vector<const metrics::worker_cells*> workers,
+                                       std::function<std::uint64_t()> load_failures)
     : registry_(std::make_shared<prom::Registry>()) {
   prom::BuildGauge()
       .Name("canary_proxy_build_info")
@@ -241,7 +243,8 @@ metrics_exposition::metrics_exposition(rollout::engine& engine,
       .Register(*registry_)
       .Add({{"version", CANARY_VERSION}})
       .Set(1);
-  collectables_.push_back(std::make_shared<proxy_collector>(engine, std::move(workers)));
+  collectables_.push_back(
+      std::make_shared<proxy_collector>(engine, std::move(workers), std::move(load_failures)));
   collectables_.push_back(registry_);
 }
 

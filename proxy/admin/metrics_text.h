@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,22 +34,27 @@ std::vector<prometheus::MetricFamily> collect_rollouts(
     std::uint64_t reloads_failed);
 
 // Everything the engine and the workers know, gathered at each Collect().
+// `load_failures` (may be empty): reloads refused before they reached the engine (a file with
+// errors, loaded by admin::reloader), added to the engine's failures.
 class proxy_collector final : public prometheus::Collectable {
  public:
-  proxy_collector(rollout::engine& engine, std::vector<const metrics::worker_cells*> workers)
-      : engine_(&engine), workers_(std::move(workers)) {}
+  proxy_collector(rollout::engine& engine, std::vector<const metrics::worker_cells*> workers,
+                  std::function<std::uint64_t()> load_failures = {})
+      : engine_(&engine), workers_(std::move(workers)), load_failures_(std::move(load_failures)) {}
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
   rollout::engine* engine_;
   std::vector<const metrics::worker_cells*> workers_;
+  std::function<std::uint64_t()> load_failures_;
 };
 
 // The /metrics body: a prometheus::Registry (build_info) plus the proxy_collector. Lives on the
 // control thread as long as the admin server.
 class metrics_exposition {
  public:
-  metrics_exposition(rollout::engine& engine, std::vector<const metrics::worker_cells*> workers);
+  metrics_exposition(rollout::engine& engine, std::vector<const metrics::worker_cells*> workers,
+                     std::function<std::uint64_t()> load_failures = {});
   std::string render() const;
 
  private:

@@ -1,5 +1,6 @@
 // Process wiring; see proxy_server.h. The control thread is the main thread: it runs the admin
-// server, the rollout engine, the timers and the signal handlers on one io_context.
+// server, the rollout engine, the timers and the signal handlers on one io_context. A config
+// reload reads the file on a thread of its own (admin/reloader.h) so that nothing here waits.
 #include "core/proxy_server.h"
 
 #include <csignal>
@@ -15,6 +16,7 @@
 #include "admin/api.h"
 #include "admin/dashboard.h"
 #include "admin/metrics_text.h"
+#include "admin/reloader.h"
 #include "admin/stats.h"  // [observability]
 #include "admin/server.h"
 #include "core/worker.h"
@@ -32,6 +34,13 @@ tcp::endpoint resolve(net::io_context& ioc, const config::listen_config& l) {
   auto results = resolver.resolve(l.host, std::to_string(l.port),
                                   tcp::resolver::numeric_service | tcp::resolver::passive);
   return *results.begin();
+}
+
+// "[::1]:8080" for IPv6 (RFC 3986 §3.2.2: a literal IPv6 address in an authority is
+// bracketed), "127.0.0.1:8080" otherwise.
+std::string host_port(const net::ip::address& a, std::uint16_t port) {
+  const auto host = a.to_string();
+  return (a.is_v6() ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
 // Re-arms itself every `every` and calls fn.
@@ -76,7 +85,7 @@ int run_proxy(std::shared_ptr<const config::proxy_config> cfg, const run_options
     // Port 0: the first worker picks it, the others join it through SO_REUSEPORT.
     port = w->listen(tcp::endpoint(data_ep.address(), port ? port : data_ep.port()));
   }
-  spdlog::info("proxy listening on {}:{} ({} workers)", data_ep.address().to_string(), port, n);
+  spdlog::info("proxy listening on {} ({} workers)", host_port(data_ep.address(), port), n);
 
   bool draining = false;
   std::vector<const metrics::worker_cells*> cells;
@@ -87,7 +96,11 @@ int run_proxy(std::shared_ptr<const config::proxy_config> cfg, const run_options
   api_opts.draining = [&draining] { return draining; };
   // [observability] /metrics from a prometheus-cpp Collectable over the cells; /api/v1/stats
   // from a ring of once-a-second samples of the same cells (stats_timer below).
-  admin::metrics_exposition exposition(engine, cells);
+  // Reloads (API and SIGHUP) load the file on a thread of their own: the control thread never
+  // waits for the disk or a DNS server.
+  admin::reloader reloads(control, engine);
+  admin::metrics_exposition exposition(engine, cells,
+                                       [&reloads] { return reloads.load_failures(); });
   api_opts.metrics = [&exposition] { return exposition.render(); };
   admin::stats_ring stats;
   auto route_names = [&engine] {
@@ -99,12 +112,15 @@ int run_proxy(std::shared_ptr<const config::proxy_config> cfg, const run_options
   // [/observability]
   api_opts.dashboard = [] { return std::string(admin::dashboard_html()); };
   admin::api api(engine, api_opts);
-  admin::server admin_server(control, engine, api);
+  const auto admin_limits = admin::limits_for_this_process();
+  admin::server admin_server(control, engine, api, reloads, admin_limits);
   auto admin_ep = resolve(control, cfg->admin.listen);
   const auto admin_port = admin_server.listen(admin_ep);
   api.set_listen_port(admin_port);
   admin_server.start();
-  spdlog::info("admin listening on {}:{}", admin_ep.address().to_string(), admin_port);
+  spdlog::info("admin listening on {} (at most {} connections, {} watch streams)",
+               host_port(admin_ep.address(), admin_port), admin_limits.max_connections,
+               admin_limits.max_watchers);
 
   std::vector<std::thread> threads;
   for (auto& w : workers) threads.emplace_back([&w] { w->run(); });
@@ -159,7 +175,9 @@ int run_proxy(std::shared_ptr<const config::proxy_config> cfg, const run_options
           if (reopen_access_logs) reopen_access_logs();
         } else if (sig == SIGHUP) {
           spdlog::info("SIGHUP: reloading {}", engine.config().file);
-          engine.reload();
+          reloads.request([](const rollout::api_result& r) {
+            if (r.status != 200) spdlog::error("SIGHUP: reload refused: {}", r.error);
+          });
         } else if (!draining) {
           spdlog::info("{}: draining (up to {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                        engine.config().timeouts.drain.count());

@@ -131,6 +131,93 @@ TEST_F(ApiTest, PathsAndMethods) {
   EXPECT_EQ(*call("GET", "/api/v1/rollouts/r/watch").watch, "r");
 }
 
+TEST_F(ApiTest, ReloadIsHandedToTheCallerAfterTheChecks) {
+  make("127.0.0.1:9901", "s3cret");
+  EXPECT_EQ(call("POST", "/api/v1/config/reload").status, 401);
+  request r;
+  r.authorization = "Bearer s3cret";
+  auto res = call("POST", "/api/v1/config/reload", r);
+  EXPECT_TRUE(res.reload);
+  EXPECT_EQ(call("GET", "/api/v1/config/reload").status, 405);
+  auto refused = api_->reload_response({422, "config c.yaml has errors", {"c.yaml:1:1: x: y"}});
+  EXPECT_EQ(refused.status, 422);
+  EXPECT_EQ(refused.body,
+            "{\"error\":\"config c.yaml has errors\",\"errors\":[\"c.yaml:1:1: x: y\"]}\n");
+  auto ok = api_->reload_response({});
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_NE(ok.body.find("\"result\":\"ok\""), std::string::npos);
+}
+
+TEST_F(ApiTest, BearerSchemeIsCaseInsensitive) {
+  make("127.0.0.1:9901", "s3cret");
+  for (const char* ok : {"bearer s3cret", "BEARER s3cret", "Bearer  s3cret"}) {
+    request r;
+    r.authorization = ok;
+    EXPECT_EQ(call("POST", "/api/v1/rollouts/r/promote", r).status, 409) << ok;  // Healthy
+  }
+  for (const char* bad : {"bearer", "bearer ", "bearers3cret", "Basic s3cret", "bearer s3cre"}) {
+    request r;
+    r.authorization = bad;
+    EXPECT_EQ(call("POST", "/api/v1/rollouts/r/promote", r).status, 401) << bad;
+  }
+}
+
+TEST_F(ApiTest, WeightAboveInt64IsReportedAsGiven) {
+  make("127.0.0.1:9901", "");
+  request r;
+  r.has_body = true;
+  r.content_type = "application/json";
+  r.body = R"({"upstream": "green"})";
+  ASSERT_EQ(call("PUT", "/api/v1/rollouts/r/upstream", r).status, 200);
+  r.body = R"({"weight": 18446744073709551615})";
+  auto res = call("PUT", "/api/v1/rollouts/r/weight", r);
+  EXPECT_EQ(res.status, 400);
+  EXPECT_NE(res.body.find("weight 18446744073709551615 is outside 0..100"), std::string::npos)
+      << res.body;
+  r.body = R"({"weight": -1})";
+  EXPECT_NE(call("PUT", "/api/v1/rollouts/r/weight", r).body.find("weight -1 is outside"),
+            std::string::npos);
+}
+
+TEST_F(ApiTest, DuplicateKeysAreRefused) {
+  make("127.0.0.1:9901", "");
+  request r;
+  r.has_body = true;
+  r.content_type = "application/json";
+  r.body = R"({"upstream": "green", "upstream": "blue"})";
+  auto res = call("PUT", "/api/v1/rollouts/r/upstream", r);
+  EXPECT_EQ(res.status, 400);
+  EXPECT_NE(res.body.find(R"(duplicate key \"upstream\")"), std::string::npos) << res.body;
+  EXPECT_EQ(engine_->status("r")->state->phase, rollout::phase::healthy);
+}
+
+TEST(DuplicateJsonKey, FindsTheFirstDuplicateAtAnyDepth) {
+  EXPECT_EQ(duplicate_json_key(R"({"a": 1, "b": 2})"), std::nullopt);
+  EXPECT_EQ(duplicate_json_key(R"({"a": 1, "a": 2})"), "a");
+  EXPECT_EQ(duplicate_json_key(R"({"a": {"x": 1}, "b": {"x": 2}})"), std::nullopt);
+  EXPECT_EQ(duplicate_json_key(R"({"a": [{"x": 1, "y": 1, "x": 2}]})"), "x");
+  EXPECT_EQ(duplicate_json_key(R"({"ab": 1, "a\u0062": 2})"), "ab");  // after unescaping
+}
+
+TEST(ValidUtf8, ReplacesEachBadByte) {
+  EXPECT_EQ(valid_utf8("plain /path"), "plain /path");
+  EXPECT_EQ(valid_utf8("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"),
+            "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80");
+  EXPECT_EQ(valid_utf8("a\xFF" "b"), "a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(valid_utf8("\xC3"), "\xEF\xBF\xBD");                      // truncated
+  EXPECT_EQ(valid_utf8("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");      // overlong
+  EXPECT_EQ(valid_utf8("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate
+  EXPECT_EQ(valid_utf8("\xF4\x90\x80\x80").size(), 12u);        // above U+10FFFF
+}
+
+TEST_F(ApiTest, NotFoundEchoesValidUtf8) {
+  make("127.0.0.1:9901", "");
+  auto res = call("GET", "/api/v1/\xFF\xFE");
+  EXPECT_EQ(res.status, 404);
+  EXPECT_EQ(valid_utf8(res.body), res.body);
+  EXPECT_NE(res.body.find("/api/v1/\xEF\xBF\xBD\xEF\xBF\xBD"), std::string::npos);
+}
+
 TEST(ConstantTimeEquals, ComparesWholeStrings) {
   EXPECT_TRUE(constant_time_equals("abc", "abc"));
   EXPECT_FALSE(constant_time_equals("abc", "abd"));
