@@ -22,8 +22,10 @@ def key(s):
 
 
 def can_mount():
-    return os.geteuid() == 0 and os.path.exists("/proc/filesystems") and \
-        "tmpfs" in open("/proc/filesystems").read()
+    if os.geteuid() != 0 or not os.path.exists("/proc/filesystems"):
+        return False
+    with open("/proc/filesystems") as f:
+        return "tmpfs" in f.read()
 
 
 def metric(proxy, name):
