@@ -152,6 +152,18 @@ class FullOrReadOnlyStateDirTest(E2ETestCase):
             self.assertEqual(f.read().count('"weight": 50,'), 1)
 
 
+    def test_start_refuses_when_the_first_state_cannot_be_written(self):
+        subprocess.run(["mount", "-o", "remount,ro", self.state_dir], check=True)
+        cfg = make_config({"blue": self.blue.endpoint, "green": self.green.endpoint},
+                          [route(steps=MANUAL_STEPS)], state_file=self.state_file)
+        proxy = self.new_proxy(cfg)
+        rc, out = proxy.start_expect_failure()
+        self.assertNotEqual(rc, 0)
+        self.assertIn(f"cannot write state file {self.state_file}", out)
+        self.assertIn("Read-only file system", out)
+        self.assertIn("refusing to start", out)
+
+
 class SymlinkedStateFileTest(E2ETestCase):
 
     def test_a_symlinked_state_file_is_written_where_it_points(self):
