@@ -230,6 +230,12 @@ std::vector<prom::MetricFamily> proxy_collector::Collect() const {
   auto rollouts = collect_rollouts(engine_->statuses(), engine_->reloads_ok(),
                                    engine_->reloads_failed() + load_failures);
   for (auto& f : rollouts) out.push_back(std::move(f));
+  auto write_errors = family("canary_proxy_state_write_errors_total",
+                             "Rollout state saves that failed (the change was refused or held).",
+                             prom::MetricType::Counter);
+  write_errors.metric.push_back(
+      counter({}, static_cast<double>(engine_->state_write_errors())));
+  out.push_back(std::move(write_errors));
   return out;
 }
 

@@ -21,6 +21,7 @@
 #include "admin/server.h"
 #include "core/worker.h"
 #include "rollout/engine.h"
+#include "rollout/state_file.h"
 #include "upstream/health_checker.h"
 
 namespace canary::core {
@@ -71,7 +72,8 @@ int run_proxy(std::shared_ptr<const config::proxy_config> cfg, const run_options
             for (const auto& e : u.endpoints) targets.push_back({u.name, e, *u.health_check});
         checker.set_targets(std::move(targets));
         for (auto& w : workers) w->install(s);
-      });
+      },
+      std::make_shared<rollout::file_state_store>(cfg->state_file));
   checker.start();
 
   const int n = cfg->workers > 0 ? cfg->workers

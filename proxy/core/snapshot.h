@@ -1,6 +1,7 @@
 // The immutable view a worker routes with: config, compiled rules, rollout weights, endpoints and
-// metric ids. Built on the control thread on every config load and rollout change, published to
-// each worker as shared_ptr<const snapshot>; a request pins the snapshot it started with.
+// metric ids. Built on the control thread (the config part once per config load, the rest on
+// every rollout change), published to each worker as shared_ptr<const snapshot>; a request pins
+// the snapshot it started with, which keeps its compiled config alive.
 #pragma once
 
 #include <cstdint>
@@ -28,9 +29,25 @@ struct upstream_view {
   }
 };
 
+// Everything that depends on the config alone (route table, RE2 rules, upstreams): compiled once
+// per config load and shared by every snapshot built for that config.
+struct compiled_config {
+  std::shared_ptr<const config::proxy_config> config;
+  routing::route_table table;
+  std::vector<routing::canary_rule> rules;       // by route index
+  std::vector<std::uint32_t> route_metric_ids;   // by route index
+  std::vector<upstream_view> upstreams;          // in config order
+  // Index into upstreams, or -1.
+  int upstream_index(const std::string& name) const {
+    for (std::size_t i = 0; i < upstreams.size(); ++i)
+      if (upstreams[i].name == name) return static_cast<int>(i);
+    return -1;
+  }
+};
+
 struct route_view {
   const config::route_config* config = nullptr;  // points into snapshot::config
-  routing::canary_rule rule;
+  const routing::canary_rule& rule;              // points into snapshot::compiled
   int stable = -1;  // index into snapshot::upstreams
   int canary = -1;  // -1: no canary
   bool canary_active = false;  // canary present and not aborted
@@ -40,10 +57,22 @@ struct route_view {
 };
 
 struct snapshot {
-  std::shared_ptr<const config::proxy_config> config;
-  std::vector<upstream_view> upstreams;
-  std::vector<route_view> routes;
-  routing::route_table table;
+  snapshot(std::shared_ptr<const compiled_config> c, std::vector<route_view> r,
+           std::uint64_t gen)
+      : compiled(std::move(c)),
+        config(compiled->config),
+        upstreams(compiled->upstreams),
+        table(compiled->table),
+        routes(std::move(r)),
+        generation(gen) {}
+  snapshot(const snapshot&) = delete;
+  snapshot& operator=(const snapshot&) = delete;
+
+  std::shared_ptr<const compiled_config> compiled;
+  std::shared_ptr<const config::proxy_config> config;  // compiled->config
+  const std::vector<upstream_view>& upstreams;         // compiled->upstreams
+  const routing::route_table& table;                   // compiled->table
+  std::vector<route_view> routes;                      // by route index
   std::uint64_t generation = 0;
 };
 

@@ -1,46 +1,74 @@
 // Snapshot assembly: compiled rules, upstream indices, rollout weights, metric ids.
 #include "core/snapshot_builder.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace canary::core {
 
-std::shared_ptr<const snapshot> build_snapshot(std::shared_ptr<const config::proxy_config> cfg,
-                                               const rollout::state_map& states,
-                                               upstream::endpoint_registry& endpoints,
-                                               metrics::series_registry& series,
-                                               std::uint64_t generation) {
-  auto s = std::make_shared<snapshot>(snapshot{cfg, {}, {}, routing::route_table(cfg->routes),
-                                               generation});
+std::shared_ptr<const compiled_config> compile_config(
+    std::shared_ptr<const config::proxy_config> cfg, upstream::endpoint_registry& endpoints,
+    metrics::series_registry& series) {
+  auto c = std::make_shared<compiled_config>(
+      compiled_config{cfg, routing::route_table(cfg->routes), {}, {}, {}});
   for (const auto& u : cfg->upstreams) {
     upstream_view v;
     v.name = u.name;
     v.metric_id = series.upstream_id(u.name);
     v.outlier = u.outlier;
     v.health_check = u.health_check;
-    for (const auto& e : u.endpoints) v.endpoints.push_back(endpoints.get(e.address, e.port));
-    s->upstreams.push_back(std::move(v));
+    for (const auto& e : u.endpoints) {
+      try {
+        v.endpoints.push_back(endpoints.get(e.address, e.port));
+      } catch (const std::exception& ex) {
+        // Named, because a reload answers with this message.
+        throw std::runtime_error("upstream " + u.name + ": endpoint \"" + e.address + "\": " +
+                                 ex.what());
+      }
+    }
+    c->upstreams.push_back(std::move(v));
   }
-  auto index_of = [&](const std::string& name) {
-    for (std::size_t i = 0; i < cfg->upstreams.size(); ++i)
-      if (cfg->upstreams[i].name == name) return static_cast<int>(i);
-    throw std::logic_error("snapshot: unknown upstream " + name);
-  };
+  c->rules.reserve(cfg->routes.size());
   for (const auto& r : cfg->routes) {
-    const auto& st = states.at(r.name);
-    route_view v;
-    v.config = &r;
-    v.rule = routing::compile_rule(r);
-    v.stable = index_of(st.stable);
-    v.canary = st.canary.empty() ? -1 : index_of(st.canary);
-    v.canary_active = st.canary_active();
-    v.weight = v.canary_active ? st.weight : 0;
-    v.metric_route_id = series.route_id(r.name);
-    v.metric_series[0] = series.series_id(r.name, "stable", st.stable);
-    v.metric_series[1] = series.series_id(r.name, "canary", st.canary.empty() ? st.stable : st.canary);
-    s->routes.push_back(std::move(v));
+    c->rules.push_back(routing::compile_rule(r));
+    c->route_metric_ids.push_back(series.route_id(r.name));
   }
-  return s;
+  return c;
+}
+
+std::shared_ptr<const snapshot> build_snapshot(std::shared_ptr<const compiled_config> compiled,
+                                               const rollout::state_map& states,
+                                               metrics::series_registry& series,
+                                               std::uint64_t generation) {
+  const auto& cfg = *compiled->config;
+  auto index_of = [&](const std::string& name) {
+    const int i = compiled->upstream_index(name);
+    if (i < 0) throw std::logic_error("snapshot: unknown upstream " + name);
+    return i;
+  };
+  std::vector<route_view> routes;
+  routes.reserve(cfg.routes.size());
+  for (std::size_t i = 0; i < cfg.routes.size(); ++i) {
+    const auto& r = cfg.routes[i];
+    const auto it = states.find(r.name);
+    if (it == states.end()) throw std::logic_error("snapshot: no rollout state for route " + r.name);
+    const auto& st = it->second;
+    const auto& rule = compiled->rules[i];
+    const bool active = st.canary_active();
+    // Never above weight_total: decide() would send everything to the canary.
+    const int weight = active ? std::clamp(st.weight, 0, std::max(rule.weight_total, 0)) : 0;
+    routes.push_back(route_view{
+        &r,
+        rule,
+        index_of(st.stable),
+        st.canary.empty() ? -1 : index_of(st.canary),
+        active,
+        weight,
+        compiled->route_metric_ids[i],
+        {series.series_id(r.name, "stable", st.stable),
+         series.series_id(r.name, "canary", st.canary.empty() ? st.stable : st.canary)}});
+  }
+  return std::make_shared<const snapshot>(std::move(compiled), std::move(routes), generation);
 }
 
 }  // namespace canary::core

@@ -1,4 +1,5 @@
-// Rollout engine; see engine.h. Every change goes: state machine -> persist -> publish -> notify.
+// Rollout engine; see engine.h. Every change goes: state machine on a copy -> snapshot built ->
+// save -> commit -> publish -> notify; a failure before the commit leaves everything as it was.
 #include "rollout/engine.h"
 
 #include <stdexcept>
@@ -6,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/snapshot_builder.h"
+#include "rollout/state_file.h"
 
 namespace canary::rollout {
 
@@ -29,38 +31,53 @@ std::string join(const std::vector<std::string>& v) {
 
 engine::engine(std::shared_ptr<const config::proxy_config> cfg, clock_fn clock,
                publish_fn publisher)
-    : cfg_(std::move(cfg)), clock_(std::move(clock)), publish_(std::move(publisher)) {
+    : engine(cfg, std::move(clock), std::move(publisher),
+             std::make_shared<file_state_store>(cfg->state_file)) {}
+
+engine::engine(std::shared_ptr<const config::proxy_config> cfg, clock_fn clock,
+               publish_fn publisher, std::shared_ptr<state_store> store)
+    : cfg_(std::move(cfg)),
+      clock_(std::move(clock)),
+      publish_(std::move(publisher)),
+      store_(std::move(store)) {
   const auto now = clock_();
-  auto read = read_state_file(cfg_->state_file);
-  if (read.exists) {
-    if (!read.state.ok)
-      throw std::runtime_error("state file " + cfg_->state_file + ": " + read.state.error +
-                               " (refusing to start: a guessed state could shift traffic; move "
-                               "the file away to start fresh)");
-    for (auto& [name, st] : read.state.states) {
-      if (!cfg_->find_route(name)) {
-        spdlog::warn("state file {}: route \"{}\" is not in the config; its state is dropped",
-                     cfg_->state_file, name);
-        continue;
-      }
-      if (auto missing = missing_upstreams(st, *cfg_); !missing.empty())
-        throw std::runtime_error("state file " + cfg_->state_file + ": route \"" + name +
-                                 "\" uses upstream " + join(missing) +
-                                 " which the config does not define (refusing to start)");
-      states_.emplace(name, std::move(st));
+  auto loaded = store_->load();
+  if (loaded.exists && !loaded.error.empty())
+    throw std::runtime_error(store_->describe() + ": " + loaded.error +
+                             " (refusing to start: a guessed state could shift traffic; move "
+                             "the file away to start fresh)");
+  state_map next;
+  for (const auto& [name, st] : loaded.states) {
+    if (!cfg_->find_route(name)) {
+      spdlog::warn("{}: route \"{}\" is not in the config; its state is dropped",
+                   store_->describe(), name);
+      continue;
     }
+    if (auto missing = missing_upstreams(st, *cfg_); !missing.empty())
+      throw std::runtime_error(store_->describe() + ": route \"" + name + "\" uses upstream " +
+                               join(missing) +
+                               " which the config does not define (refusing to start)");
+    next.emplace(name, st);
   }
   for (const auto& r : cfg_->routes) {
-    auto it = states_.find(r.name);
-    if (it == states_.end()) {
-      states_.emplace(r.name, initial_state(r, now));
+    auto it = next.find(r.name);
+    if (it == next.end()) {
+      next.emplace(r.name, initial_state(r, now));
     } else {
       on_config_load(it->second, r, now);
       rollout::tick(it->second, r, now);  // a pause that ended while we were down continues now
     }
   }
-  publish();
-  persist();
+  compiled_ = core::compile_config(cfg_, endpoints_, series_);
+  snapshot_ = core::build_snapshot(compiled_, next, series_, ++generation_);
+  // What the config changed in the stored state (or a first state) must be durable before it
+  // routes: refuse to start rather than serve a state a restart would not find.
+  if (!loaded.exists || next != loaded.states) {
+    if (auto err = save(next); !err.empty())
+      throw std::runtime_error(err + " (refusing to start: the rollout state must be durable)");
+  }
+  states_ = std::move(next);
+  if (publish_) publish_(snapshot_);
 }
 
 std::vector<route_status> engine::statuses() const {
@@ -86,7 +103,8 @@ api_result engine::apply(const std::string& route, operation op, int weight,
                          const std::string& upstream) {
   const auto* r = cfg_->find_route(route);
   if (!r) return {404, "no rollout named \"" + route + "\"", {}};
-  auto& st = states_.at(route);
+  // The operation runs on a copy: the state in force changes only once the copy is durable.
+  route_state st = states_.at(route);
   const auto now = clock_();
   op_result res;
   switch (op) {
@@ -126,8 +144,11 @@ api_result engine::apply(const std::string& route, operation op, int weight,
       break;
   }
   if (!res.ok) return {409, res.error, {}};
-  changed({route});
-  return {};
+  state_map changed;
+  changed.emplace(route, std::move(st));
+  auto res_commit = commit_routes(std::move(changed));
+  if (res_commit.status != 200) res_commit.error += "; nothing changed";
+  return res_commit;
 }
 
 api_result engine::reload() {
@@ -165,33 +186,65 @@ api_result engine::reload(const config::proxy_config& next) {
       next.workers != cfg_->workers)
     spdlog::warn("reload: listen addresses and workers change only on restart");
 
+  if (next.state_file != cfg_->state_file)
+    spdlog::warn("reload: state_file changes only on restart; the state stays in {}",
+                 store_->describe());
+
+  // Everything for the new config is built before anything changes, so that any failure leaves
+  // the old config and state fully in force.
   const auto now = clock_();
   auto cfg = std::make_shared<const config::proxy_config>(next);
   state_map kept;
   std::vector<std::string> names;
-  for (const auto& r : cfg->routes) {
-    auto it = states_.find(r.name);
-    route_state st = it == states_.end() ? initial_state(r, now) : std::move(it->second);
-    if (it != states_.end()) on_config_load(st, r, now);
-    kept.emplace(r.name, std::move(st));
-    names.push_back(r.name);
+  std::shared_ptr<const core::compiled_config> compiled;
+  try {
+    for (const auto& r : cfg->routes) {
+      auto it = states_.find(r.name);
+      route_state st = it == states_.end() ? initial_state(r, now) : it->second;
+      if (it != states_.end()) on_config_load(st, r, now);
+      kept.emplace(r.name, std::move(st));
+      names.push_back(r.name);
+    }
+    compiled = core::compile_config(cfg, endpoints_, series_);
+  } catch (const std::exception& e) {
+    ++reloads_failed_;
+    spdlog::error("reload: config {} cannot be applied: {}", next.file, e.what());
+    return {500, "config " + next.file + " cannot be applied: " + e.what() +
+                     "; the old config keeps serving", {}};
   }
+  std::vector<std::string> removed;
   for (const auto& [name, st] : states_)
-    if (!cfg->find_route(name)) spdlog::info("reload: route \"{}\" removed", name);
-  states_ = std::move(kept);
-  cfg_ = std::move(cfg);
+    if (!cfg->find_route(name)) removed.push_back(name);
+  if (auto res = commit_config(std::move(kept), std::move(compiled), names); res.status != 200) {
+    ++reloads_failed_;
+    spdlog::error("reload: config {} not applied: {}", next.file, res.error);
+    res.error = "config " + next.file + " not applied: " + res.error +
+                "; the old config keeps serving";
+    return res;
+  }
+  for (const auto& name : removed) spdlog::info("reload: route \"{}\" removed", name);
   ++reloads_ok_;
   spdlog::info("config {} reloaded", cfg_->file);
-  changed(names);
   return {};
 }
 
 void engine::tick() {
   const auto now = clock_();
-  std::vector<std::string> names;
-  for (const auto& r : cfg_->routes)
-    if (rollout::tick(states_.at(r.name), r, now)) names.push_back(r.name);
-  if (!names.empty()) changed(names);
+  state_map changed;
+  for (const auto& r : cfg_->routes) {
+    const auto& current = states_.at(r.name);
+    if (!tick_due(current, now)) continue;  // copies only what a timer moves
+    route_state st = current;
+    rollout::tick(st, r, now);
+    changed.emplace(r.name, std::move(st));
+  }
+  if (changed.empty()) return;
+  // Failed: the pause holds; the next tick, finding it still due, tries again.
+  if (commit_routes(changed).status != 200) {
+    std::vector<std::string> names;
+    for (const auto& [name, st] : changed) names.push_back(name);
+    spdlog::warn("rollout timer: {} holds until the state can be saved", join(names));
+  }
 }
 
 std::uint64_t engine::subscribe(std::function<void(const std::string&)> fn) {
@@ -201,25 +254,73 @@ std::uint64_t engine::subscribe(std::function<void(const std::string&)> fn) {
 
 void engine::unsubscribe(std::uint64_t id) { watchers_.erase(id); }
 
-void engine::changed(const std::vector<std::string>& routes) {
-  persist();
-  publish();
+std::string engine::save(const state_map& states) {
+  auto err = store_->save(states);
+  if (!err.empty()) {
+    ++state_write_errors_;
+    spdlog::error("{}", err);
+  }
+  return err;
+}
+
+api_result engine::commit_routes(state_map changed) {
+  std::vector<std::string> names;
+  bool differs = false;
+  for (const auto& [name, st] : changed) {
+    names.push_back(name);
+    differs = differs || st != states_.at(name);
+  }
+  if (!differs) return {};
+  // Swapped in place rather than copying every route's state: the store and the snapshot see
+  // the whole new map, and `changed` holds the old states until the swap is kept or undone.
+  auto swap_in = [&] {
+    for (auto& [name, st] : changed) std::swap(states_.at(name), st);
+  };
+  swap_in();
+  std::shared_ptr<const core::snapshot> snap;
+  try {
+    snap = core::build_snapshot(compiled_, states_, series_, generation_ + 1);
+  } catch (const std::exception& e) {
+    swap_in();
+    return {500, std::string("cannot build the routing snapshot: ") + e.what(), {}};
+  }
+  if (auto err = save(states_); !err.empty()) {
+    swap_in();
+    return {503, err, {}};
+  }
+  install(std::move(snap), names);
+  return {};
+}
+
+api_result engine::commit_config(state_map next,
+                                 std::shared_ptr<const core::compiled_config> compiled,
+                                 const std::vector<std::string>& routes) {
+  std::shared_ptr<const core::snapshot> snap;
+  try {
+    snap = core::build_snapshot(compiled, next, series_, generation_ + 1);
+  } catch (const std::exception& e) {
+    return {500, std::string("cannot build the routing snapshot: ") + e.what(), {}};
+  }
+  if (next != states_)
+    if (auto err = save(next); !err.empty()) return {503, err, {}};
+  states_ = std::move(next);
+  cfg_ = compiled->config;
+  compiled_ = std::move(compiled);
+  install(std::move(snap), routes);
+  return {};
+}
+
+void engine::install(std::shared_ptr<const core::snapshot> snap,
+                     const std::vector<std::string>& routes) {
+  ++generation_;
+  snapshot_ = std::move(snap);
+  if (publish_) publish_(snapshot_);
   // A watcher may unsubscribe while being told; iterate over a copy of the ids.
   std::vector<std::uint64_t> ids;
   for (const auto& [id, fn] : watchers_) ids.push_back(id);
   for (const auto& name : routes)
     for (auto id : ids)
       if (auto it = watchers_.find(id); it != watchers_.end()) it->second(name);
-}
-
-void engine::publish() {
-  snapshot_ = core::build_snapshot(cfg_, states_, endpoints_, series_, ++generation_);
-  if (publish_) publish_(snapshot_);
-}
-
-void engine::persist() {
-  if (auto err = write_state_file(cfg_->state_file, serialize_state(states_)); !err.empty())
-    spdlog::error("{} (the rollout state in memory is ahead of the file)", err);
 }
 
 }  // namespace canary::rollout

@@ -205,8 +205,25 @@ route_state initial_state(const config::route_config& route, wall_time now) {
   s.stable = route.upstream;
   s.step = route.steps.size();
   s.seen_upstream = route.upstream;
+  s.weight_total = route.canary.weight_total;
   s.updated_at = now;
   return s;
+}
+
+void rescale_weight(route_state& s, int weight_total, wall_time now) {
+  if (weight_total <= 0 || s.weight_total == weight_total) return;
+  const int before = s.weight;
+  const int before_total = s.weight_total;
+  long long scaled = s.weight;
+  if (before_total > 0) scaled = static_cast<long long>(s.weight) * weight_total / before_total;
+  s.weight = static_cast<int>(std::clamp(scaled, 0LL, static_cast<long long>(weight_total)));
+  s.weight_total = weight_total;
+  if (s.weight == before) return;
+  record(s, now, s.phase, cause::config,
+         "Traffic weight rescaled from " + std::to_string(before) + "/" +
+             (before_total > 0 ? std::to_string(before_total) : std::string("?")) + " to " +
+             std::to_string(s.weight) + "/" + std::to_string(weight_total) +
+             " (weight_total changed)");
 }
 
 void set_desired(route_state& s, const config::route_config& route, const std::string& upstream,
@@ -241,6 +258,8 @@ void set_desired(route_state& s, const config::route_config& route, const std::s
 }
 
 void on_config_load(route_state& s, const config::route_config& route, wall_time now) {
+  // First, so that every rule below (and routing) reads the weight in the config's units.
+  rescale_weight(s, route.canary.weight_total, now);
   if (route.upstream != s.seen_upstream) {
     set_desired(s, route, route.upstream, cause::config, now);
     s.seen_upstream = route.upstream;
@@ -419,10 +438,13 @@ op_result set_weight(route_state& s, const config::route_config& /*route*/, int 
   return {};
 }
 
+bool tick_due(const route_state& s, wall_time now) {
+  return s.phase == phase::paused && s.paused_by == paused_by::step && s.pause_deadline &&
+         *s.pause_deadline <= now;
+}
+
 bool tick(route_state& s, const config::route_config& route, wall_time now) {
-  if (s.phase != phase::paused || s.paused_by != paused_by::step || !s.pause_deadline ||
-      *s.pause_deadline > now)
-    return false;
+  if (!tick_due(s, now)) return false;
   const phase from = s.phase;
   std::string message = "Rollout pause ended";
   if (const auto* st = current_step(s, route); st != nullptr && st->what == step_kind::pause) {

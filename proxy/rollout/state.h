@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstddef>
 #include <deque>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,6 +39,8 @@ struct event {
   int weight = 0;
   enum cause cause = cause::step;
   std::string message;
+
+  bool operator==(const event&) const = default;
 };
 
 // Events kept per route (oldest dropped first).
@@ -48,6 +51,9 @@ struct route_state {
   std::string canary;  // "" = no canary
   std::size_t step = 0;  // index into steps; == steps.size() when complete
   int weight = 0;        // set weight (0..weight_total)
+  // The route's weight_total that `weight` counts in; 0 = unknown (a state written by a build
+  // that did not store it). on_config_load rescales `weight` when the config's differs.
+  int weight_total = 0;
   enum phase phase = phase::healthy;
   std::string message;
   enum paused_by paused_by = paused_by::none;
@@ -62,7 +68,12 @@ struct route_state {
   // True while traffic may go to the canary: a canary exists and the rollout is not aborted.
   bool canary_active() const { return !canary.empty() && !aborted; }
   bool in_progress() const { return !canary.empty(); }
+
+  // Lets the engine skip a save when an operation or reload changed nothing.
+  bool operator==(const route_state&) const = default;
 };
+
+using state_map = std::map<std::string, route_state>;  // by route name
 
 // Result of an operation: ok, or refused with the reason (the API answers 409 with it).
 struct op_result {
@@ -80,9 +91,15 @@ route_state initial_state(const config::route_config& route, wall_time now);
 void set_desired(route_state& s, const config::route_config& route, const std::string& upstream,
                  cause why, wall_time now);
 
-// Config (re)load: if route.upstream differs from s.seen_upstream, set_desired(cause::config);
-// records seen_upstream; clamps the step index to the (possibly changed) step list.
+// Config (re)load: rescales the weight to the route's weight_total (see rescale_weight); if
+// route.upstream differs from s.seen_upstream, set_desired(cause::config); records
+// seen_upstream; clamps the step index to the (possibly changed) step list.
 void on_config_load(route_state& s, const config::route_config& route, wall_time now);
+
+// Makes s.weight count in `weight_total`: proportionally when s.weight_total is known (rounded
+// down, so the canary never gets a larger share than before), else clamped to 0..weight_total.
+// Records an event when the weight changes. Sets s.weight_total.
+void rescale_weight(route_state& s, int weight_total, wall_time now);
 
 // Operations table of DESIGN §4; each refuses (409) outside its phases with a reason such as
 // "promote is not valid in phase Healthy".
@@ -95,6 +112,9 @@ op_result resume(route_state& s, const config::route_config& route, wall_time no
 // 0 <= weight <= weight_total is checked by the caller (400); this checks the phase.
 op_result set_weight(route_state& s, const config::route_config& route, int weight,
                      wall_time now);
+
+// True when tick() would move `s` at `now`: a step's timed pause whose deadline has come.
+bool tick_due(const route_state& s, wall_time now);
 
 // Timer: a timed pause whose deadline is <= now continues the rollout (cause::timer).
 // Returns true if anything changed.

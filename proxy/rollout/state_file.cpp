@@ -5,6 +5,7 @@
 #include "rollout/state_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
@@ -117,6 +118,7 @@ json::object to_json(const route_state& s) {
   o["canary"] = s.canary.empty() ? json::value(nullptr) : json::value(s.canary);
   o["step"] = std::uint64_t(s.step);
   o["weight"] = s.weight;
+  if (s.weight_total > 0) o["weight_total"] = s.weight_total;
   o["phase"] = to_string(s.phase);
   o["message"] = s.message;
   o["paused_by"] =
@@ -183,6 +185,8 @@ class fields {
     if (v == nullptr) throw bad_state(where_ + "missing field " + in_quotes(key));
     return *v;
   }
+
+  const json::value* find(std::string_view key) const { return object_.if_contains(key); }
 
   [[noreturn]] void fail(std::string_view key, std::string_view what) const {
     throw bad_state(where_ + "field " + in_quotes(key) + " " + std::string(what));
@@ -272,6 +276,9 @@ route_state route_from_json(const json::value& v, const std::string& name) {
   s.canary = f.string_or_null("canary").value_or("");
   s.step = f.unsigned_int("step", std::numeric_limits<std::size_t>::max());
   s.weight = int(f.unsigned_int("weight", std::numeric_limits<int>::max()));
+  // Optional: a file from a build that did not write it leaves 0 (unknown).
+  if (const auto* wt = f.find("weight_total"))
+    s.weight_total = int(f.unsigned_int("weight_total", std::numeric_limits<int>::max(), *wt));
   s.phase = f.phase("phase");
   s.message = f.string("message");
   if (const auto by = f.string_or_null("paused_by")) {
@@ -414,13 +421,81 @@ read_result read_state_file(const std::string& path) {
   return result;
 }
 
-std::string write_state_file(const std::string& path, const std::string& contents) {
-  const std::string tmp = path + ".tmp";
+fd_reserve::fd_reserve() { refill(); }
+
+fd_reserve::~fd_reserve() { release(); }
+
+bool fd_reserve::release() {
+  bool any = false;
+  for (auto& fd : fds_) {
+    if (fd < 0) continue;
+    ::close(fd);
+    fd = -1;
+    any = true;
+  }
+  return any;
+}
+
+void fd_reserve::refill() {
+  for (auto& fd : fds_)
+    if (fd < 0) fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+int fd_reserve::held() const {
+  int n = 0;
+  for (int fd : fds_) n += fd >= 0 ? 1 : 0;
+  return n;
+}
+
+namespace {
+
+// open(2), retried once with the reserve released when the process is out of descriptors.
+int open_reserved(const char* file, int flags, mode_t mode, fd_reserve* reserve) {
+  int fd = ::open(file, flags, mode);
+  if (fd < 0 && (errno == EMFILE || errno == ENFILE) && reserve && reserve->release())
+    fd = ::open(file, flags, mode);
+  return fd;
+}
+
+// The file a write to `path` must replace: `path` itself, or where its symlink chain ends (a
+// relative link target counts from the link's directory). Renaming over the link itself would
+// turn it into a plain file and leave the file it pointed to stale. Returns "" on success.
+std::string resolve_links(const std::string& path, std::string& target) {
+  namespace fs = std::filesystem;
+  fs::path p = path;
+  for (int hops = 0;; ++hops) {
+    struct stat st {};
+    if (::lstat(p.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) break;  // missing: created
+    if (hops == 40) return "resolve " + path + ": " + errno_text(ELOOP);
+    std::error_code ec;
+    const fs::path next = fs::read_symlink(p, ec);
+    if (ec) return "read link " + p.string() + ": " + ec.message();
+    p = next.is_absolute() ? next : p.parent_path() / next;
+  }
+  target = p.lexically_normal().string();
+  return "";
+}
+
+}  // namespace
+
+std::string write_state_file(const std::string& path, const std::string& contents,
+                             fd_reserve* reserve) {
+  std::string target;
   auto failed = [&](std::string_view step, const std::string& file, int err) {
     return "cannot write state file " + path + ": " + std::string(step) + " " + file + ": " +
            errno_text(err);
   };
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (auto err = resolve_links(path, target); !err.empty())
+    return "cannot write state file " + path + ": " + err;
+  // Descriptors released for this write are taken back whatever its outcome.
+  struct refill_at_exit {
+    fd_reserve* r;
+    ~refill_at_exit() {
+      if (r) r->refill();
+    }
+  } refill{reserve};
+  const std::string tmp = target + ".tmp";
+  const int fd = open_reserved(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644, reserve);
   if (fd < 0) return failed("open", tmp, errno);
   int err = write_all(fd, contents);
   const char* step = "write";
@@ -431,15 +506,15 @@ std::string write_state_file(const std::string& path, const std::string& content
     ::unlink(tmp.c_str());
     return failed(step, tmp, err);
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+  if (::rename(tmp.c_str(), target.c_str()) != 0) {
     err = errno;
     ::unlink(tmp.c_str());
     return failed("rename", tmp, err);
   }
   // The rename is durable only once the directory entry is on disk.
-  std::string dir = std::filesystem::path(path).parent_path().string();
+  std::string dir = std::filesystem::path(target).parent_path().string();
   if (dir.empty()) dir = ".";
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const int dfd = open_reserved(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, reserve);
   if (dfd < 0) return failed("open directory", dir, errno);
   // Some file systems cannot fsync a directory (EINVAL); the rename is then as durable as it gets.
   if (::fsync(dfd) != 0 && errno != EINVAL) {
@@ -449,6 +524,23 @@ std::string write_state_file(const std::string& path, const std::string& content
   }
   ::close(dfd);
   return "";
+}
+
+loaded_state file_state_store::load() {
+  auto read = read_state_file(path_);
+  loaded_state out;
+  out.exists = read.exists;
+  if (!read.exists) return out;
+  if (!read.state.ok) {
+    out.error = read.state.error;
+    return out;
+  }
+  out.states = std::move(read.state.states);
+  return out;
+}
+
+std::string file_state_store::save(const state_map& states) {
+  return write_state_file(path_, serialize_state(states), &reserve_);
 }
 
 }  // namespace canary::rollout

@@ -1,17 +1,19 @@
 // The rollout state file: JSON, one object per route, written atomically (temp file, fsync,
-// rename, fsync of the directory) on every change and read once at start. Control thread only.
+// rename, fsync of the directory) on every change and read once at start; file_state_store is
+// the engine's state_store over it. Control thread only; the store lives as long as the engine.
 #pragma once
 
-#include <map>
+#include <array>
 #include <string>
 
 #include "rollout/state.h"
+#include "rollout/state_store.h"
 
 namespace canary::rollout {
 
+// Version 1 readers ignore fields they do not know, so optional fields (a route's
+// "weight_total") were added without a new version.
 inline constexpr int state_format_version = 1;
-
-using state_map = std::map<std::string, route_state>;  // by route name
 
 // {"version": 1, "routes": {"name": {...route_state..., "events": [...]}}}
 std::string serialize_state(const state_map& states);
@@ -32,8 +34,44 @@ struct read_result {
 // Reads and parses `path`. A file that exists but cannot be read is an error in state.error.
 read_result read_state_file(const std::string& path);
 
-// Writes atomically: `path`.tmp, fsync, rename over `path`, fsync the directory.
-// Returns "" on success, else the error naming the file.
-std::string write_state_file(const std::string& path, const std::string& contents);
+// Descriptors held open on /dev/null so that a state write still gets its descriptors when
+// client sockets have used up RLIMIT_NOFILE: released just before a retried open(), taken back
+// after the write.
+class fd_reserve {
+ public:
+  fd_reserve();
+  ~fd_reserve();
+  fd_reserve(const fd_reserve&) = delete;
+  fd_reserve& operator=(const fd_reserve&) = delete;
+
+  // Closes every held descriptor; false when none was held.
+  bool release();
+  // Reopens the missing ones (best effort: another thread may have taken the numbers).
+  void refill();
+  int held() const;
+
+ private:
+  std::array<int, 2> fds_{-1, -1};
+};
+
+// Writes atomically: a temp file beside the target, fsync, rename over the target, fsync of the
+// directory. A symlink at `path` is followed (at each write) and the file it points to replaced,
+// so the link stays. An open() failing with EMFILE/ENFILE is retried once with `reserve`'s
+// descriptors released. Returns "" on success, else the error naming the file and errno text.
+std::string write_state_file(const std::string& path, const std::string& contents,
+                             fd_reserve* reserve = nullptr);
+
+class file_state_store final : public state_store {
+ public:
+  explicit file_state_store(std::string path) : path_(std::move(path)) {}
+
+  loaded_state load() override;
+  std::string save(const state_map& states) override;
+  std::string describe() const override { return "state file " + path_; }
+
+ private:
+  std::string path_;
+  fd_reserve reserve_;
+};
 
 }  // namespace canary::rollout

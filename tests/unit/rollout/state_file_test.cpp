@@ -3,13 +3,17 @@
 // directory (created per test under the system temp dir and removed afterwards).
 #include "rollout/state_file.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 namespace canary::rollout {
 namespace {
@@ -42,6 +46,7 @@ route_state busy_state() {
   s.canary = "green";
   s.step = 3;
   s.weight = 50;
+  s.weight_total = 1000;
   s.phase = phase::paused;
   s.message = "manually paused \"quoted\" \\ and \xc3\xa9";
   s.paused_by = paused_by::user;
@@ -73,6 +78,7 @@ void expect_equal(const route_state& a, const route_state& b) {
   EXPECT_EQ(a.canary, b.canary);
   EXPECT_EQ(a.step, b.step);
   EXPECT_EQ(a.weight, b.weight);
+  EXPECT_EQ(a.weight_total, b.weight_total);
   EXPECT_EQ(a.phase, b.phase);
   EXPECT_EQ(a.message, b.message);
   EXPECT_EQ(a.paused_by, b.paused_by);
@@ -269,6 +275,18 @@ TEST(state_file_parse, missing_field_and_bad_route_or_event) {
   EXPECT_EQ(error_of(file), "route \"web\": event 0: missing field \"time\"");
 }
 
+TEST(state_file_format, weight_total_is_optional_for_files_of_older_builds) {
+  json::object file = json::parse(serialize_state(sample())).as_object();
+  EXPECT_EQ(web(file).at("weight_total").to_number<int>(), 1000);
+  EXPECT_FALSE(file["routes"].as_object()["api"].as_object().contains("weight_total"));
+  web(file).erase("weight_total");
+  web(file)["a_field_of_a_newer_build"] = 1;  // version 1 readers skip what they do not know
+  const parsed_state p = parse_state(json::serialize(file));
+  ASSERT_TRUE(p.ok) << p.error;
+  EXPECT_EQ(p.states.at("web").weight_total, 0);
+  EXPECT_EQ(p.states.at("web").weight, 50);
+}
+
 TEST(state_file_parse, keeps_the_newest_events_of_an_overlong_history) {
   json::object file = valid_file();
   json::array events;
@@ -337,6 +355,70 @@ TEST_F(state_file_disk, rename_failure_removes_the_temp_file) {
   EXPECT_EQ(error.rfind("cannot write state file " + target.string() + ": rename ", 0), 0u)
       << error;
   EXPECT_FALSE(fs::exists(target.string() + ".tmp"));
+}
+
+TEST_F(state_file_disk, a_symlink_is_followed_and_stays_a_link) {
+  // state.json -> link2 -> persist/st.json, both links relative to their own directory.
+  fs::create_directories(dir_ / "persist");
+  fs::create_symlink("persist/st.json", dir_ / "link2");
+  fs::create_symlink("link2", dir_ / "state.json");
+  const std::string path = (dir_ / "state.json").string();
+  ASSERT_EQ(write_state_file(path, "first"), "");
+  ASSERT_EQ(write_state_file(path, "second"), "");
+  EXPECT_TRUE(fs::is_symlink(dir_ / "state.json"));
+  EXPECT_TRUE(fs::is_symlink(dir_ / "link2"));
+  EXPECT_EQ(slurp(dir_ / "persist" / "st.json"), "second");
+  EXPECT_FALSE(fs::exists(dir_ / "persist" / "st.json.tmp"));
+  EXPECT_FALSE(fs::exists(dir_ / "state.json.tmp"));
+}
+
+TEST_F(state_file_disk, a_symlink_loop_is_an_error_naming_the_file) {
+  fs::create_symlink("b", dir_ / "a");
+  fs::create_symlink("a", dir_ / "b");
+  const std::string path = (dir_ / "a").string();
+  EXPECT_EQ(write_state_file(path, "x"),
+            "cannot write state file " + path + ": resolve " + path +
+                ": Too many levels of symbolic links");
+}
+
+TEST_F(state_file_disk, the_fd_reserve_lets_a_write_succeed_when_descriptors_ran_out) {
+  fd_reserve reserve;
+  ASSERT_EQ(reserve.held(), 2);
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  // A low soft limit, then every descriptor under it taken, as busy sockets would.
+  const auto open_now = static_cast<rlim_t>(
+      std::distance(fs::directory_iterator("/proc/self/fd"), fs::directory_iterator()));
+  rlimit low = saved;
+  low.rlim_cur = open_now + 8;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  std::vector<int> taken;
+  for (int fd; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) taken.push_back(fd);
+  const int open_errno = errno;
+  const std::string path = (dir_ / "state.json").string();
+  const std::string without = write_state_file(path, "without");
+  const std::string with = write_state_file(path, "with", &reserve);
+  const int held_after = reserve.held();
+  for (int fd : taken) ::close(fd);
+  ::setrlimit(RLIMIT_NOFILE, &saved);
+
+  EXPECT_EQ(open_errno, EMFILE);
+  EXPECT_EQ(without, "cannot write state file " + path + ": open " + path +
+                         ".tmp: Too many open files");
+  EXPECT_EQ(with, "");
+  EXPECT_EQ(slurp(path), "with");
+  EXPECT_EQ(held_after, 2);  // taken back after the write
+}
+
+TEST_F(state_file_disk, the_file_store_saves_and_loads_the_map) {
+  file_state_store store((dir_ / "state.json").string());
+  EXPECT_FALSE(store.load().exists);
+  ASSERT_EQ(store.save(sample()), "");
+  const loaded_state loaded = store.load();
+  EXPECT_TRUE(loaded.exists);
+  EXPECT_EQ(loaded.error, "");
+  EXPECT_EQ(loaded.states, sample());
+  EXPECT_EQ(store.describe(), "state file " + (dir_ / "state.json").string());
 }
 
 TEST_F(state_file_disk, missing_file_is_a_first_start) {

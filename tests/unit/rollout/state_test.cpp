@@ -64,6 +64,7 @@ void expect_same_fields(const route_state& a, const route_state& b) {
   EXPECT_EQ(a.canary, b.canary);
   EXPECT_EQ(a.step, b.step);
   EXPECT_EQ(a.weight, b.weight);
+  EXPECT_EQ(a.weight_total, b.weight_total);
   EXPECT_EQ(a.phase, b.phase);
   EXPECT_EQ(a.message, b.message);
   EXPECT_EQ(a.paused_by, b.paused_by);
@@ -614,6 +615,44 @@ TEST_F(rollout_state, config_load_keeps_complete_and_aborted_positions_valid) {
   EXPECT_EQ(s_.step, 0u);
   EXPECT_EQ(s_.phase, phase::degraded);
   EXPECT_TRUE(s_.aborted);
+}
+
+TEST_F(rollout_state, config_load_rescales_the_weight_to_a_new_weight_total) {
+  start_green();  // weight 20 of 100
+  ASSERT_EQ(s_.weight_total, 100);
+  route_.canary.weight_total = 1000;
+  on_config_load(s_, route_, t0 + 1s);
+  EXPECT_EQ(s_.weight, 200);
+  EXPECT_EQ(s_.weight_total, 1000);
+  EXPECT_EQ(s_.step, 1u);
+  expect_event(s_.events.back(), t0 + 1s, phase::paused, phase::paused, 1, 200, cause::config,
+               "Traffic weight rescaled from 20/100 to 200/1000 (weight_total changed)");
+
+  // Down again: rounded down, so the canary never gets more than its share.
+  s_.weight = 205;
+  route_.canary.weight_total = 10;
+  on_config_load(s_, route_, t0 + 2s);
+  EXPECT_EQ(s_.weight, 2);
+  EXPECT_EQ(s_.weight_total, 10);
+}
+
+TEST_F(rollout_state, config_load_clamps_a_weight_of_unknown_weight_total) {
+  start_green();
+  s_.weight_total = 0;  // a state file of a build that did not store it
+  s_.weight = 20;
+  route_.canary.weight_total = 10;
+  on_config_load(s_, route_, t0 + 1s);
+  EXPECT_EQ(s_.weight, 10);
+  EXPECT_EQ(s_.weight_total, 10);
+  EXPECT_EQ(s_.events.back().message,
+            "Traffic weight rescaled from 20/? to 10/10 (weight_total changed)");
+
+  route_state unchanged = initial_state(route_, t0);  // weight 0: nothing to record
+  unchanged.weight_total = 0;
+  const auto events = unchanged.events.size();
+  on_config_load(unchanged, route_, t0 + 1s);
+  EXPECT_EQ(unchanged.weight_total, 10);
+  EXPECT_EQ(unchanged.events.size(), events);
 }
 
 TEST_F(rollout_state, events_are_bounded_and_drop_the_oldest) {

@@ -1,0 +1,21 @@
+// The in-memory state store; see state_store.h.
+#include "rollout/state_store.h"
+
+namespace canary::rollout {
+
+loaded_state memory_state_store::load() {
+  loaded_state out;
+  out.exists = stored_.has_value() || !load_error_.empty();
+  out.error = load_error_;
+  if (stored_ && load_error_.empty()) out.states = *stored_;
+  return out;
+}
+
+std::string memory_state_store::save(const state_map& states) {
+  if (failure_) return *failure_;
+  stored_ = states;
+  ++saves_;
+  return "";
+}
+
+}  // namespace canary::rollout
