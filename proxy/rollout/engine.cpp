@@ -27,38 +27,43 @@ std::string join(const std::vector<std::string>& v) {
 
 }  // namespace
 
-engine::engine(std::shared_ptr<const config::proxy_config> cfg, clock_fn clock,
-               publish_fn publisher)
-    : cfg_(std::move(cfg)), clock_(std::move(clock)), publish_(std::move(publisher)) {
-  const auto now = clock_();
-  auto read = read_state_file(cfg_->state_file);
+state_map restore_states(const config::proxy_config& cfg, wall_time now) {
+  state_map states;
+  auto read = read_state_file(cfg.state_file);
   if (read.exists) {
     if (!read.state.ok)
-      throw std::runtime_error("state file " + cfg_->state_file + ": " + read.state.error +
+      throw std::runtime_error("state file " + cfg.state_file + ": " + read.state.error +
                                " (refusing to start: a guessed state could shift traffic; move "
                                "the file away to start fresh)");
     for (auto& [name, st] : read.state.states) {
-      if (!cfg_->find_route(name)) {
+      if (!cfg.find_route(name)) {
         spdlog::warn("state file {}: route \"{}\" is not in the config; its state is dropped",
-                     cfg_->state_file, name);
+                     cfg.state_file, name);
         continue;
       }
-      if (auto missing = missing_upstreams(st, *cfg_); !missing.empty())
-        throw std::runtime_error("state file " + cfg_->state_file + ": route \"" + name +
+      if (auto missing = missing_upstreams(st, cfg); !missing.empty())
+        throw std::runtime_error("state file " + cfg.state_file + ": route \"" + name +
                                  "\" uses upstream " + join(missing) +
                                  " which the config does not define (refusing to start)");
-      states_.emplace(name, std::move(st));
+      states.emplace(name, std::move(st));
     }
   }
-  for (const auto& r : cfg_->routes) {
-    auto it = states_.find(r.name);
-    if (it == states_.end()) {
-      states_.emplace(r.name, initial_state(r, now));
+  for (const auto& r : cfg.routes) {
+    auto it = states.find(r.name);
+    if (it == states.end()) {
+      states.emplace(r.name, initial_state(r, now));
     } else {
       on_config_load(it->second, r, now);
       rollout::tick(it->second, r, now);  // a pause that ended while we were down continues now
     }
   }
+  return states;
+}
+
+engine::engine(std::shared_ptr<const config::proxy_config> cfg, clock_fn clock,
+               publish_fn publisher)
+    : cfg_(std::move(cfg)), clock_(std::move(clock)), publish_(std::move(publisher)) {
+  states_ = restore_states(*cfg_, clock_());
   publish();
   persist();
 }

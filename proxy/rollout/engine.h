@@ -37,6 +37,12 @@ struct route_status {
   std::optional<std::chrono::milliseconds> pause_remaining;
 };
 
+// The states a start with `cfg` begins from: the state file's, checked against `cfg`, plus a
+// fresh state for every route the file lacks. Reads the file and writes nothing, so
+// `canary-proxy --check` runs the same checks as a start. Throws std::runtime_error with a
+// message naming the file and the problem when the state cannot be used.
+state_map restore_states(const config::proxy_config& cfg, wall_time now);
+
 class engine {
  public:
   using publish_fn = std::function<void(std::shared_ptr<const core::snapshot>)>;
