@@ -1,7 +1,9 @@
 // Rollout engine; see engine.h. Every change goes: state machine -> persist -> publish -> notify.
 #include "rollout/engine.h"
 
+#include <set>
 #include <stdexcept>
+#include <string_view>
 
 #include <spdlog/spdlog.h>
 
@@ -35,8 +37,10 @@ state_map restore_states(const config::proxy_config& cfg, wall_time now) {
       throw std::runtime_error("state file " + cfg.state_file + ": " + read.state.error +
                                " (refusing to start: a guessed state could shift traffic; move "
                                "the file away to start fresh)");
+    std::set<std::string_view> routes;  // by name: the file may name thousands
+    for (const auto& r : cfg.routes) routes.insert(r.name);
     for (auto& [name, st] : read.state.states) {
-      if (!cfg.find_route(name)) {
+      if (!routes.contains(name)) {
         spdlog::warn("state file {}: route \"{}\" is not in the config; its state is dropped",
                      cfg.state_file, name);
         continue;
@@ -69,16 +73,22 @@ engine::engine(std::shared_ptr<const config::proxy_config> cfg, clock_fn clock,
 }
 
 std::vector<route_status> engine::statuses() const {
+  // Not through status(name): its lookup by name is linear, so all routes would be quadratic.
   std::vector<route_status> out;
-  for (const auto& r : cfg_->routes)
-    if (auto s = status(r.name)) out.push_back(*s);
+  out.reserve(cfg_->routes.size());
+  for (const auto& r : cfg_->routes) out.push_back(status_of(r));
   return out;
 }
 
 std::optional<route_status> engine::status(const std::string& route) const {
   const auto* r = cfg_->find_route(route);
   if (!r) return std::nullopt;
-  const auto& st = states_.at(route);
+  return status_of(*r);
+}
+
+route_status engine::status_of(const config::route_config& route) const {
+  const auto* r = &route;
+  const auto& st = states_.at(route.name);
   int actual = 0;
   if (st.canary_active()) {
     for (const auto& u : snapshot_->upstreams)
@@ -182,7 +192,7 @@ api_result engine::reload(const config::proxy_config& next) {
     names.push_back(r.name);
   }
   for (const auto& [name, st] : states_)
-    if (!cfg->find_route(name)) spdlog::info("reload: route \"{}\" removed", name);
+    if (!kept.contains(name)) spdlog::info("reload: route \"{}\" removed", name);
   states_ = std::move(kept);
   cfg_ = std::move(cfg);
   ++reloads_ok_;

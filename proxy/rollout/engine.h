@@ -76,6 +76,7 @@ class engine {
   std::uint64_t reloads_failed() const { return reloads_failed_; }
 
  private:
+  route_status status_of(const config::route_config& route) const;
   void changed(const std::vector<std::string>& routes);
   void publish();
   void persist();
