@@ -143,22 +143,25 @@ route_table::route_table(const std::vector<config::route_config>& routes) {
 
   std::size_t size = 16;
   while (size < 2 * hosts_.size()) size *= 2;
-  slots_.assign(size, -1);
+  slots_.assign(size, slot{});
   const std::size_t mask = size - 1;
   for (std::size_t i = 0; i < hosts_.size(); ++i) {
-    std::size_t at = host_hash(hosts_[i].host) & mask;
-    while (slots_[at] >= 0) at = (at + 1) & mask;  // linear probing; never full (<= half)
-    slots_[at] = static_cast<std::int32_t>(i);
+    const std::uint64_t h = host_hash(hosts_[i].host);
+    std::size_t at = h & mask;
+    while (slots_[at].host >= 0) at = (at + 1) & mask;  // linear probing; never full (<= half)
+    slots_[at] = {static_cast<std::uint32_t>(h >> 32), static_cast<std::int32_t>(i)};
   }
 }
 
 const route_table::host_routes* route_table::find_host(std::string_view bare) const {
+  const std::uint64_t h = host_hash(bare);
+  const auto tag = static_cast<std::uint32_t>(h >> 32);
   const std::size_t mask = slots_.size() - 1;
-  for (std::size_t at = host_hash(bare) & mask;; at = (at + 1) & mask) {
-    const std::int32_t i = slots_[at];
-    if (i < 0) return nullptr;
-    if (iequals_lower(bare, hosts_[static_cast<std::size_t>(i)].host))
-      return &hosts_[static_cast<std::size_t>(i)];
+  for (std::size_t at = h & mask;; at = (at + 1) & mask) {
+    const slot& s = slots_[at];
+    if (s.host < 0) return nullptr;
+    const auto& candidate = hosts_[static_cast<std::size_t>(s.host)];
+    if (s.tag == tag && iequals_lower(bare, candidate.host)) return &candidate;
   }
 }
 

@@ -43,10 +43,14 @@ class route_table {
     std::string host;            // lower-case, bare (no port, brackets or trailing dot)
     std::vector<entry> entries;  // the routes naming this host, longest prefix first
   };
+  struct slot {
+    std::uint32_t tag = 0;   // the hash's high half: most probes of another host end here
+    std::int32_t host = -1;  // index into hosts_, -1 = empty
+  };
   const host_routes* find_host(std::string_view bare) const;
 
   std::vector<host_routes> hosts_;
-  std::vector<std::int32_t> slots_;  // index into hosts_ or -1; size a power of two, <= half full
+  std::vector<slot> slots_;  // open addressing; size a power of two, at most half full
   std::vector<entry> any_host_;      // longest prefix first
 };
 
