@@ -2,6 +2,8 @@
 #include "core/snapshot_builder.h"
 
 #include <stdexcept>
+#include <string_view>
+#include <unordered_map>
 
 namespace canary::core {
 
@@ -21,9 +23,12 @@ std::shared_ptr<const snapshot> build_snapshot(std::shared_ptr<const config::pro
     for (const auto& e : u.endpoints) v.endpoints.push_back(endpoints.get(e.address, e.port));
     s->upstreams.push_back(std::move(v));
   }
+  // By name, not a scan per route: a config may hold thousands of routes and upstreams.
+  std::unordered_map<std::string_view, int> upstream_index;
+  for (std::size_t i = 0; i < cfg->upstreams.size(); ++i)
+    upstream_index.emplace(cfg->upstreams[i].name, static_cast<int>(i));
   auto index_of = [&](const std::string& name) {
-    for (std::size_t i = 0; i < cfg->upstreams.size(); ++i)
-      if (cfg->upstreams[i].name == name) return static_cast<int>(i);
+    if (auto it = upstream_index.find(name); it != upstream_index.end()) return it->second;
     throw std::logic_error("snapshot: unknown upstream " + name);
   };
   for (const auto& r : cfg->routes) {
