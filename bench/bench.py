@@ -757,6 +757,9 @@ class ManyRoutesResult:
     def rps(self, which: str) -> float:
         return median([r.rps for r in getattr(self, which)])
 
+    def cpu(self, which: str) -> float:
+        return median([r.cpu_us_per_req for r in getattr(self, which)])
+
     def last_over_first(self) -> float:
         return self.rps("last") / self.rps("first")
 
@@ -782,7 +785,8 @@ def run_many_routes(binary: Path, args, procs: Processes, tmp: Path, ports: dict
                 r = run_wrk(p, sc, args, tmp)
                 runs.append(r)
                 log(f"round {rnd}/{args.rounds} (g) {sc.title:11} {r.rps:10.1f} req/s  "
-                    f"p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:6.2f} ms"
+                    f"p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:6.2f} ms  "
+                    f"cpu {r.cpu_us_per_req:6.1f} us/req"
                     + (f"  errors: {fmt_errors(r.errors)}" if r.errors else ""))
         return res
     finally:
@@ -984,12 +988,13 @@ def build_report(args, results, idle, sanity, proxies, versions, info, notes, mi
                  "answers 200; reload = `POST /api/v1/config/reload` answered, 3 times)")
         L.append("")
         L.append("| routes | --check | start | reload | first route | last route | "
-                 "last ÷ first | within 5 % |")
-        L.append("|--:|--:|--:|--:|--:|--:|--:|---|")
+                 "last ÷ first | within 5 % | CPU µs/req first / last |")
+        L.append("|--:|--:|--:|--:|--:|--:|--:|---|--:|")
         L.append(f"| {many.routes:,} | {many.check_s:.2f} s | {many.start_s:.2f} s | "
                  + " / ".join(f"{x:.2f}" for x in many.reload_s) + " s | "
                  f"{fmt_num(many.rps('first'))} req/s | {fmt_num(many.rps('last'))} req/s | "
-                 f"{ratio:.3f} | {'yes' if abs(ratio - 1) <= 0.05 else 'no'} |")
+                 f"{ratio:.3f} | {'yes' if abs(ratio - 1) <= 0.05 else 'no'} | "
+                 f"{many.cpu('first'):.1f} / {many.cpu('last'):.1f} |")
         L.append("")
     if sanity:
         L.append("**Sanity checks** (before measuring; expected: 80/20 split, all green on "
