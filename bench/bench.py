@@ -71,7 +71,8 @@ SCENARIOS = {
     "e": Scenario("e", "1 MB responses", path="/1m.bin", unit="MB/s"),
 }
 IDLE_SCENARIO = "f"
-ALL_SCENARIOS = "abcdef"
+MANY_ROUTES_SCENARIO = "g"  # canary-proxy alone: 10,000 host routes (start, reload, first/last)
+ALL_SCENARIOS = "abcdefg"
 PROXY_NAMES = {"canary": "canary-proxy", "nginx": "nginx", "haproxy": "HAProxy"}
 
 
@@ -658,6 +659,141 @@ def open_idle_connections(proxy: Proxy, n: int, batch: int = 500) -> IdleResult:
 
 
 # --------------------------------------------------------------------------------------------
+# Scenario (g): 10,000 host routes (canary-proxy alone)
+
+
+def many_routes_config(n: int, port: int, admin_port: int, state: Path, blue_port: int) -> str:
+    """n routes, route r-I for host r-I.bench, all to the blue backend; no rollout."""
+    lines = [
+        f"# {n} host routes for bench.py scenario (g); generated, do not edit.",
+        f'listen: "127.0.0.1:{port}"',
+        "workers: 1",
+        "admin:",
+        f'  listen: "127.0.0.1:{admin_port}"',
+        f'state_file: "{state}"',
+        "upstreams:",
+        "  blue:",
+        f'    endpoints: ["127.0.0.1:{blue_port}"]',
+        "routes:",
+    ]
+    for i in range(n):
+        lines += [f"  - name: r-{i}", f'    hosts: ["r-{i}.bench"]', '    path_prefix: "/"',
+                  "    upstream: blue"]
+    return "\n".join(lines) + "\n"
+
+
+class ManyRoutesCanary(Proxy):
+    """canary-proxy with MANY_ROUTES host routes; start() measures the time until it serves."""
+    key = "canary_many"
+    name = "canary-proxy (many routes)"
+
+    def __init__(self, binary: Path, routes: int, *args):
+        super().__init__(*args)
+        self.binary = binary
+        self.routes = routes
+        self.conf = self.dir / "canary-proxy.yaml"
+        self.admin_port = self.ports["canary_many_admin"]
+        self.start_s = float("nan")
+
+    def host(self, i: int) -> str:
+        return f"r-{i}.bench"
+
+    def prepare(self) -> None:
+        self.conf.write_text(many_routes_config(self.routes, self.port, self.admin_port,
+                                                self.dir / "state.json", self.ports["blue"]))
+        r = subprocess.run([str(self.binary), "--config", str(self.conf), "--check"],
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise BenchError(f"canary-proxy --check ({self.routes} routes) failed:\n"
+                             f"{r.stdout}{r.stderr[-2000:]}")
+
+    def argv(self) -> list[str]:
+        return [str(self.binary), "--config", str(self.conf)]
+
+    def start(self) -> None:
+        """Start time = process started -> the last route answers 200 (polled every 5 ms)."""
+        t0 = time.monotonic()
+        self.proc = self.procs.start(self.name, self.argv(), self.cpu, self.log_path,
+                                     cwd=self.dir)
+        last = self.host(self.routes - 1)
+        deadline = t0 + 120
+        while True:
+            if self.proc.poll() is not None:
+                raise BenchError(f"{self.name} exited with code {self.proc.returncode} at "
+                                 f"start:\n" + tail(self.log_path))
+            try:
+                status, _, _ = http_request(self.port, "GET", "/", headers={"Host": last},
+                                            timeout=2)
+                if status == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise BenchError(f"{self.name}: the last route does not answer 200 after 120 s:\n"
+                                 + tail(self.log_path))
+            time.sleep(0.005)
+        self.start_s = time.monotonic() - t0
+
+    def reload_seconds(self) -> float:
+        """POST /api/v1/config/reload -> its answer (200 required)."""
+        t0 = time.monotonic()
+        status, _, body = http_request(self.admin_port, "POST", "/api/v1/config/reload",
+                                       timeout=60)
+        took = time.monotonic() - t0
+        if status != 200:
+            raise BenchError(f"reload of {self.routes} routes -> {status}: {body[:300]!r}")
+        return took
+
+
+@dataclass
+class ManyRoutesResult:
+    routes: int
+    check_s: float
+    start_s: float
+    reload_s: list[float]
+    first: list[RunResult]
+    last: list[RunResult]
+
+    def rps(self, which: str) -> float:
+        return median([r.rps for r in getattr(self, which)])
+
+    def cpu(self, which: str) -> float:
+        return median([r.cpu_us_per_req for r in getattr(self, which)])
+
+    def last_over_first(self) -> float:
+        return self.rps("last") / self.rps("first")
+
+
+def run_many_routes(binary: Path, args, procs: Processes, tmp: Path, ports: dict[str, int],
+                    limits: dict[str, int]) -> ManyRoutesResult:
+    p = ManyRoutesCanary(binary, args.many_routes, procs, tmp, args.proxy_cpu, ports, limits)
+    t0 = time.monotonic()
+    p.prepare()
+    check_s = time.monotonic() - t0
+    log(f"(g) {args.many_routes} routes: --check {check_s:.2f} s")
+    try:
+        p.start()
+        log(f"(g) start until the last route serves: {p.start_s:.2f} s")
+        reloads = [p.reload_seconds() for _ in range(3)]
+        log("(g) reloads (API answered): " + ", ".join(f"{x:.2f} s" for x in reloads))
+        first = Scenario("g", "first route", headers=(f"Host: {p.host(0)}",))
+        last = Scenario("g", "last route", headers=(f"Host: {p.host(args.many_routes - 1)}",))
+        run_wrk(p, first, args, tmp, duration=1)  # warm-up
+        res = ManyRoutesResult(args.many_routes, check_s, p.start_s, reloads, [], [])
+        for rnd in range(1, args.rounds + 1):
+            for sc, runs in ((first, res.first), (last, res.last)):
+                r = run_wrk(p, sc, args, tmp)
+                runs.append(r)
+                log(f"round {rnd}/{args.rounds} (g) {sc.title:11} {r.rps:10.1f} req/s  "
+                    f"p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:6.2f} ms  "
+                    f"cpu {r.cpu_us_per_req:6.1f} us/req"
+                    + (f"  errors: {fmt_errors(r.errors)}" if r.errors else ""))
+        return res
+    finally:
+        p.stop()
+
+
+# --------------------------------------------------------------------------------------------
 # Sanity: each proxy splits 80/20, honours X-Canary, sticks users, streams 1 MB, closes.
 
 
@@ -765,7 +901,8 @@ def machine_info() -> dict[str, str]:
 
 
 def build_report(args, results, idle, sanity, proxies, versions, info, notes, micro,
-                 weight_latency: str, started: float) -> str:
+                 weight_latency: str, started: float,
+                 many: ManyRoutesResult | None = None) -> str:
     keys = [p.key for p in proxies]
     L: list[str] = []
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -842,6 +979,23 @@ def build_report(args, results, idle, sanity, proxies, versions, info, notes, mi
                      f"{r.rss_after / ONE_MB:.1f} MiB | {r.per_conn / 1024:.2f} KiB | "
                      f"{fmt_ratio(ratio)} |")
         L.append("")
+    if many:
+        ratio = many.last_over_first()
+        L.append(f"**(g) {many.routes:,} host routes** (canary-proxy alone, 1 worker; route "
+                 f"r-0 is the first of the file, r-{many.routes - 1} the last; `wrk -t1 "
+                 f"-c{args.connections} -d{args.duration:g}s -H 'Host: …'`, {args.rounds} "
+                 "interleaved rounds, medians; start = process started → the last route "
+                 "answers 200; reload = `POST /api/v1/config/reload` answered, 3 times)")
+        L.append("")
+        L.append("| routes | --check | start | reload | first route | last route | "
+                 "last ÷ first | within 5 % | CPU µs/req first / last |")
+        L.append("|--:|--:|--:|--:|--:|--:|--:|---|--:|")
+        L.append(f"| {many.routes:,} | {many.check_s:.2f} s | {many.start_s:.2f} s | "
+                 + " / ".join(f"{x:.2f}" for x in many.reload_s) + " s | "
+                 f"{fmt_num(many.rps('first'))} req/s | {fmt_num(many.rps('last'))} req/s | "
+                 f"{ratio:.3f} | {'yes' if abs(ratio - 1) <= 0.05 else 'no'} | "
+                 f"{many.cpu('first'):.1f} / {many.cpu('last'):.1f} |")
+        L.append("")
     if sanity:
         L.append("**Sanity checks** (before measuring; expected: 80/20 split, all green on "
                  "`X-Canary: always`, ~20 % of users green and none changing side, 1 MB intact, "
@@ -917,13 +1071,15 @@ def parse_args(argv=None):
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     ap.add_argument("--duration", type=float, default=4.0,
                     help="seconds per wrk run (default 4)")
-    ap.add_argument("--only", default="abcdef",
-                    help="scenarios to run, e.g. a,b or ae (default: all of a-f)")
+    ap.add_argument("--only", default=ALL_SCENARIOS,
+                    help="scenarios to run, e.g. a,b or ae (default: all of a-g)")
     ap.add_argument("--proxies", default="canary,nginx,haproxy",
                     help="comma list of canary, nginx, haproxy (default: all)")
     ap.add_argument("--connections", type=int, default=64, help="wrk -c (default 64)")
     ap.add_argument("--idle-connections", type=int, default=10000,
                     help="connections held in scenario (f) (default 10000)")
+    ap.add_argument("--many-routes", type=int, default=10000,
+                    help="host routes in scenario (g) (default 10000)")
     ap.add_argument("--proxy-cpu", type=int, default=0, help="CPU of the proxies (default 0)")
     ap.add_argument("--load-cpu", type=int, default=1,
                     help="CPU of the backends and the load generator (default 1)")
@@ -943,8 +1099,8 @@ def parse_args(argv=None):
     bad = [p for p in args.proxies if p not in PROXY_NAMES]
     if bad or not args.proxies:
         ap.error(f"--proxies: unknown {bad}; choose from {','.join(PROXY_NAMES)}")
-    if args.rounds < 1 or args.duration <= 0:
-        ap.error("--rounds and --duration must be positive")
+    if args.rounds < 1 or args.duration <= 0 or args.many_routes < 1:
+        ap.error("--rounds, --duration and --many-routes must be positive")
     return args
 
 
@@ -996,8 +1152,15 @@ def main(argv=None) -> int:
 
     scen = [s for s in args.only if s in SCENARIOS]
     do_idle = IDLE_SCENARIO in args.only
-    est = (args.rounds * len(scen) * len(args.proxies) * (args.duration + 0.5)
-           + len(args.proxies) * (8 + (10 if do_idle else 0)) + (15 if not args.no_micro else 0))
+    do_many = MANY_ROUTES_SCENARIO in args.only
+    if do_many and "canary" not in args.proxies:
+        raise BenchError("scenario (g) measures canary-proxy: add canary to --proxies")
+    # (a)-(f) compare the three proxies; (g) alone needs only the backends and its own proxy.
+    standard = bool(scen) or do_idle
+    est = ((args.rounds * len(scen) * len(args.proxies) * (args.duration + 0.5)
+            + len(args.proxies) * (8 + (10 if do_idle else 0)) if standard else 0)
+           + (args.rounds * 2 * (args.duration + 0.5) + 20 if do_many else 0)
+           + (15 if not args.no_micro else 0))
     log(f"canary-proxy benchmark: scenarios {''.join(args.only)}, proxies "
         f"{','.join(args.proxies)}, {args.rounds} rounds x {args.duration:g}s; estimated "
         f"{est:.0f}s")
@@ -1034,12 +1197,13 @@ def main(argv=None) -> int:
     idle: dict[str, IdleResult] = {}
     sanity: dict[str, dict[str, str]] = {}
     proxies: list[Proxy] = []
+    many: ManyRoutesResult | None = None
     micro = None
     failed = True  # until the end of the try block: keep the logs of a failed run
     interrupted = False
     try:
-        ports = dict(zip(["blue", "green", "canary", "canary_admin", "nginx", "haproxy"],
-                         free_ports(6)))
+        ports = dict(zip(["blue", "green", "canary", "canary_admin", "nginx", "haproxy",
+                          "canary_many", "canary_many_admin"], free_ports(8)))
         www = tmp / "www"
         www.mkdir()
         (www / "1m.bin").write_bytes(os.urandom(ONE_MB))
@@ -1060,7 +1224,7 @@ def main(argv=None) -> int:
         wait_port(ports["green"], bproc, "backend nginx", blog)
         procs.remember_children(bproc)
 
-        for key in args.proxies:
+        for key in (args.proxies if standard else []):
             common = (procs, tmp, args.proxy_cpu, ports, limits)
             if key == "canary":
                 p: Proxy = CanaryProxy(canary_bin, *common)
@@ -1110,6 +1274,11 @@ def main(argv=None) -> int:
                 time.sleep(1.0)  # let the proxy see the closes before the next one
                 if not p.alive():
                     p.ensure_running("the end of scenario (f)")
+
+        if do_many:
+            many = run_many_routes(canary_bin, args, procs, tmp, ports, limits)
+            log(f"(g) last route / first route: {many.last_over_first():.3f} "
+                f"({'within' if abs(many.last_over_first() - 1) <= 0.05 else 'NOT within'} 5 %)")
 
         # How fast an API weight change reaches routing (target: 10 ms).
         for p in proxies:
@@ -1168,8 +1337,7 @@ def main(argv=None) -> int:
 
     info = machine_info()
     report = build_report(args, results, idle, sanity, proxies, versions, info, notes, micro,
-                          weight_latency,
-                          started)
+                          weight_latency, started, many)
     sys.stdout.write(report)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -1183,6 +1351,10 @@ def main(argv=None) -> int:
                  for sk, per in results.items()},
         "idle": {pk: dict(r.__dict__, per_conn=r.per_conn) for pk, r in idle.items()},
         "sanity": sanity, "notes": notes,
+        "many_routes": None if many is None else {
+            "routes": many.routes, "check_s": many.check_s, "start_s": many.start_s,
+            "reload_s": many.reload_s, "first": [r.__dict__ for r in many.first],
+            "last": [r.__dict__ for r in many.last]},
     }
     out.with_suffix(".json").write_text(json.dumps(raw, indent=1) + "\n")
     log(f"wrote {out} and {out.with_suffix('.json')}")

@@ -1,6 +1,11 @@
-// canary-proxy: argv -> load and validate the config -> run. The one top-level try/catch.
+// canary-proxy: argv -> load and validate the config -> the start checks -> run (or, with
+// --check, exit after the checks). The one top-level try/catch.
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -10,6 +15,11 @@
 
 #include "config/load.h"
 #include "core/proxy_server.h"
+#include "core/snapshot_builder.h"
+#include "metrics/registry.h"
+#include "rollout/engine.h"
+#include "rollout/state_file.h"
+#include "upstream/endpoint.h"
 
 namespace {
 
@@ -49,6 +59,51 @@ std::string trim(std::string s) {
   return s;
 }
 
+
+// admin.token_file's content, trimmed; "" without one. Throws std::runtime_error naming the
+// file when it cannot be read or holds no token.
+std::string read_admin_token(const canary::config::proxy_config& cfg) {
+  const auto& tf = cfg.admin.token_file;
+  if (tf.empty()) return {};
+  std::ifstream in(tf);
+  if (!in) throw std::runtime_error("cannot read admin.token_file " + tf + ": " +
+                                    std::strerror(errno));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string token = trim(ss.str());
+  if (token.empty()) throw std::runtime_error("admin.token_file " + tf + " is empty");
+  return token;
+}
+
+// A start opens access_log.path for appending (creating it); this asks the same question
+// without creating or touching the file.
+void check_access_log(const canary::config::access_log_config& cfg) {
+  if (!cfg.enabled || cfg.path == "-") return;
+  std::string dir = std::filesystem::path(cfg.path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  const bool exists = ::access(cfg.path.c_str(), F_OK) == 0;
+  if (exists ? ::access(cfg.path.c_str(), W_OK) != 0
+             : ::access(dir.c_str(), W_OK | X_OK) != 0)
+    throw std::runtime_error("access_log.path " + cfg.path + ": cannot open for appending: " +
+                             std::strerror(errno));
+}
+
+// Everything a start refuses for, short of binding the listeners, run read-only: the admin
+// token, the state file checked against the config (the rollout engine's own restore), and the
+// first snapshot built from both (as the engine builds it). Throws std::runtime_error with the
+// message a start would print.
+void check_start(const std::shared_ptr<const canary::config::proxy_config>& cfg) {
+  read_admin_token(*cfg);
+  canary::rollout::file_state_store store(cfg->state_file);
+  const auto states = canary::rollout::restore_states(*cfg, store.load(), store.describe(),
+                                                      canary::rollout::wall_clock::now());
+  canary::upstream::endpoint_registry endpoints;
+  canary::metrics::series_registry series;
+  canary::core::build_snapshot(canary::core::compile_config(cfg, endpoints, series), states,
+                               series, 1);
+  check_access_log(cfg->access_log);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -85,27 +140,18 @@ int main(int argc, char** argv) {
                  loaded.errors.size() == 1 ? "" : "s", config_file.c_str());
     return 1;
   }
-  if (check) {
-    std::printf("%s: ok\n", config_file.c_str());
-    return 0;
-  }
-
-  // Logs go to stderr: stdout belongs to the access log ("-").
+  // Logs go to stderr: stdout belongs to the access log ("-") and to --check's "FILE: ok".
   spdlog::set_default_logger(spdlog::stderr_color_mt("canary-proxy"));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   try {
-    canary::core::run_options options;
-    if (const auto& tf = loaded.config->admin.token_file; !tf.empty()) {
-      std::ifstream in(tf);
-      if (!in) throw std::runtime_error("cannot read admin.token_file " + tf + ": " +
-                                        std::strerror(errno));
-      std::stringstream ss;
-      ss << in.rdbuf();
-      options.admin_token = trim(ss.str());
-      if (options.admin_token.empty())
-        throw std::runtime_error("admin.token_file " + tf + " is empty");
-    }
     auto cfg = std::make_shared<const canary::config::proxy_config>(std::move(*loaded.config));
+    if (check) {
+      check_start(cfg);
+      std::printf("%s: ok\n", config_file.c_str());
+      return 0;
+    }
+    canary::core::run_options options;
+    options.admin_token = read_admin_token(*cfg);
     return canary::core::run_proxy(cfg, options);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "canary-proxy: %s\n", e.what());

@@ -163,4 +163,27 @@ void BM_route_match(benchmark::State& state) {
 }
 BENCHMARK(BM_route_match);
 
+// route_table::match with `n` host routes (host-NNNNN.example.com, prefix "/") plus a host-less
+// catch-all: the request names the first or the last host of the file. A lookup that scans the
+// host routes makes the last host slower the more routes there are; a lookup by host does not.
+void run_many_hosts(benchmark::State& state, bool last) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  std::vector<config::route_config> routes;
+  routes.reserve(n + 1);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto name = "host-" + std::to_string(i);
+    routes.push_back(route(name, "/", {name + ".example.com"}));
+  }
+  routes.push_back(route("default", "/", {}));
+  const routing::route_table table(routes);
+  const std::string host = "host-" + std::to_string(last ? n - 1 : 0) + ".example.com:8080";
+  const int want = last ? static_cast<int>(n - 1) : 0;
+  if (table.match(host, "/index.html?x=1") != want) state.SkipWithError("wrong route");
+  for (auto _ : state) benchmark::DoNotOptimize(table.match(host, "/index.html?x=1"));
+}
+void BM_route_match_first_host(benchmark::State& state) { run_many_hosts(state, false); }
+void BM_route_match_last_host(benchmark::State& state) { run_many_hosts(state, true); }
+BENCHMARK(BM_route_match_first_host)->Arg(1000)->Arg(10000);
+BENCHMARK(BM_route_match_last_host)->Arg(1000)->Arg(10000);
+
 }  // namespace

@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <initializer_list>
 #include <limits>
+#include <map>
 #include <set>
 #include <utility>
 
@@ -849,21 +850,24 @@ class config_reader {
                           (defined.empty() ? std::string("none") : join(defined, ", ")) + ")");
     }
     // route_marks_ and cfg.routes are parallel: one entry per list item.
+    // By key, not pairwise: a config may hold tens of thousands of routes.
+    std::map<std::string, std::size_t> first_by_name;
+    std::map<std::pair<std::string, std::set<std::string>>, std::size_t> first_by_match;
     for (std::size_t i = 0; i < cfg.routes.size(); ++i) {
       const route_config& r = cfg.routes[i];
-      std::set<std::string> hosts(r.hosts.begin(), r.hosts.end());
-      for (std::size_t j = 0; j < i; ++j) {
-        const route_config& prev = cfg.routes[j];
-        if (!r.name.empty() && r.name == prev.name)
-          w_.error(
-              route_marks_[i].name_pos, route_marks_[i].path + ".name",
-              "duplicate route name " + quote(r.name) + " (first at " + route_marks_[j].path + ")");
-        if (r.path_prefix == prev.path_prefix &&
-            hosts == std::set<std::string>(prev.hosts.begin(), prev.hosts.end()))
-          w_.error(r.pos, route_marks_[i].path,
-                   "same hosts and path_prefix as " + route_marks_[j].path + " (" +
-                       quote(prev.name) + "): this route could never match");
+      if (!r.name.empty()) {
+        auto [it, fresh] = first_by_name.try_emplace(r.name, i);
+        if (!fresh)
+          w_.error(route_marks_[i].name_pos, route_marks_[i].path + ".name",
+                   "duplicate route name " + quote(r.name) + " (first at " +
+                       route_marks_[it->second].path + ")");
       }
+      auto [it, fresh] = first_by_match.try_emplace(
+          {r.path_prefix, std::set<std::string>(r.hosts.begin(), r.hosts.end())}, i);
+      if (!fresh)
+        w_.error(r.pos, route_marks_[i].path,
+                 "same hosts and path_prefix as " + route_marks_[it->second].path + " (" +
+                     quote(cfg.routes[it->second].name) + "): this route could never match");
     }
   }
 

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "config/config.h"
@@ -37,11 +38,12 @@ struct compiled_config {
   std::vector<routing::canary_rule> rules;       // by route index
   std::vector<std::uint32_t> route_metric_ids;   // by route index
   std::vector<upstream_view> upstreams;          // in config order
+  // By name, not a scan per route: a config may hold thousands of routes and upstreams.
+  std::unordered_map<std::string, int> upstream_indices;
   // Index into upstreams, or -1.
   int upstream_index(const std::string& name) const {
-    for (std::size_t i = 0; i < upstreams.size(); ++i)
-      if (upstreams[i].name == name) return static_cast<int>(i);
-    return -1;
+    const auto it = upstream_indices.find(name);
+    return it == upstream_indices.end() ? -1 : it->second;
   }
 };
 

@@ -10,7 +10,7 @@ std::shared_ptr<const compiled_config> compile_config(
     std::shared_ptr<const config::proxy_config> cfg, upstream::endpoint_registry& endpoints,
     metrics::series_registry& series) {
   auto c = std::make_shared<compiled_config>(
-      compiled_config{cfg, routing::route_table(cfg->routes), {}, {}, {}});
+      compiled_config{cfg, routing::route_table(cfg->routes), {}, {}, {}, {}});
   for (const auto& u : cfg->upstreams) {
     upstream_view v;
     v.name = u.name;
@@ -26,6 +26,7 @@ std::shared_ptr<const compiled_config> compile_config(
                                  ex.what());
       }
     }
+    c->upstream_indices.emplace(u.name, static_cast<int>(c->upstreams.size()));
     c->upstreams.push_back(std::move(v));
   }
   c->rules.reserve(cfg->routes.size());

@@ -1,14 +1,14 @@
 // Per-worker metric cells: each worker is the only writer of its cells (relaxed load + store, no
 // read-modify-write), the scrape thread sums all workers' cells with relaxed loads. No lock and
 // no label lookup on the request path: a request carries small integer ids resolved when the
-// snapshot was built (series_registry, control thread).
+// snapshot was built (series_registry, control thread). Cells live as long as their worker_cells
+// (the worker's lifetime); ids have no cap below 2^32, so any config's routes fit.
 #pragma once
 
 #include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 
 namespace canary::metrics {
 
@@ -43,74 +43,124 @@ struct series_cells {
   }
 };
 
-inline constexpr std::size_t max_series = 4096;
-inline constexpr std::size_t max_routes = 1024;
-
 // Routing decision reasons (routing::reason order) per route and variant.
 struct route_cells {
   std::array<std::array<cell, 6>, 2> decisions;  // [variant][reason]
 };
 
 enum class upstream_error : std::uint8_t { connect, timeout, reset, protocol };
-inline constexpr std::size_t max_upstreams = 1024;
 
 struct upstream_cells {
   std::array<cell, 4> errors;  // by upstream_error
   cell ejections;              // outlier ejections
 };
 
-// Everything one worker writes. Blocks are allocated on first use by the worker and published
-// with a release store; readers acquire. They live as long as the worker_cells.
+// T by a 32-bit id, with no cap below 2^32: a three-level radix table (top 12 bits index a
+// directory inside the object, the next 10 a node of 1,024 pointers, the last 10 a leaf of 1,024
+// pointers to T). Nodes, leaves and T are made on the first write of an id and published with a
+// release store, so a reader that acquires sees them whole; nothing is freed before the table is
+// destroyed, so a pointer once read stays valid. One writer thread (the owning worker), any
+// number of readers. After an id's first write, a write is three loads: no lock, no allocation.
+template <class T>
+class cell_table {
+ public:
+  static constexpr unsigned leaf_bits = 10;
+  static constexpr unsigned node_bits = 10;
+  static constexpr unsigned top_bits = 32 - node_bits - leaf_bits;
+
+  cell_table() = default;
+  cell_table(const cell_table&) = delete;
+  cell_table& operator=(const cell_table&) = delete;
+  ~cell_table() {
+    for (auto& n : top_) {
+      node* nd = n.load(std::memory_order_acquire);
+      if (!nd) continue;
+      for (auto& l : nd->leaves) {
+        leaf* lf = l.load(std::memory_order_acquire);
+        if (!lf) continue;
+        for (auto& c : lf->slots) delete c.load(std::memory_order_acquire);
+        delete lf;
+      }
+      delete nd;
+    }
+  }
+
+  // Writer side (the owning thread only): the id's T, made on first use.
+  T& get(std::uint32_t id) {
+    node& nd = make(top_[id >> (node_bits + leaf_bits)]);
+    leaf& lf = make(nd.leaves[(id >> leaf_bits) & node_mask]);
+    return make(lf.slots[id & leaf_mask]);
+  }
+
+  // Reader side (any thread): null when the id was never written.
+  const T* find(std::uint32_t id) const {
+    const node* nd = top_[id >> (node_bits + leaf_bits)].load(std::memory_order_acquire);
+    if (!nd) return nullptr;
+    const leaf* lf = nd->leaves[(id >> leaf_bits) & node_mask].load(std::memory_order_acquire);
+    if (!lf) return nullptr;
+    return lf->slots[id & leaf_mask].load(std::memory_order_acquire);
+  }
+
+ private:
+  static constexpr std::uint32_t node_mask = (1u << node_bits) - 1;
+  static constexpr std::uint32_t leaf_mask = (1u << leaf_bits) - 1;
+  struct leaf {
+    std::array<std::atomic<T*>, std::size_t{1} << leaf_bits> slots{};
+  };
+  struct node {
+    std::array<std::atomic<leaf*>, std::size_t{1} << node_bits> leaves{};
+  };
+
+  // Relaxed load: only this thread stores to the slot, so it sees its own stores.
+  template <class U>
+  static U& make(std::atomic<U*>& slot) {
+    U* p = slot.load(std::memory_order_relaxed);
+    if (!p) [[unlikely]] {
+      p = new U();
+      slot.store(p, std::memory_order_release);
+    }
+    return *p;
+  }
+
+  std::array<std::atomic<node*>, std::size_t{1} << top_bits> top_{};
+};
+
+// Everything one worker writes; see cell_table for who may call what.
 class worker_cells {
  public:
   worker_cells() = default;
   worker_cells(const worker_cells&) = delete;
   worker_cells& operator=(const worker_cells&) = delete;
-  ~worker_cells();
 
   // Writer side (the owning worker thread).
-  series_cells& series(std::uint32_t id) { return get_or_make(series_, id); }
-  route_cells& route(std::uint32_t id) { return get_or_make(routes_, id); }
-  upstream_cells& upstream(std::uint32_t id) { return get_or_make(upstreams_, id); }
+  series_cells& series(std::uint32_t id) { return series_.get(id); }
+  route_cells& route(std::uint32_t id) { return routes_.get(id); }
+  upstream_cells& upstream(std::uint32_t id) { return upstreams_.get(id); }
   void local_reply(unsigned code) { local_replies_[code % 1000].add(); }
   void connection_opened() {
     connections_total_.add();
-    connections_active_.add();
+    connections_opened_.add();
   }
   void connection_closed() { connections_closed_.add(); }
 
   // Reader side (any thread): null when never written.
-  const series_cells* find_series(std::uint32_t id) const { return find(series_, id); }
-  const route_cells* find_route(std::uint32_t id) const { return find(routes_, id); }
-  const upstream_cells* find_upstream(std::uint32_t id) const { return find(upstreams_, id); }
+  const series_cells* find_series(std::uint32_t id) const { return series_.find(id); }
+  const route_cells* find_route(std::uint32_t id) const { return routes_.find(id); }
+  const upstream_cells* find_upstream(std::uint32_t id) const { return upstreams_.find(id); }
   std::uint64_t local_replies(unsigned code) const { return local_replies_[code % 1000].get(); }
   std::uint64_t connections_total() const { return connections_total_.get(); }
+  // Opened minus closed, from two single-writer counters (no read-modify-write on either).
   std::uint64_t connections_active() const {
-    return connections_active_.get() - connections_closed_.get();
+    return connections_opened_.get() - connections_closed_.get();
   }
 
  private:
-  template <class T, std::size_t N>
-  static T& get_or_make(std::array<std::atomic<T*>, N>& slots, std::uint32_t id) {
-    auto& slot = slots[id % N];
-    T* p = slot.load(std::memory_order_relaxed);
-    if (!p) [[unlikely]] {
-      p = new T();
-      slot.store(p, std::memory_order_release);
-    }
-    return *p;
-  }
-  template <class T, std::size_t N>
-  static const T* find(const std::array<std::atomic<T*>, N>& slots, std::uint32_t id) {
-    return slots[id % N].load(std::memory_order_acquire);
-  }
-
-  std::array<std::atomic<series_cells*>, max_series> series_{};
-  std::array<std::atomic<route_cells*>, max_routes> routes_{};
-  std::array<std::atomic<upstream_cells*>, max_upstreams> upstreams_{};
+  cell_table<series_cells> series_;
+  cell_table<route_cells> routes_;
+  cell_table<upstream_cells> upstreams_;
   std::array<cell, 1000> local_replies_;
   cell connections_total_;
-  cell connections_active_;  // opened
+  cell connections_opened_;
   cell connections_closed_;
 };
 

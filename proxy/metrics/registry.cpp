@@ -1,9 +1,6 @@
-// Id assignment for metric label sets; see registry.h.
+// Id assignment for metric label sets; see registry.h. Ids are dense from 0 and uncapped: the
+// cells (cells.h) take any 32-bit id.
 #include "metrics/registry.h"
-
-#include <stdexcept>
-
-#include "metrics/cells.h"
 
 namespace canary::metrics {
 
@@ -11,29 +8,20 @@ std::uint32_t series_registry::series_id(const std::string& route, const std::st
                                          const std::string& upstream) {
   auto [it, inserted] = series_ids_.try_emplace({route, variant, upstream},
                                                 static_cast<std::uint32_t>(series_.size()));
-  if (inserted) {
-    if (series_.size() >= max_series) throw std::runtime_error("too many metric series");
-    series_.push_back({route, variant, upstream});
-  }
+  if (inserted) series_.push_back({route, variant, upstream});
   return it->second;
 }
 
 std::uint32_t series_registry::route_id(const std::string& route) {
   auto [it, inserted] = route_ids_.try_emplace(route, static_cast<std::uint32_t>(routes_.size()));
-  if (inserted) {
-    if (routes_.size() >= max_routes) throw std::runtime_error("too many routes for metrics");
-    routes_.push_back(route);
-  }
+  if (inserted) routes_.push_back(route);
   return it->second;
 }
 
 std::uint32_t series_registry::upstream_id(const std::string& upstream) {
   auto [it, inserted] =
       upstream_ids_.try_emplace(upstream, static_cast<std::uint32_t>(upstreams_.size()));
-  if (inserted) {
-    if (upstreams_.size() >= max_upstreams) throw std::runtime_error("too many upstreams");
-    upstreams_.push_back(upstream);
-  }
+  if (inserted) upstreams_.push_back(upstream);
   return it->second;
 }
 

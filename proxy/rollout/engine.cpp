@@ -2,7 +2,9 @@
 // save -> commit -> publish -> notify; a failure before the commit leaves everything as it was.
 #include "rollout/engine.h"
 
+#include <set>
 #include <stdexcept>
+#include <string_view>
 
 #include <spdlog/spdlog.h>
 
@@ -29,6 +31,38 @@ std::string join(const std::vector<std::string>& v) {
 
 }  // namespace
 
+state_map restore_states(const config::proxy_config& cfg, const loaded_state& loaded,
+                         const std::string& where, wall_time now) {
+  if (loaded.exists && !loaded.error.empty())
+    throw std::runtime_error(where + ": " + loaded.error +
+                             " (refusing to start: a guessed state could shift traffic; move "
+                             "the file away to start fresh)");
+  std::set<std::string_view> routes;  // by name: the file may name thousands
+  for (const auto& r : cfg.routes) routes.insert(r.name);
+  state_map states;
+  for (const auto& [name, st] : loaded.states) {
+    if (!routes.contains(name)) {
+      spdlog::warn("{}: route \"{}\" is not in the config; its state is dropped", where, name);
+      continue;
+    }
+    if (auto missing = missing_upstreams(st, cfg); !missing.empty())
+      throw std::runtime_error(where + ": route \"" + name + "\" uses upstream " +
+                               join(missing) +
+                               " which the config does not define (refusing to start)");
+    states.emplace(name, st);
+  }
+  for (const auto& r : cfg.routes) {
+    auto it = states.find(r.name);
+    if (it == states.end()) {
+      states.emplace(r.name, initial_state(r, now));
+    } else {
+      on_config_load(it->second, r, now);
+      rollout::tick(it->second, r, now);  // a pause that ended while we were down continues now
+    }
+  }
+  return states;
+}
+
 engine::engine(std::shared_ptr<const config::proxy_config> cfg, clock_fn clock,
                publish_fn publisher)
     : engine(cfg, std::move(clock), std::move(publisher),
@@ -40,34 +74,8 @@ engine::engine(std::shared_ptr<const config::proxy_config> cfg, clock_fn clock,
       clock_(std::move(clock)),
       publish_(std::move(publisher)),
       store_(std::move(store)) {
-  const auto now = clock_();
-  auto loaded = store_->load();
-  if (loaded.exists && !loaded.error.empty())
-    throw std::runtime_error(store_->describe() + ": " + loaded.error +
-                             " (refusing to start: a guessed state could shift traffic; move "
-                             "the file away to start fresh)");
-  state_map next;
-  for (const auto& [name, st] : loaded.states) {
-    if (!cfg_->find_route(name)) {
-      spdlog::warn("{}: route \"{}\" is not in the config; its state is dropped",
-                   store_->describe(), name);
-      continue;
-    }
-    if (auto missing = missing_upstreams(st, *cfg_); !missing.empty())
-      throw std::runtime_error(store_->describe() + ": route \"" + name + "\" uses upstream " +
-                               join(missing) +
-                               " which the config does not define (refusing to start)");
-    next.emplace(name, st);
-  }
-  for (const auto& r : cfg_->routes) {
-    auto it = next.find(r.name);
-    if (it == next.end()) {
-      next.emplace(r.name, initial_state(r, now));
-    } else {
-      on_config_load(it->second, r, now);
-      rollout::tick(it->second, r, now);  // a pause that ended while we were down continues now
-    }
-  }
+  const auto loaded = store_->load();
+  state_map next = restore_states(*cfg_, loaded, store_->describe(), clock_());
   compiled_ = core::compile_config(cfg_, endpoints_, series_);
   snapshot_ = core::build_snapshot(compiled_, next, series_, ++generation_);
   // What the config changed in the stored state (or a first state) must be durable before it
@@ -81,16 +89,22 @@ engine::engine(std::shared_ptr<const config::proxy_config> cfg, clock_fn clock,
 }
 
 std::vector<route_status> engine::statuses() const {
+  // Not through status(name): its lookup by name is linear, so all routes would be quadratic.
   std::vector<route_status> out;
-  for (const auto& r : cfg_->routes)
-    if (auto s = status(r.name)) out.push_back(*s);
+  out.reserve(cfg_->routes.size());
+  for (const auto& r : cfg_->routes) out.push_back(status_of(r));
   return out;
 }
 
 std::optional<route_status> engine::status(const std::string& route) const {
   const auto* r = cfg_->find_route(route);
   if (!r) return std::nullopt;
-  const auto& st = states_.at(route);
+  return status_of(*r);
+}
+
+route_status engine::status_of(const config::route_config& route) const {
+  const auto* r = &route;
+  const auto& st = states_.at(route.name);
   int actual = 0;
   if (st.canary_active()) {
     for (const auto& u : snapshot_->upstreams)
@@ -214,7 +228,7 @@ api_result engine::reload(const config::proxy_config& next) {
   }
   std::vector<std::string> removed;
   for (const auto& [name, st] : states_)
-    if (!cfg->find_route(name)) removed.push_back(name);
+    if (!kept.contains(name)) removed.push_back(name);
   if (auto res = commit_config(std::move(kept), std::move(compiled), names); res.status != 200) {
     ++reloads_failed_;
     spdlog::error("reload: config {} not applied: {}", next.file, res.error);

@@ -39,6 +39,13 @@ struct route_status {
   std::optional<std::chrono::milliseconds> pause_remaining;
 };
 
+// The states a start with `cfg` begins from: what the store loaded (`where` names it in
+// messages), checked against `cfg`, plus a fresh state for every route it lacks. Pure: the engine
+// and `canary-proxy --check` run the same checks. Throws std::runtime_error with a
+// message naming the file and the problem when the state cannot be used.
+state_map restore_states(const config::proxy_config& cfg, const loaded_state& loaded,
+                         const std::string& where, wall_time now);
+
 class engine {
  public:
   using publish_fn = std::function<void(std::shared_ptr<const core::snapshot>)>;
@@ -79,6 +86,7 @@ class engine {
   std::uint64_t state_write_errors() const { return state_write_errors_; }
 
  private:
+  route_status status_of(const config::route_config& route) const;
   // Saves the states with `changed` (whole route states by name) in place of the ones in force,
   // then keeps them, publishes and tells watchers. Otherwise nothing changed and the result says
   // why: 500 (the snapshot cannot be built) or 503 (not saved). No save when nothing differs.

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <unordered_map>
 
 namespace canary::routing {
 
@@ -89,40 +90,88 @@ std::string_view target_path(std::string_view target) {
   return target.substr(0, target.find('?'));
 }
 
-std::vector<std::string> normalized_hosts(const std::vector<std::string>& hosts) {
-  std::vector<std::string> out;
-  out.reserve(hosts.size());
-  for (const auto& h : hosts) {
-    std::string s(bare_host(h));
-    for (auto& c : s) c = ascii_lower(c);
-    out.push_back(std::move(s));
+std::string normalized_host(std::string_view h) {
+  std::string s(bare_host(h));
+  for (auto& c : s) c = ascii_lower(c);
+  return s;
+}
+
+// 64-bit FNV-1a over the lower-cased bytes, so "Shop.Example.COM" hashes as its configured form
+// without a lower-cased copy; the splitmix64 finalizer spreads FNV's weak low bits, which the
+// table's mask takes.
+std::uint64_t host_hash(std::string_view h) {
+  std::uint64_t x = 0xcbf29ce484222325ULL;
+  for (char c : h) {
+    x ^= static_cast<unsigned char>(ascii_lower(c));
+    x *= 0x100000001b3ULL;
   }
-  return out;
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  return x;
 }
 
 }  // namespace
 
 route_table::route_table(const std::vector<config::route_config>& routes) {
+  std::unordered_map<std::string, std::size_t> host_index;  // control thread: allocation is fine
+  std::vector<std::string> seen;  // one route's hosts, so a route listing a host twice is one entry
   for (std::size_t i = 0; i < routes.size(); ++i) {
     const auto& r = routes[i];
-    entry e{normalized_hosts(r.hosts), r.path_prefix, static_cast<int>(i)};
-    (e.hosts.empty() ? any_host_ : with_host_).push_back(std::move(e));
+    const entry e{r.path_prefix, static_cast<int>(i)};
+    if (r.hosts.empty()) {
+      any_host_.push_back(e);
+      continue;
+    }
+    seen.clear();
+    for (const auto& configured : r.hosts) {
+      std::string h = normalized_host(configured);
+      if (std::find(seen.begin(), seen.end(), h) != seen.end()) continue;
+      seen.push_back(h);
+      auto [it, inserted] = host_index.try_emplace(h, hosts_.size());
+      if (inserted) hosts_.push_back({std::move(h), {}});
+      hosts_[it->second].entries.push_back(e);
+    }
   }
-  // Longest prefix first, so the first hit is the answer. Stable: should two routes with
-  // overlapping (not identical) host lists share a prefix, file order decides.
+  // Longest prefix first, so the first hit is the answer. Stable: entries were added in file
+  // order, so should two routes naming the same host share a prefix, file order decides.
   auto longer = [](const entry& a, const entry& b) { return a.prefix.size() > b.prefix.size(); };
-  std::stable_sort(with_host_.begin(), with_host_.end(), longer);
+  for (auto& h : hosts_) std::stable_sort(h.entries.begin(), h.entries.end(), longer);
   std::stable_sort(any_host_.begin(), any_host_.end(), longer);
+
+  std::size_t size = 16;
+  while (size < 2 * hosts_.size()) size *= 2;
+  slots_.assign(size, slot{});
+  const std::size_t mask = size - 1;
+  for (std::size_t i = 0; i < hosts_.size(); ++i) {
+    const std::uint64_t h = host_hash(hosts_[i].host);
+    std::size_t at = h & mask;
+    while (slots_[at].host >= 0) at = (at + 1) & mask;  // linear probing; never full (<= half)
+    slots_[at] = {static_cast<std::uint32_t>(h >> 32), static_cast<std::int32_t>(i)};
+  }
+}
+
+const route_table::host_routes* route_table::find_host(std::string_view bare) const {
+  const std::uint64_t h = host_hash(bare);
+  const auto tag = static_cast<std::uint32_t>(h >> 32);
+  const std::size_t mask = slots_.size() - 1;
+  for (std::size_t at = h & mask;; at = (at + 1) & mask) {
+    const slot& s = slots_[at];
+    if (s.host < 0) return nullptr;
+    const auto& candidate = hosts_[static_cast<std::size_t>(s.host)];
+    if (s.tag == tag && iequals_lower(bare, candidate.host)) return &candidate;
+  }
 }
 
 int route_table::match(std::string_view host_header, std::string_view target) const {
   const std::string_view host = bare_host(host_header);
   const std::string_view path = target_path(target);
   if (!host.empty()) {
-    for (const auto& e : with_host_) {
-      if (!path.starts_with(e.prefix)) continue;
-      for (const auto& h : e.hosts)
-        if (iequals_lower(host, h)) return e.index;
+    if (const auto* h = find_host(host)) {
+      for (const auto& e : h->entries)
+        if (path.starts_with(e.prefix)) return e.index;
     }
   }
   for (const auto& e : any_host_)

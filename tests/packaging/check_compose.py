@@ -76,9 +76,19 @@ def flag(argv, name):
     return None
 
 
-def check_proxy_config(host_path, service_names, tmp):
+def check_proxy_config(host_path, service_names, tmp, secret_files):
     hosts = service_hosts_file(tmp / "hosts", service_names)
     cmd = [BIN / "canary-proxy", "--config", host_path, "--check"]
+    shown = os.path.relpath(host_path, SOURCE)
+    # --check reads what a start reads (admin.token_file): in a copy of the config, each compose
+    # secret's container path (/run/secrets/NAME) names its file on the host.
+    text = open(host_path).read()
+    if any(path in text for path in secret_files):
+        for path, host_file in secret_files.items():
+            text = text.replace('"%s"' % path, '"%s"' % os.path.abspath(host_file))
+        host_path = tmp / ("secrets-" + os.path.basename(host_path))
+        host_path.write_text(text)
+        cmd[2] = host_path
     wrapped = with_hosts(cmd, hosts)
     if wrapped is None:
         # Not root: substitute the service names instead (the rest of the file is checked as is).
@@ -91,7 +101,7 @@ def check_proxy_config(host_path, service_names, tmp):
         cmd[2] = copy
         wrapped = cmd
     p = run(wrapped)
-    check(p.returncode == 0, "canary-proxy --check %s" % os.path.relpath(host_path, SOURCE) +
+    check(p.returncode == 0, "canary-proxy --check %s" % shown +
           ("" if p.returncode == 0 else ":\n" + p.stdout + p.stderr))
 
 
@@ -119,9 +129,16 @@ def main():
     check(config_target in proxy_binds, "proxy --config %s is a mounted file" % config_target)
     proxy_configs = [src for tgt, src in proxy_binds.items() if src.endswith((".yaml", ".yml"))]
     check(len(proxy_configs) > 0, "proxy mounts a config")
+    secret_files = {}
+    for s in proxy.get("secrets", []):
+        source = s if isinstance(s, str) else s["source"]
+        target = s if isinstance(s, str) else s.get("target") or source
+        host_file = cfg.get("secrets", {}).get(source, {}).get("file")
+        if host_file:
+            secret_files["/run/secrets/" + target] = host_file
     with scratch_dir("compose") as tmp:
         for src in proxy_configs:
-            check_proxy_config(src, names, tmp)
+            check_proxy_config(src, names, tmp, secret_files)
     if config_target not in proxy_binds:
         finish()
     pc = yaml.safe_load(open(proxy_binds[config_target]))

@@ -134,5 +134,75 @@ TEST(RouteTable, IndexIsConfigOrder) {
   EXPECT_EQ(t.match("x", "/a/b"), 1);
 }
 
+// The lookup by host: every one of thousands of hosts finds its own route (also the last of
+// the file, and in any case), the host-less routes still catch the rest, and names that differ
+// only slightly (a prefix or suffix of a configured host) match nothing.
+TEST(RouteTable, ManyHosts) {
+  constexpr int n = 5000;
+  std::vector<config::route_config> rs;
+  for (int i = 0; i < n; ++i) {
+    const auto h = "host-" + std::to_string(i) + ".example.com";
+    rs.push_back(route(h, {h}, "/"));
+  }
+  rs.push_back(route("any", {}, "/"));
+  route_table t(rs);
+  for (int i = 0; i < n; ++i) {
+    const auto h = "host-" + std::to_string(i) + ".example.com";
+    ASSERT_EQ(t.match(h, "/x"), i) << h;
+    ASSERT_EQ(t.match("HOST-" + std::to_string(i) + ".Example.Com:8080", "/"), i) << h;
+  }
+  EXPECT_EQ(t.match("host-5000.example.com", "/"), n);
+  EXPECT_EQ(t.match("host-1.example.co", "/"), n);
+  EXPECT_EQ(t.match("host-1.example.com.org", "/"), n);
+  EXPECT_EQ(t.match("ost-1.example.com", "/"), n);
+}
+
+// One prefix in several hosts: each host has its own longest-prefix choice, and a route naming
+// several hosts competes in each of them.
+TEST(RouteTable, SamePrefixInSeveralHosts) {
+  route_table t({
+      route("a-api", {"a.example"}, "/api"),           // 0
+      route("b-api", {"b.example"}, "/api"),           // 1
+      route("ab-root", {"a.example", "b.example"}, "/"),  // 2
+      route("c-api-v2", {"c.example"}, "/api/v2"),     // 3
+      route("any-api", {}, "/api"),                    // 4
+  });
+  EXPECT_EQ(t.match("a.example", "/api/x"), 0);
+  EXPECT_EQ(t.match("b.example", "/api/x"), 1);
+  EXPECT_EQ(t.match("a.example", "/x"), 2);
+  EXPECT_EQ(t.match("b.example", "/"), 2);
+  EXPECT_EQ(t.match("c.example", "/api/v2/y"), 3);
+  EXPECT_EQ(t.match("c.example", "/api/v1"), 4);  // c's only prefix misses: host-less routes
+  EXPECT_EQ(t.match("d.example", "/api"), 4);
+  EXPECT_EQ(t.match("d.example", "/"), -1);
+}
+
+// Two routes naming the same host with the same prefix: the first in the file wins, also when
+// the host is written differently (case, port, trailing dot) in each.
+TEST(RouteTable, SameHostAndPrefixFileOrderDecides) {
+  route_table t({
+      route("other", {"x.example"}, "/"),
+      route("first", {"Shop.Example.COM:8443"}, "/api"),
+      route("second", {"shop.example.com."}, "/api"),
+      route("root", {"SHOP.example.com"}, "/"),
+  });
+  EXPECT_EQ(t.match("shop.example.com", "/api/1"), 1);
+  EXPECT_EQ(t.match("sHoP.eXaMpLe.CoM:80", "/api"), 1);
+  EXPECT_EQ(t.match("shop.example.com", "/ap"), 3);
+}
+
+// A configured host written with a port, and a route listing one host twice: the port is not
+// part of the name, and the duplicate changes nothing.
+TEST(RouteTable, ConfiguredHostWithPortAndDuplicates) {
+  route_table t({
+      route("shop", {"shop.example.com:8080", "SHOP.EXAMPLE.COM", "[::1]:9000"}, "/"),
+      route("any", {}, "/"),
+  });
+  EXPECT_EQ(t.match("shop.example.com", "/"), 0);
+  EXPECT_EQ(t.match("shop.example.com:9999", "/"), 0);
+  EXPECT_EQ(t.match("[::1]", "/"), 0);
+  EXPECT_EQ(t.match("shop.example.org", "/"), 1);
+}
+
 }  // namespace
 }  // namespace canary::routing
