@@ -10,6 +10,7 @@
 
 #include "config/load.h"
 #include "core/proxy_server.h"
+#include "util/text.h"
 
 namespace {
 
@@ -41,13 +42,6 @@ constexpr const char* usage =
     "127.0.0.1:9901): see canaryctl --help.\n"
     "\n"
     "Exit codes: 0 ok (and after a drain); 1 config errors or a start-up failure; 2 usage error.\n";
-
-std::string trim(std::string s) {
-  const char* ws = " \t\r\n";
-  s.erase(0, s.find_first_not_of(ws));
-  s.erase(s.find_last_not_of(ws) + 1);
-  return s;
-}
 
 }  // namespace
 
@@ -101,7 +95,7 @@ int main(int argc, char** argv) {
                                         std::strerror(errno));
       std::stringstream ss;
       ss << in.rdbuf();
-      options.admin_token = trim(ss.str());
+      options.admin_token = std::string(canary::util::trim(ss.str()));
       if (options.admin_token.empty())
         throw std::runtime_error("admin.token_file " + tf + " is empty");
     }
