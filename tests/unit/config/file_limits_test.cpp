@@ -5,7 +5,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -14,9 +13,6 @@
 
 namespace canary::config {
 namespace {
-
-using namespace std::chrono_literals;
-using steady = std::chrono::steady_clock;
 
 class FileLimits : public ::testing::Test {
  protected:
@@ -28,11 +24,10 @@ class FileLimits : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  // The one error of loading `path`, checked to come back quickly.
+  // The one error of loading `path`. (Without the checks, /dev/zero is read until memory runs
+  // out and the FIFO's open() waits for a writer: the e2e tests bound those runs in time.)
   std::string only_error(const std::string& path) {
-    const auto t0 = steady::now();
     load_result r = load_file(path);
-    EXPECT_LT(steady::now() - t0, 2s) << path;
     EXPECT_FALSE(r.config.has_value());
     if (r.errors.size() != 1) return "errors: " + std::to_string(r.errors.size());
     EXPECT_EQ(r.errors[0].line, 0);

@@ -129,22 +129,27 @@ TEST(ResolveAtLoad, ResolverErrorsNameTheHostAtItsPosition) {
                                     "resolver answered \"not-an-address\", not an IP address")));
 }
 
-// N slow names cost one timeout, not N: they are resolved concurrently under one deadline.
+// N slow names cost one timeout, not N: they are all in flight at once under one deadline, and
+// the load returns while every one of them is still blocked (the fake never answers a "slow"
+// name until released, so a load that waited for any of them would never return).
 TEST(ResolveAtLoad, SlowNamesCostOneTimeoutInTotal) {
   auto g = std::make_shared<gate>();
   const auto t0 = steady::now();
   load_result r = load_string(
-      "timeouts: {resolve: 300ms}\n"                                                  // 1
-      "listen: \"slow-front:8080\"\n"                                                 // 2
-      "upstreams:\n"                                                                  // 3
-      "  blue: {endpoints: [\"slow1:9001\", \"host1:9002\", \"slow2:9003\"]}\n"       // 4
-      "  green: {endpoints: [\"slow3:9001\", \"slow1:9009\"]}\n"                      // 5
-      "routes:\n"                                                                     // 6
-      "  - {name: r, upstream: blue}\n",                                              // 7
+      "timeouts: {resolve: 300ms}\n"                                             // 1
+      "listen: \"slow-front:8080\"\n"                                            // 2
+      "upstreams:\n"                                                             // 3
+      "  blue: {endpoints: [\"slow1:9001\", \"host1:9002\", \"slow2:9003\"]}\n"  // 4
+      "  green: {endpoints: [\"slow3:9001\", \"slow1:9009\"]}\n"                 // 5
+      "routes:\n"                                                                // 6
+      "  - {name: r, upstream: blue}\n",                                         // 7
       kFile, {fake(g)});
-  const auto elapsed = steady::now() - t0;
-  EXPECT_GE(elapsed, 300ms);
-  EXPECT_LT(elapsed, 1500ms) << "4 slow names must cost one 300ms timeout, not four";
+  // The deadline is only ever waited for, never cut short (a lower bound cannot flake).
+  EXPECT_GE(steady::now() - t0, 300ms);
+  // All five names were started (each once) and the four slow ones are still blocked: the load
+  // did not wait for them, one after the other or at all.
+  EXPECT_EQ(g->calls, 5);
+  EXPECT_EQ(g->finished, 1);  // host1
   const std::string late = ": no answer within 300ms (timeouts.resolve)";
   EXPECT_THAT(messages(r),
               ElementsAre(at(2, 9, "listen: cannot resolve \"slow-front\"" + late),
@@ -153,11 +158,10 @@ TEST(ResolveAtLoad, SlowNamesCostOneTimeoutInTotal) {
                           at(5, 23, "upstreams.green.endpoints[0]: cannot resolve \"slow3\"" + late),
                           at(5, 37,
                              "upstreams.green.endpoints[1]: cannot resolve \"slow1\"" + late)));
-  EXPECT_EQ(g->calls, 5);  // slow-front, slow1, host1, slow2, slow3: each once
-  // The abandoned threads are still blocked; releasing them after the load has returned must be
-  // harmless (they write into state they co-own, never into the finished load's memory).
+  // Releasing the abandoned threads after the load has returned must be harmless: they write into
+  // state they co-own, never into the finished load's memory (ASan would see it).
   g->release();
-  for (int i = 0; i < 200 && g->finished < 5; ++i) std::this_thread::sleep_for(5ms);
+  for (int i = 0; i < 1000 && g->finished < 5; ++i) std::this_thread::sleep_for(5ms);
   EXPECT_EQ(g->finished, 5);
 }
 
@@ -189,11 +193,12 @@ TEST(ResolveAtLoad, TimeoutBelowTheAddresses) {
       "routes: [{name: r, upstream: blue}]\n"
       "timeouts: {resolve: 100ms}\n",
       kFile, {fake(g)});
-  EXPECT_LT(steady::now() - t0, 1500ms);
+  EXPECT_GE(steady::now() - t0, 100ms);
+  EXPECT_EQ(g->finished, 0);  // returned while the name was still blocked
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_THAT(r.errors[0].message, HasSubstr("no answer within 100ms (timeouts.resolve)"));
   g->release();
-  for (int i = 0; i < 200 && g->finished < 1; ++i) std::this_thread::sleep_for(5ms);
+  for (int i = 0; i < 1000 && g->finished < 1; ++i) std::this_thread::sleep_for(5ms);
 }
 
 // load_string/load_file keep no shared state: loads on several threads at once all succeed.
