@@ -1,5 +1,5 @@
 // "host:port" addresses of the config: splitting, numeric hosts, loopback. Internal to the
-// loader (config/*.cpp).
+// loader (config/*.cpp); pure functions, any thread.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,7 @@
 // The config reader: one pass over the YAML tree that fills a proxy_config and records every
 // error, then the checks that need the whole file (name resolution, references between routes
-// and upstreams, overlapping routes). Internal to the loader; one instance per load.
+// and upstreams, overlapping routes). Internal to the loader; one instance per load, used on the
+// loading thread only (resolver threads get copies, never the reader).
 //   reader.cpp          read(): the order of the passes; relative paths
 //   read_root.cpp       top-level keys: listen, workers, admin, limits, timeouts, access_log
 //   read_upstreams.cpp  upstreams, endpoints, health checks, outlier detection

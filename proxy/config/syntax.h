@@ -1,5 +1,5 @@
 // Lexical rules of config values (names, tokens, IP literals) and the small helpers error
-// messages share. Internal to the loader (config/*.cpp).
+// messages share. Internal to the loader (config/*.cpp); pure functions, any thread.
 #pragma once
 
 #include <cstddef>

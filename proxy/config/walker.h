@@ -1,6 +1,7 @@
 // Walking the YAML tree: every value with its key path and position, and typed readers that
 // record an error (FILE:LINE:COL: key.path: message) instead of throwing, so one pass reports
 // all of them. Internal to the loader (config/*.cpp); the only header that includes yaml-cpp.
+// One walker per load, on the loading thread; it lives as long as that load.
 #pragma once
 
 #include <yaml-cpp/yaml.h>

@@ -1,5 +1,5 @@
 // canaryctl's command line: the options, the command table, the usage text, and the server URL.
-// Pure: unit tests drive it without sockets.
+// Pure: unit tests drive it without sockets. canaryctl is single-threaded.
 #pragma once
 
 #include <chrono>
@@ -17,7 +17,8 @@ inline constexpr std::chrono::milliseconds default_wait_timeout = std::chrono::m
 // The longest --timeout, in the unit of the clock `wait` adds it to (steady_clock, 64-bit
 // nanoseconds: about 292 years from boot). A year is far beyond any real wait and far below the
 // point where now() + timeout would wrap into the past (and `wait` time out at once).
-inline constexpr std::chrono::steady_clock::duration max_wait_timeout = std::chrono::hours(24 * 365);
+inline constexpr std::chrono::steady_clock::duration max_wait_timeout =
+    std::chrono::hours(24 * 365);
 
 // Process exit codes. `wait` gives 2 for "timed out" (like `kubectl rollout status`'s deadline),
 // so a usage error must not: it has sysexits' EX_USAGE.

@@ -238,10 +238,11 @@ api_client::~api_client() = default;
 
 call_result api_client::call(http_method method, const std::string& path,
                              std::optional<std::string> body) {
-  const boost::beast::http::verb verb = method == http_method::get    ? boost::beast::http::verb::get
-                                        : method == http_method::post ? boost::beast::http::verb::post
-                                                                      : boost::beast::http::verb::put;
-  return impl_->run_task(impl_->do_call(verb, path, std::move(body)));
+  using boost::beast::http::verb;
+  const verb v = method == http_method::get    ? verb::get
+                 : method == http_method::post ? verb::post
+                                               : verb::put;
+  return impl_->run_task(impl_->do_call(v, path, std::move(body)));
 }
 
 watch_result api_client::watch(const std::string& path,

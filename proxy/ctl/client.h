@@ -1,7 +1,8 @@
 // canaryctl's HTTP/1.1 client of the control API: one request per connection, or a followed
 // text/event-stream. Blocking calls, each bounded by a timeout (Beast coroutines run to
 // completion on a private io_context per call, so every read can carry a timeout: Beast's
-// synchronous calls ignore tcp_stream expiries). Beast stays inside client.cpp.
+// synchronous calls ignore tcp_stream expiries). Beast stays inside client.cpp. One client per
+// run(), used by its one thread.
 #pragma once
 
 #include <chrono>

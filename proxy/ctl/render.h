@@ -1,6 +1,7 @@
 // canaryctl's text output: the control API's JSON (a status, the rollout list, events) rendered
 // like `kubectl argo rollouts`, and pretty-printed JSON for `-o json`. Pure. Tolerates missing or
 // mistyped fields (printed as "-"): the server may be newer or older than the client.
+// Pure functions, any thread.
 #pragma once
 
 #include <boost/json/value.hpp>

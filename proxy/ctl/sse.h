@@ -1,4 +1,5 @@
-// A text/event-stream (server-sent events) parser for `get --watch` and `wait`. Pure.
+// A text/event-stream (server-sent events) parser for `get --watch` and `wait`. Pure; one parser
+// per stream, used by one thread, living as long as the stream.
 #pragma once
 
 #include <cstddef>

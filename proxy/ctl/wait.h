@@ -1,4 +1,4 @@
-// What `canaryctl wait` does with each phase it sees. Pure.
+// What `canaryctl wait` does with each phase it sees. Pure function, any thread.
 #pragma once
 
 #include <string_view>

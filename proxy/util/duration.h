@@ -3,7 +3,7 @@
 //   "30s", "1m30s", "1.5h", "250ms", or an integer number of seconds ("30").
 // Units h, m, s, ms (as in Go's time.ParseDuration), each at most once and largest first, so
 // "30m30m" or "30s1m" (likely typos) are refused rather than summed. A fraction is allowed on any
-// unit; below a millisecond is truncated. No sign, no spaces.
+// unit; below a millisecond is truncated. No sign, no spaces. Pure functions: any thread.
 #pragma once
 
 #include <chrono>

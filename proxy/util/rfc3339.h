@@ -1,6 +1,6 @@
 // The one RFC 3339 timestamp writer: UTC, milliseconds, "2026-11-26T13:02:16.123Z". Used for the
 // access log (per request: append_rfc3339 does not allocate beyond `out`), the state file and the
-// control API, so every time the proxy prints reads the same way.
+// control API, so every time the proxy prints reads the same way. Pure: any thread.
 #pragma once
 
 #include <chrono>

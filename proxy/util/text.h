@@ -1,7 +1,7 @@
 // Small ASCII text helpers shared by the proxy, canaryctl and the demo backend: the one
 // case-insensitive compare, the one trim and the one lower-casing. Header-only and allocation-free
 // (except to_lower), so the per-request HTTP code and the fuzz targets (which compile single
-// sources) can use them without linking anything.
+// sources) can use them without linking anything. Pure functions: any thread.
 #pragma once
 
 #include <string>

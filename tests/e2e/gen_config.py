@@ -22,7 +22,8 @@ def config(routes, upstreams, by_host=False):
                 "    path_prefix: %s" % ("/" if by_host else "/p%d" % r),
                 "    upstream: u%d" % (r % upstreams),
                 "    canary: {by_header: X-Canary, by_cookie: canary}",
-                "    steps: [{setWeight: 20}, {pause: {}}, {setWeight: 50}, {pause: {duration: 30s}}]"]
+                "    steps: [{setWeight: 20}, {pause: {}}, {setWeight: 50},"
+                " {pause: {duration: 30s}}]"]
     return "\n".join(out) + "\n"
 
 

@@ -632,7 +632,8 @@ TEST(LoadErrors, RouteNamesAreSafeUrlPathSegments) {
                                         "  - {name: ..., upstream: blue, path_prefix: /a}\n"
                                         "  - {name: .a, upstream: blue, path_prefix: /b}\n"
                                         "  - {name: v1.2_x-y, upstream: blue, path_prefix: /c}\n"
-                                        "  - {name: " + std::string(128, 'z') + ", upstream: blue}\n");
+                                        "  - {name: " + std::string(128, 'z') +
+                                        ", upstream: blue}\n");
   ASSERT_EQ(c.routes.size(), 4u);
   EXPECT_EQ(c.routes[0].name, "...");
   EXPECT_EQ(c.routes[3].name.size(), 128u);

@@ -155,7 +155,8 @@ TEST(ResolveAtLoad, SlowNamesCostOneTimeoutInTotal) {
               ElementsAre(at(2, 9, "listen: cannot resolve \"slow-front\"" + late),
                           at(4, 22, "upstreams.blue.endpoints[0]: cannot resolve \"slow1\"" + late),
                           at(4, 50, "upstreams.blue.endpoints[2]: cannot resolve \"slow2\"" + late),
-                          at(5, 23, "upstreams.green.endpoints[0]: cannot resolve \"slow3\"" + late),
+                          at(5, 23,
+                             "upstreams.green.endpoints[0]: cannot resolve \"slow3\"" + late),
                           at(5, 37,
                              "upstreams.green.endpoints[1]: cannot resolve \"slow1\"" + late)));
   // Releasing the abandoned threads after the load has returned must be harmless: they write into
