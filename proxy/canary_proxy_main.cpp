@@ -20,6 +20,7 @@
 #include "rollout/engine.h"
 #include "rollout/state_file.h"
 #include "upstream/endpoint.h"
+#include "util/text.h"
 
 namespace {
 
@@ -52,14 +53,6 @@ constexpr const char* usage =
     "\n"
     "Exit codes: 0 ok (and after a drain); 1 config errors or a start-up failure; 2 usage error.\n";
 
-std::string trim(std::string s) {
-  const char* ws = " \t\r\n";
-  s.erase(0, s.find_first_not_of(ws));
-  s.erase(s.find_last_not_of(ws) + 1);
-  return s;
-}
-
-
 // admin.token_file's content, trimmed; "" without one. Throws std::runtime_error naming the
 // file when it cannot be read or holds no token.
 std::string read_admin_token(const canary::config::proxy_config& cfg) {
@@ -70,7 +63,7 @@ std::string read_admin_token(const canary::config::proxy_config& cfg) {
                                     std::strerror(errno));
   std::stringstream ss;
   ss << in.rdbuf();
-  std::string token = trim(ss.str());
+  std::string token(canary::util::trim(ss.str()));
   if (token.empty()) throw std::runtime_error("admin.token_file " + tf + " is empty");
   return token;
 }

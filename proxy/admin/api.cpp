@@ -8,6 +8,8 @@
 #include <set>
 
 #include "config/load.h"
+#include "util/duration.h"
+#include "util/rfc3339.h"
 
 namespace canary::admin {
 
@@ -15,15 +17,7 @@ namespace json = boost::json;
 
 namespace {
 
-std::string rfc3339(rollout::wall_time t) {
-  const auto secs = std::chrono::time_point_cast<std::chrono::seconds>(t);
-  const std::time_t tt = rollout::wall_clock::to_time_t(secs);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char out[32];
-  std::strftime(out, sizeof out, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return out;
-}
+std::string rfc3339(rollout::wall_time t) { return util::format_rfc3339(t); }
 
 response json_response(int status, const json::value& v) {
   return {status, "application/json", json::serialize(v) + "\n", {}, {}};
@@ -194,7 +188,7 @@ std::string step_json(const config::step_config& s) {
     o["setWeight"] = s.weight;
   } else {
     json::object p;
-    if (s.duration) p["duration"] = config::format_duration(*s.duration);
+    if (s.duration) p["duration"] = util::format_duration(*s.duration);
     o["pause"] = std::move(p);
   }
   return json::serialize(o);

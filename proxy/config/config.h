@@ -1,5 +1,5 @@
 // Plain configuration structs: what a validated config file says, nothing more.
-// Built by config/load.cpp (the only place that knows YAML); immutable once loaded and shared
+// Built by config/load.h (only config/*.cpp know YAML); immutable once loaded and shared
 // between threads as shared_ptr<const proxy_config>. Every default lives here, with its reason.
 #pragma once
 
@@ -112,6 +112,11 @@ struct timeouts_config {
   duration upstream_response = std::chrono::seconds(30);  // until the response head
   duration upstream_idle = std::chrono::seconds(30);  // below the backends' keep-alive
   duration drain = std::chrono::seconds(15);
+  // Bounds the resolution of ALL host names of one load (names are resolved concurrently, so
+  // N slow names cost one timeout, not N). A reload runs while the old config serves: a hung
+  // resolver must not stall it (or --check) forever. 5s is glibc's default per-query resolver
+  // timeout (resolv.conf `timeout:5`): a name a healthy resolver answers is never cut short.
+  duration resolve = std::chrono::seconds(5);
 };
 
 struct access_log_config {

@@ -21,6 +21,9 @@
 #include <iostream>
 #include <random>
 
+#include "util/duration.h"
+#include "util/text.h"
+
 namespace canary::demo {
 
 namespace json = boost::json;
@@ -30,29 +33,12 @@ namespace json = boost::json;
 
 namespace {
 
-// "250ms", "1s", "1.5s", "2m", or a bare number of seconds. nullopt when malformed or negative.
+// A duration in the one grammar (util/duration.h: 250ms, 1.5s, 2m, or an integer number of
+// seconds), at most a day (more is surely a typo). nullopt when malformed or too long.
 std::optional<std::chrono::milliseconds> parse_latency(std::string_view text) {
-  std::size_t i = 0;
-  while (i < text.size() && ((text[i] >= '0' && text[i] <= '9') || text[i] == '.')) ++i;
-  if (i == 0) return std::nullopt;
-  std::string number(text.substr(0, i));
-  char* end = nullptr;
-  double value = std::strtod(number.c_str(), &end);
-  if (end != number.c_str() + number.size() || !std::isfinite(value)) return std::nullopt;
-  std::string_view unit = text.substr(i);
-  double scale = 0;
-  if (unit.empty() || unit == "s") {
-    scale = 1000;
-  } else if (unit == "ms") {
-    scale = 1;
-  } else if (unit == "m") {
-    scale = 60'000;
-  } else {
-    return std::nullopt;
-  }
-  double ms = value * scale;
-  if (ms > 86'400'000.0) return std::nullopt;  // a day: surely a typo
-  return std::chrono::milliseconds(std::llround(ms));
+  auto d = util::parse_duration(text);
+  if (!d || *d > std::chrono::hours(24)) return std::nullopt;
+  return d;
 }
 
 // "host:port", "[v6]:port", ":port" (all interfaces) or "port" (loopback).
@@ -88,7 +74,7 @@ std::string usage() {
          "127.0.0.1:8080)\n"
          "  --color NAME        the version's colour, returned by /color as \"NAME\"\n"
          "  --error-rate R      answer /color with 500 with probability R (0..1)\n"
-         "  --latency D         wait D before answering /color (250ms, 1s, 1.5s, 2)\n";
+         "  --latency D         wait D before answering /color (250ms, 1s, 1.5s, 2; at most 24h)\n";
 }
 
 parse_result parse_args(const std::vector<std::string>& args) {
@@ -510,7 +496,7 @@ task<void> session(stream_t stream, server_state& state) {
     bool is_color = path == "/color";
 
     // RFC 9110 §10.1.1: a client that sent Expect: 100-continue waits for this before the body.
-    if (req.version() >= 11 && beast::iequals(req[http::field::expect], "100-continue")) {
+    if (req.version() >= 11 && util::iequals(req[http::field::expect], "100-continue")) {
       http::response<http::empty_body> cont{http::status::continue_, 11};
       stream.expires_after(write_timeout);
       auto [cec, cn] = co_await http::async_write(stream, cont, use_tuple());

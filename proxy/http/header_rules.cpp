@@ -3,23 +3,6 @@
 
 namespace canary::http {
 
-namespace {
-char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-}  // namespace
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
-
 bool is_hop_by_hop(std::string_view name) noexcept {
   switch (name.size()) {
     case 2:
@@ -59,7 +42,7 @@ bool is_hop_by_hop(boost::beast::http::field f) noexcept {
 void connection_tokens::add_list(std::string_view value) noexcept {
   while (!value.empty()) {
     auto comma = value.find(',');
-    auto token = trim(value.substr(0, comma));
+    auto token = util::trim(value.substr(0, comma), util::http_ows);
     if (!token.empty()) {
       if (count < max)
         tokens[count++] = token;

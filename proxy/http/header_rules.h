@@ -7,9 +7,11 @@
 #include <cstddef>
 #include <string_view>
 
+#include "util/text.h"
+
 namespace canary::http {
 
-bool iequals(std::string_view a, std::string_view b) noexcept;
+using util::iequals;  // ASCII case-insensitive compare (util/text.h)
 
 // Fields a proxy never forwards (RFC 9110 §7.6.1, RFC 9112 §6.1): Connection, Keep-Alive,
 // Proxy-Connection, TE, Trailer, Upgrade, plus the framing fields we rebuild ourselves

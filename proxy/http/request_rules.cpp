@@ -22,12 +22,6 @@ bool is_hex(char c) noexcept {
   return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-std::string_view trim_ows(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 // RFC 9110 §8.6: Content-Length = 1*DIGIT. Beast accepts "5, 5" and keeps it verbatim.
 bool digits_only(std::string_view s) noexcept {
   if (s.empty()) return false;
@@ -49,9 +43,9 @@ struct te_summary {
 void summarize_te(std::string_view value, te_summary& out) noexcept {
   for (;;) {
     const auto comma = value.find(',');
-    auto element = trim_ows(value.substr(0, comma));
+    auto element = util::trim(value.substr(0, comma), util::http_ows);
     const auto semi = element.find(';');
-    const auto coding = trim_ows(element.substr(0, semi));
+    const auto coding = util::trim(element.substr(0, semi), util::http_ows);
     if (coding.empty()) {
       out.malformed = true;
     } else {

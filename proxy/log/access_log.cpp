@@ -17,6 +17,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "util/rfc3339.h"
+
 namespace canary::log {
 
 namespace {
@@ -157,59 +159,6 @@ void append_text_field(std::string& out, std::string_view s) {
     append_text_escaped(out, s);
 }
 
-// Days since 1970-01-01 -> civil date (H. Hinnant's days_from_civil inverse): a few integer
-// operations per line instead of gmtime_r.
-void civil_from_days(std::int64_t z, int& y, unsigned& m, unsigned& d) {
-  z += 719468;
-  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const auto doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  d = doy - (153 * mp + 2) / 5 + 1;
-  m = mp < 10 ? mp + 3 : mp - 9;
-  y = static_cast<int>(yoe + era * 400 + (m <= 2));
-}
-
-void append_digits(std::string& out, unsigned v, int width) {
-  char buf[8];
-  for (int i = width - 1; i >= 0; --i) {
-    buf[i] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  }
-  out.append(buf, static_cast<std::size_t>(width));
-}
-
-// RFC 3339, UTC, milliseconds: 2024-05-01T12:34:56.789Z.
-void append_time(std::string& out, std::chrono::system_clock::time_point t) {
-  const auto ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  std::int64_t days = ms / 86400000;
-  std::int64_t rest = ms % 86400000;
-  if (rest < 0) {
-    rest += 86400000;
-    days -= 1;
-  }
-  int y;
-  unsigned mo, d;
-  civil_from_days(days, y, mo, d);
-  const auto r = static_cast<unsigned>(rest);
-  append_digits(out, static_cast<unsigned>(y), 4);
-  out += '-';
-  append_digits(out, mo, 2);
-  out += '-';
-  append_digits(out, d, 2);
-  out += 'T';
-  append_digits(out, r / 3600000, 2);
-  out += ':';
-  append_digits(out, r / 60000 % 60, 2);
-  out += ':';
-  append_digits(out, r / 1000 % 60, 2);
-  out += '.';
-  append_digits(out, r % 1000, 3);
-  out += 'Z';
-}
-
 }  // namespace
 
 access_log::access_log(const config::access_log_config& cfg) : cfg_(cfg) {
@@ -238,7 +187,7 @@ void access_log::write(const access_record& r) {
   const std::string_view protocol = r.version == 10 ? "HTTP/1.0" : "HTTP/1.1";
   if (cfg_.format != "text") {
     b += "{\"time\":\"";
-    append_time(b, r.time);
+    util::append_rfc3339(b, r.time);
     b += "\",\"client\":";
     append_json_string_or_null(b, r.client_ip);
     b += ",\"method\":";
@@ -277,7 +226,7 @@ void access_log::write(const access_record& r) {
     // Combined-log-like: client - - [time] "request" status bytes, then the proxy's fields.
     append_text_field(b, r.client_ip);
     b += " - - [";
-    append_time(b, r.time);
+    util::append_rfc3339(b, r.time);
     b += "] \"";
     append_text_escaped(b, r.method);
     b += ' ';

@@ -8,6 +8,8 @@
 #include <initializer_list>
 #include <utility>
 
+#include "util/duration.h"
+
 namespace canary::rollout {
 
 std::string_view to_string(phase p) {
@@ -78,23 +80,7 @@ constexpr std::string_view progressing_message = "waiting for all steps to compl
 constexpr std::string_view step_pause_message = "CanaryPauseStep";
 constexpr std::string_view user_pause_message = "manually paused";
 
-// Like Go's time.Duration.String() for whole units ("30s", "1m30s", "1h", "250ms"), so a step
-// reads as it was probably written in the config.
-std::string format_duration(config::duration d) {
-  if (d.count() <= 0) return "0s";
-  std::string out;
-  auto take = [&](auto unit, const char* suffix) {
-    const auto n = std::chrono::duration_cast<decltype(unit)>(d);
-    if (n.count() == 0) return;
-    out += std::to_string(n.count()) + suffix;
-    d -= std::chrono::duration_cast<config::duration>(n);
-  };
-  take(std::chrono::hours(1), "h");
-  take(std::chrono::minutes(1), "m");
-  take(std::chrono::seconds(1), "s");
-  take(std::chrono::milliseconds(1), "ms");
-  return out;
-}
+using util::format_duration;
 
 // Argo's CanaryStepString: "setWeight: 20", "pause", "pause: 30s".
 std::string step_string(const config::step_config& st) {

@@ -17,6 +17,8 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "util/rfc3339.h"
+
 namespace canary::rollout {
 
 namespace json = boost::json;
@@ -25,19 +27,7 @@ namespace {
 
 // ---- timestamps: RFC 3339, UTC, milliseconds ("2026-11-26T13:02:16.123Z") ----
 
-std::string format_time(wall_time t) {
-  using namespace std::chrono;
-  const auto ms = floor<milliseconds>(t);
-  const auto day = floor<days>(ms);
-  const year_month_day ymd{day};
-  const hh_mm_ss hms{ms - day};
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", int(ymd.year()),
-                unsigned(ymd.month()), unsigned(ymd.day()), int(hms.hours().count()),
-                int(hms.minutes().count()), int(hms.seconds().count()),
-                int(hms.subseconds().count()));
-  return buf;
-}
+std::string format_time(wall_time t) { return util::format_rfc3339(t); }
 
 // Reads `n` digits at `pos`; false if any is not a digit.
 bool digits(std::string_view s, std::size_t pos, std::size_t n, int& out) {

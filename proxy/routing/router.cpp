@@ -10,6 +10,8 @@
 #include <chrono>
 #include <unordered_map>
 
+#include "util/text.h"
+
 namespace canary::routing {
 
 std::string_view to_string(variant v) {
@@ -42,27 +44,15 @@ std::string_view to_string(reason r) {
 
 namespace {
 
-constexpr char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c; }
+using util::ascii_lower;
+using util::iequals;
 
-// `lower` is already lower-case; compares without building a copy of `s`.
-bool iequals_lower(std::string_view s, std::string_view lower) {
-  if (s.size() != lower.size()) return false;
-  for (std::size_t i = 0; i < s.size(); ++i)
-    if (ascii_lower(s[i]) != lower[i]) return false;
-  return true;
-}
-
-std::string_view trim_ows(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 // Accepts a Host field value (RFC 9110 §7.2: uri-host [":" port]) or a configured host name.
 // Returns the bare host: brackets of an IP literal removed, port and one trailing dot dropped
 // ("example.com." names the same host as "example.com"). Case is left to the comparison.
 std::string_view bare_host(std::string_view h) {
-  h = trim_ows(h);
+  h = util::trim(h, util::http_ows);
   if (!h.empty() && h.front() == '[') {
     auto close = h.find(']');
     if (close == std::string_view::npos) return h.substr(1);  // malformed; matches nothing real
@@ -161,7 +151,7 @@ const route_table::host_routes* route_table::find_host(std::string_view bare) co
     const slot& s = slots_[at];
     if (s.host < 0) return nullptr;
     const auto& candidate = hosts_[static_cast<std::size_t>(s.host)];
-    if (s.tag == tag && iequals_lower(bare, candidate.host)) return &candidate;
+    if (s.tag == tag && iequals(bare, candidate.host)) return &candidate;
   }
 }
 
@@ -225,8 +215,8 @@ std::optional<std::string_view> find_cookie(std::string_view cookies, std::strin
     cookies = semi == std::string_view::npos ? std::string_view{} : cookies.substr(semi + 1);
     auto eq = pair.find('=');
     if (eq == std::string_view::npos) continue;  // not a cookie-pair
-    if (trim_ows(pair.substr(0, eq)) != name) continue;
-    std::string_view value = trim_ows(pair.substr(eq + 1));
+    if (util::trim(pair.substr(0, eq), util::http_ows) != name) continue;
+    std::string_view value = util::trim(pair.substr(eq + 1), util::http_ows);
     // cookie-value may be a DQUOTE-wrapped cookie-octet string; the quotes are not the value.
     if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
       value = value.substr(1, value.size() - 2);

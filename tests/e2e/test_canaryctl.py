@@ -110,6 +110,36 @@ class CanaryctlTest(E2ETestCase):
         self.assertLess(elapsed, 6)
         self.assertIn("timed out", r.stderr)
 
+    def test_wait_timeout_says_what_it_waited(self):
+        # A sub-second part is waited for and reported as given (it used to say "after 1s").
+        self.start_rollout()
+        t0 = time.monotonic()
+        r = self.ctl("wait", NAME, "--for=healthy", "--timeout", "1.5s", ok=False)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertGreaterEqual(time.monotonic() - t0, 1.5)
+        self.assertIn("timed out after 1.5s waiting for rollout", r.stderr)
+
+    def test_bad_or_overflowing_timeout_is_a_usage_error(self):
+        # Overflowing values used to make the deadline wrap into the past: an instant exit 2,
+        # "timed out". Values the config grammar refuses (repeated units, a bare fraction) used
+        # to be accepted. All are usage errors now, exit 64, before any request; the rollout is
+        # paused, so a wait that started would not end by itself.
+        self.start_rollout()
+        for value, message in [
+                ("2562047h", "--timeout 2562047h is too long (at most 8760h)"),
+                ("9000000000000000ms", "--timeout 9000000000000000ms is too long (at most 8760h)"),
+                ("99999999999999999999ms", "bad duration '99999999999999999999ms' for --timeout"),
+                ("1h1h", "bad duration '1h1h' for --timeout"),
+                ("1.5", "bad duration '1.5' for --timeout"),
+                ("-1s", "bad duration '-1s' for --timeout")]:
+            with self.subTest(value=value):
+                r = self.ctl("wait", NAME, "--for=healthy", "--timeout", value, ok=False,
+                             timeout=10)
+                self.assertEqual(r.returncode, 64, r.stderr)
+                self.assertIn(message, r.stderr)
+                self.assertNotIn("timed out", r.stderr)
+                self.assertEqual(r.stdout, "")
+
     def test_wait_healthy_then_abort_exits_1(self):
         self.start_rollout()
         p = Process([binary("canaryctl"), "--server", self.url, "wait", NAME, "--for=healthy",
@@ -186,10 +216,10 @@ class CanaryctlTest(E2ETestCase):
         r = self.ctl("set-upstream", NAME, "purple", ok=False)
         self.assertEqual(r.returncode, 1)
         self.assertIn("purple", r.stderr)
-        # Usage errors exit 2.
-        self.assertEqual(self.ctl("frobnicate", ok=False).returncode, 2)
-        self.assertEqual(self.ctl("get", ok=False).returncode, 2)
-        self.assertEqual(self.ctl("wait", NAME, "--for=sideways", ok=False).returncode, 2)
+        # Usage errors exit 64 (EX_USAGE): 2 is `wait`'s "timed out".
+        self.assertEqual(self.ctl("frobnicate", ok=False).returncode, 64)
+        self.assertEqual(self.ctl("get", ok=False).returncode, 64)
+        self.assertEqual(self.ctl("wait", NAME, "--for=sideways", ok=False).returncode, 64)
         # An unreachable server.
         r = ctl(f"http://127.0.0.1:{closed_port()}", "list")
         self.assertEqual(r.returncode, 1)

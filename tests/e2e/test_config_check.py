@@ -103,6 +103,44 @@ class ConfigCheckTest(E2ETestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn(missing, r.stderr)
 
+    def test_dot_segment_route_names_are_refused(self):
+        # The dashboard cannot drive a route named "." or "..": the browser collapses the dot
+        # segment ("abort" on route ".." would call /api/v1/abort).
+        text = ("upstreams:\n"
+                "  blue: {endpoints: [\"127.0.0.1:9001\"]}\n"
+                "routes:\n"
+                "  - name: \"..\"\n"
+                "    upstream: blue\n"
+                "  - {name: ., upstream: blue, path_prefix: /dot}\n")
+        path = self.write("dots.yaml", text)
+        r = run_proxy("--config", path, "--check")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn(path + ':4:11: routes[0].name: bad route name ".." (', r.stderr)
+        self.assertIn(path + ':6:12: routes[1].name: bad route name "." (', r.stderr)
+        self.assertIn("URL path segment", r.stderr)
+
+    def _refused_file(self, path, words):
+        # A hang guard, not a timing figure: without the checks /dev/zero is read until memory
+        # runs out and a FIFO's open() waits for a writer forever.
+        r = run_proxy("--config", path, "--check", timeout=10)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn(path + ": cannot read file: ", r.stderr)
+        self.assertIn(words, r.stderr)
+
+    def test_check_refuses_dev_zero(self):
+        self._refused_file("/dev/zero", "a character device is not a config file")
+
+    def test_check_refuses_a_fifo(self):
+        fifo = self.path("config.fifo")
+        os.mkfifo(fifo)
+        self._refused_file(fifo, "a FIFO is not a config file")
+
+    def test_check_refuses_a_file_over_64_mib(self):
+        big = self.path("big.yaml")
+        with open(big, "w") as f:
+            f.truncate(64 * 1024 * 1024 + 1)  # sparse: no disk used
+        self._refused_file(big, "more than a config file may have (64 MiB)")
+
     def _admin_everywhere_config(self, token_file=None):
         cfg = make_config({"blue": "127.0.0.1:9001", "green": "127.0.0.1:9002"}, [route()],
                           token_file=token_file)

@@ -17,9 +17,17 @@ def mentioned(text, word):
     return re.search(r"(?<![\w-])" + re.escape(word) + r"(?![\w-])", text) is not None
 
 
+def source_of(path):
+    """The text of a C++ source, or of every .cpp of a directory (canaryctl is split in files)."""
+    p = SOURCE / path
+    if p.is_dir():
+        return "".join(f.read_text() for f in sorted(p.glob("*.cpp")))
+    return p.read_text()
+
+
 def flags_in(path, var):
     """Flag literals compared with `var` in a C++ source: var == "--x", var.starts_with("--x=")."""
-    src = (SOURCE / path).read_text()
+    src = source_of(path)
     found = set(re.findall(r'\b%s\s*[!=]=\s*"(-[\w-]*)"' % var, src))
     found |= set(re.findall(r'\b%s\.starts_with\("(--[\w-]+)=?"\)' % var, src))
     return found
@@ -42,7 +50,7 @@ def check_all(binary, text, what, items):
 def envs_in(*paths):
     names = set()
     for p in paths:
-        names |= set(re.findall(r'getenv\("([A-Z_][A-Z0-9_]*)"\)', (SOURCE / p).read_text()))
+        names |= set(re.findall(r'getenv\("([A-Z_][A-Z0-9_]*)"\)', source_of(p)))
     return names
 
 
@@ -66,14 +74,14 @@ def canaryctl():
     text = help_of("canaryctl", "--help")
     check(help_of("canaryctl", "-h") == text, "canaryctl -h prints the same help")
     check(help_of("canaryctl", "help") == text, "canaryctl help prints the same help")
-    src = (SOURCE / "proxy/ctl/canaryctl.cpp").read_text()
+    src = source_of("proxy/ctl")
     commands = re.findall(r'\{"([a-z][a-z-]*)",\s*\d+,\s*"([^"]*)"\}', src)
     check(len(commands) > 0, "canaryctl: found the command table in the source")
     for name, synopsis in commands:
         check(mentioned(text, name), "canaryctl --help mentions command " + name)
         check(synopsis in text, "canaryctl --help shows the synopsis '%s'" % synopsis)
-    check_all("canaryctl", text, "flags", flags_in("proxy/ctl/canaryctl.cpp", "name"))
-    for env in envs_in("proxy/ctl/canaryctl.cpp", "proxy/ctl/canaryctl_main.cpp"):
+    check_all("canaryctl", text, "flags", flags_in("proxy/ctl", "name"))
+    for env in envs_in("proxy/ctl"):
         check(mentioned(text, env), "canaryctl --help mentions environment variable " + env)
 
 

@@ -38,6 +38,10 @@ const std::string kBase = kUpstreams +
                           "routes:\n"                         // 4
                           "  - {name: r, upstream: blue}\n";  // 5
 
+const std::string kNameRule =
+    " (use 1-128 letters, digits, \".\", \"_\" and \"-\", not \".\" or \"..\": it is a URL "
+    "path segment)";
+
 const std::string kDurationForms = "(use 30s, 1m30s, 1.5h, 250ms or an integer number of seconds)";
 
 std::vector<std::string> errors_of(const std::string& yaml, const std::string& file = kFile) {
@@ -360,7 +364,7 @@ TEST(LoadErrors, UnknownKeysAtAnyDepth) {
           at(16, 12,
              "timeouts.connect: unknown key \"connect\" (expected one of: client_header, "
              "client_idle, client_body_idle, upstream_connect, upstream_response, upstream_idle, "
-             "drain)"),
+             "drain, resolve)"),
           at(17, 14,
              "access_log.file: unknown key \"file\" (expected one of: enabled, path, format)")));
 }
@@ -597,15 +601,48 @@ TEST(LoadErrors, BadNames) {
                         "routes:\n"                                                   // 3
                         "  - {name: \"a/b\", upstream: \"bl ue\"}\n"                  // 4
                         "  - {name: \"\", upstream: \"bl ue\", path_prefix: /x}\n"),  // 5
-              ElementsAre(at(2, 3,
-                             "upstreams.bl ue: bad upstream name \"bl ue\" (use letters, digits, "
-                             "\".\", \"_\" and \"-\": it appears in URLs)"),
-                          at(4, 12,
-                             "routes[0].name: bad route name \"a/b\" (use letters, digits, \".\", "
-                             "\"_\" and \"-\": it appears in URLs)"),
-                          at(5, 12,
-                             "routes[1].name: bad route name \"\" (use letters, digits, \".\", "
-                             "\"_\" and \"-\": it appears in URLs)")));
+              ElementsAre(at(2, 3, "upstreams.bl ue: bad upstream name \"bl ue\"" + kNameRule),
+                          at(4, 12, "routes[0].name: bad route name \"a/b\"" + kNameRule),
+                          at(5, 12, "routes[1].name: bad route name \"\"" + kNameRule)));
+}
+
+// A route name is one URL path segment (/api/v1/rollouts/NAME): "." and ".." would be collapsed
+// by the browser (the dashboard's "abort" on route ".." would call /api/v1/abort), and anything
+// outside letters, digits, ".", "_", "-" would need escaping. Bounded to 128 bytes.
+TEST(LoadErrors, RouteNamesAreSafeUrlPathSegments) {
+  const std::string long_name(129, 'a');
+  EXPECT_THAT(errors_of(kUpstreams + "routes:\n"                                  // 4
+                                     "  - {name: ., upstream: blue, path_prefix: /a}\n"      // 5
+                                     "  - {name: .., upstream: blue, path_prefix: /b}\n"     // 6
+                                     "  - {name: \"a b\", upstream: blue, path_prefix: /c}\n"  // 7
+                                     "  - {name: \"a%2F\", upstream: blue, path_prefix: /d}\n"  // 8
+                                     "  - {name: \"r~1\", upstream: blue, path_prefix: /e}\n"  // 9
+                                     "  - {name: \"é\", upstream: blue, path_prefix: /f}\n"  // 10
+                                     "  - {name: " + long_name + ", upstream: blue}\n"),  // 11
+              ElementsAre(at(5, 12, "routes[0].name: bad route name \".\"" + kNameRule),
+                          at(6, 12, "routes[1].name: bad route name \"..\"" + kNameRule),
+                          at(7, 12, "routes[2].name: bad route name \"a b\"" + kNameRule),
+                          at(8, 12, "routes[3].name: bad route name \"a%2F\"" + kNameRule),
+                          at(9, 12, "routes[4].name: bad route name \"r~1\"" + kNameRule),
+                          at(10, 12, "routes[5].name: bad route name \"é\"" + kNameRule),
+                          at(11, 12, "routes[6].name: bad route name \"" + long_name + "\"" +
+                                         kNameRule)));
+  // Dots are fine when the segment is not a dot segment; 128 bytes is the limit.
+  proxy_config c = load_ok(kUpstreams + "routes:\n"
+                                        "  - {name: ..., upstream: blue, path_prefix: /a}\n"
+                                        "  - {name: .a, upstream: blue, path_prefix: /b}\n"
+                                        "  - {name: v1.2_x-y, upstream: blue, path_prefix: /c}\n"
+                                        "  - {name: " + std::string(128, 'z') +
+                                        ", upstream: blue}\n");
+  ASSERT_EQ(c.routes.size(), 4u);
+  EXPECT_EQ(c.routes[0].name, "...");
+  EXPECT_EQ(c.routes[3].name.size(), 128u);
+  // Upstream names follow the same rule (URLs of the dashboard, metric labels).
+  EXPECT_THAT(errors_of("upstreams:\n"
+                        "  ..: {endpoints: [\"127.0.0.1:9001\"]}\n"
+                        "routes:\n"
+                        "  - {name: r, upstream: ..}\n"),
+              ElementsAre(at(2, 3, "upstreams...: bad upstream name \"..\"" + kNameRule)));
 }
 
 TEST(LoadErrors, PathPrefix) {

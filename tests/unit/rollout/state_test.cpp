@@ -498,7 +498,7 @@ TEST(rollout_state_durations, pause_steps_read_like_go_durations) {
   set_desired(s, route, "green", cause::api, t0);
   EXPECT_EQ(s.events.back().message, "Rollout is paused at step 1/2 (pause: 1h30m)");
   ASSERT_TRUE(promote(s, route, t0 + 1s).ok);
-  EXPECT_EQ(s.events.back().message, "Rollout is paused at step 2/2 (pause: 2s500ms)");
+  EXPECT_EQ(s.events.back().message, "Rollout is paused at step 2/2 (pause: 2.5s)");
   EXPECT_EQ(s.pause_deadline, t0 + 1s + 2500ms);
 }
 

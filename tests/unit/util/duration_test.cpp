@@ -1,18 +1,21 @@
-// Tests for config::parse_duration and config::format_duration: every accepted form of DESIGN §2
-// ("30s, 1m30s, 1.5h, 250ms, or an integer = seconds"), the malformed ones, and that formatting
-// gives the shortest readable text that parses back to the same value.
+// Tests for util::parse_duration and util::format_duration, the one duration grammar of the config
+// file, canaryctl and the demo backend: every accepted form of DESIGN §2 ("30s, 1m30s, 1.5h,
+// 250ms, or an integer = seconds"), the malformed ones (repeated and out-of-order units included),
+// the bounds, and that formatting gives the shortest readable text that parses back to the same
+// value.
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstdint>
 #include <limits>
 
-#include "config/load.h"
+#include "util/duration.h"
 
-namespace canary::config {
+namespace canary::util {
 namespace {
 
 using namespace std::chrono_literals;
+using duration = std::chrono::milliseconds;
 
 std::optional<std::int64_t> ms(std::string_view text) {
   auto d = parse_duration(text);
@@ -59,7 +62,9 @@ TEST(ParseDuration, RejectsMalformed) {
   for (const char* bad :
        {"",      "5x",     "s",   "ms",    "1.5", "-1s",    "-5",   "+5s",  "1 s",
         " 1s",   "1s ",    "1us", "1ns",   "1d",  "1H",     "1S",   "1m1m", "30s1m",
-        "1ms1s", "1.2.3s", ".s",  "1..5s", "abc", "1h-30m", "0x10", "1e3s", "10.0"}) {
+        "1ms1s", "1.2.3s", ".s",  "1..5s", "abc", "1h-30m", "0x10", "1e3s", "10.0",
+        "1h1h",  "1s1s",   "1ms1ms", "1m1h", "5s1h", "1h30m1m", "1.5h1.5h", "1sms", "1hh",
+        "s1",    "1h 1m",  "1,5s"}) {
     EXPECT_EQ(parse_duration(bad), std::nullopt) << '"' << bad << '"';
   }
 }
@@ -72,6 +77,21 @@ TEST(ParseDuration, RejectsOverflow) {
   EXPECT_EQ(parse_duration("2562047788016h"), std::nullopt);
   EXPECT_EQ(parse_duration("2562047788015h12m55.807s"), duration::max());
   EXPECT_EQ(parse_duration("2562047788015h13m"), std::nullopt);  // only the sum overflows
+  // A fraction that alone overflows after the whole part.
+  EXPECT_EQ(parse_duration("2562047788015.999999999h"), std::nullopt);
+  EXPECT_EQ(parse_duration("9223372036854775.807s"), duration::max());
+  EXPECT_EQ(parse_duration("9223372036854775.808s"), std::nullopt);
+  EXPECT_EQ(parse_duration("9223372036854775s"), 9223372036854775000ms);
+  EXPECT_EQ(parse_duration("9223372036854776"), std::nullopt);
+}
+
+TEST(ParseDuration, EachUnitOnceLargestFirst) {
+  EXPECT_EQ(ms("1h1m1s1ms"), 3661001);
+  EXPECT_EQ(ms("1h1ms"), 3600001);
+  EXPECT_EQ(ms("1m1ms"), 60001);
+  EXPECT_EQ(parse_duration("1h1h"), std::nullopt);
+  EXPECT_EQ(parse_duration("1m1h"), std::nullopt);
+  EXPECT_EQ(parse_duration("1ms1s"), std::nullopt);
 }
 
 TEST(FormatDuration, ShortestReadable) {
@@ -91,6 +111,11 @@ TEST(FormatDuration, ShortestReadable) {
   EXPECT_EQ(format_duration(24h), "24h");
   EXPECT_EQ(format_duration(1h + 2min + 3s + 4ms), "1h2m3.004s");
   EXPECT_EQ(format_duration(-1500ms), "-1.5s");
+  EXPECT_EQ(format_duration(600s), "10m");    // not Go's "10m0s"
+  EXPECT_EQ(format_duration(3605400ms), "1h5.4s");  // not "1h0m5s": sub-seconds kept
+  EXPECT_EQ(format_duration(2500ms), "2.5s");  // not "2s500ms"
+  EXPECT_EQ(format_duration(duration::max()), "2562047788015h12m55.807s");
+  EXPECT_EQ(format_duration(duration::min()), "-2562047788015h12m55.808s");
 }
 
 TEST(FormatDuration, ParsesBackToTheSameValue) {
@@ -101,7 +126,19 @@ TEST(FormatDuration, ParsesBackToTheSameValue) {
     duration d(v);
     EXPECT_EQ(parse_duration(format_duration(d)), d) << format_duration(d);
   }
+  // And a sweep: every millisecond of the first few seconds, then a spread up to a year.
+  for (std::int64_t v = 0; v < 5000; ++v)
+    ASSERT_EQ(parse_duration(format_duration(duration(v))), duration(v)) << v;
+  for (std::int64_t v = 1; v < 366LL * 86400000; v = v * 3 + 7)
+    ASSERT_EQ(parse_duration(format_duration(duration(v))), duration(v)) << v;
+}
+
+TEST(FormatDuration, ParseThenFormatIsCanonical) {
+  EXPECT_EQ(format_duration(*parse_duration("90")), "1m30s");
+  EXPECT_EQ(format_duration(*parse_duration("0.5h")), "30m");
+  EXPECT_EQ(format_duration(*parse_duration("1h0m5s")), "1h5s");
+  EXPECT_EQ(format_duration(*parse_duration("1s500ms")), "1.5s");
 }
 
 }  // namespace
-}  // namespace canary::config
+}  // namespace canary::util

@@ -1,0 +1,123 @@
+// The top-level keys of the config: listen, workers, admin, state_file, limits, timeouts,
+// access_log (upstreams and routes have files of their own). See reader.h.
+#include <limits>
+
+#include "config/reader.h"
+#include "config/syntax.h"
+
+namespace canary::config {
+
+void config_reader::read_root(const item& at, proxy_config& cfg) {
+  if (at.node.IsNull()) {
+    w_.error(at, "the config is empty (upstreams and routes are required)");
+    return;
+  }
+  auto m = w_.mapping(at, {"listen", "workers", "admin", "state_file", "limits", "timeouts",
+                           "access_log", "upstreams", "routes"});
+  if (!m) return;
+  w_.require(*m, {"upstreams", "routes"});
+  if (auto* v = m->get("listen")) read_listen(*v, cfg.listen, pending_name::slot::listen);
+  if (auto* v = m->get("workers"))
+    if (auto n = w_.integer(*v, 0, std::numeric_limits<int>::max()))
+      cfg.workers = static_cast<int>(*n);
+  if (auto* v = m->get("admin")) read_admin(*v, cfg.admin);
+  if (auto* v = m->get("state_file"))
+    if (auto s = w_.string(*v)) {
+      if (s->empty())
+        w_.error(*v, "must not be empty (the rollout state is kept there)");
+      else
+        cfg.state_file = *s;
+    }
+  if (auto* v = m->get("limits")) read_limits(*v, cfg.limits);
+  if (auto* v = m->get("timeouts")) read_timeouts(*v, cfg.timeouts);
+  if (auto* v = m->get("access_log")) read_access_log(*v, cfg.access_log);
+  if (auto* v = m->get("upstreams")) read_upstreams(*v, cfg.upstreams);
+  if (auto* v = m->get("routes")) read_routes(*v, cfg.routes);
+}
+
+// A listen address: its host is stored numeric so the server binds without resolving. A name is
+// resolved with the others once the whole file is read (resolve_names).
+void config_reader::read_listen(const item& at, listen_config& out, pending_name::slot where) {
+  auto text = w_.string(at);
+  if (!text) return;
+  std::string why;
+  auto hp = split_host_port(*text, why, true);
+  if (!hp) {
+    w_.error(at, "bad address " + quote(*text) + ": " + why);
+    return;
+  }
+  out = listen_config{hp->host, hp->port, *text};
+  if (auto numeric = numeric_address(hp->host))
+    out.host = *numeric;
+  else
+    pending_names_.push_back({where, 0, 0, hp->host, at});
+}
+
+void config_reader::read_admin(const item& at, admin_config& out) {
+  auto m = w_.mapping(at, {"listen", "token_file"});
+  if (!m) return;
+  if (auto* v = m->get("listen")) {
+    read_listen(*v, out.listen, pending_name::slot::admin_listen);
+    admin_listen_ = *v;
+  }
+  if (auto* v = m->get("token_file"))
+    if (auto s = w_.string(*v)) out.token_file = *s;
+}
+
+void config_reader::read_limits(const item& at, limits_config& out) {
+  auto m = w_.mapping(at, {"max_request_header_bytes", "max_header_fields",
+                           "max_request_body_bytes", "max_connections"});
+  if (!m) return;
+  constexpr auto size_max = std::numeric_limits<std::size_t>::max();
+  auto positive = [&](std::string_view key, auto& field) {
+    if (auto* v = m->get(key))
+      if (auto n = w_.unsigned_integer(*v, 1, size_max)) field = *n;
+  };
+  positive("max_request_header_bytes", out.max_request_header_bytes);
+  positive("max_header_fields", out.max_header_fields);
+  positive("max_request_body_bytes", out.max_request_body_bytes);
+  positive("max_connections", out.max_connections);
+}
+
+void config_reader::read_timeouts(const item& at, timeouts_config& out) {
+  auto m = w_.mapping(at, {"client_header", "client_idle", "client_body_idle", "upstream_connect",
+                           "upstream_response", "upstream_idle", "drain", "resolve"});
+  if (!m) return;
+  // A zero drain means "cut at once", which is meaningful; a zero wait anywhere else would
+  // fail every request (or every name).
+  auto read = [&](std::string_view key, duration& field, bool allow_zero) {
+    if (auto* v = m->get(key))
+      if (auto d = w_.duration_value(*v, allow_zero)) field = *d;
+  };
+  read("client_header", out.client_header, false);
+  read("client_idle", out.client_idle, false);
+  read("client_body_idle", out.client_body_idle, false);
+  read("upstream_connect", out.upstream_connect, false);
+  read("upstream_response", out.upstream_response, false);
+  read("upstream_idle", out.upstream_idle, false);
+  read("drain", out.drain, true);
+  read("resolve", out.resolve, false);
+}
+
+void config_reader::read_access_log(const item& at, access_log_config& out) {
+  auto m = w_.mapping(at, {"enabled", "path", "format"});
+  if (!m) return;
+  if (auto* v = m->get("enabled"))
+    if (auto b = w_.boolean(*v)) out.enabled = *b;
+  if (auto* v = m->get("path"))
+    if (auto s = w_.string(*v)) {
+      if (s->empty())
+        w_.error(*v, "must not be empty (use \"-\" for stdout)");
+      else
+        out.path = *s;
+    }
+  if (auto* v = m->get("format"))
+    if (auto s = w_.string(*v)) {
+      if (*s == "json" || *s == "text")
+        out.format = *s;
+      else
+        w_.error(*v, "unknown format " + quote(*s) + " (expected json or text)");
+    }
+}
+
+}  // namespace canary::config
