@@ -9,6 +9,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
@@ -18,10 +20,12 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "config/load.h"
 #include "core/worker.h"
@@ -69,6 +73,20 @@ class fake_upstream {
       auto [ec, n] = co_await bhttp::async_read(s, buf, req, net::as_tuple(net::use_awaitable));
       if (ec) co_return;
       ++requests_;
+      if (req.target() == "/split") {
+        // The body in two writes, apart: the proxy relays it with one of its relay buffers.
+        const std::string body(4096, 'x');
+        std::string first = "HTTP/1.1 200 OK\r\nContent-Length: " +
+                            std::to_string(body.size()) + "\r\n\r\n" + body.substr(0, 100);
+        auto [e1, n1] = co_await net::async_write(s, net::buffer(first),
+                                                  net::as_tuple(net::use_awaitable));
+        net::steady_timer t(s.get_executor(), 50ms);
+        co_await t.async_wait(net::as_tuple(net::use_awaitable));
+        auto [e2, n2] = co_await net::async_write(
+            s, net::buffer(body.data() + 100, body.size() - 100), net::as_tuple(net::use_awaitable));
+        if (e1 || e2) co_return;
+        continue;
+      }
       bhttp::response<bhttp::string_body> res(bhttp::status::ok, 11);
       res.set(bhttp::field::content_type, "application/json");
       res.body() = "\"" + color_ + "\"";
@@ -173,6 +191,14 @@ class WorkerTest : public ::testing::Test {
     thread_ = std::thread([this] { worker_->run(); });
   }
 
+  // The worker's count of free relay buffers, read on its own thread.
+  std::size_t free_buffers() {
+    std::promise<std::size_t> p;
+    auto f = p.get_future();
+    net::post(worker_->context(), [&] { p.set_value(worker_->free_buffer_count()); });
+    return f.get();
+  }
+
   rollout::api_result apply(rollout::operation op, const std::string& upstream = "") {
     return engine_->apply("app", op, 0, upstream);
   }
@@ -235,6 +261,29 @@ TEST_F(WorkerTest, ARefusedCanaryConnectFailsOverToStableAndHoldsTheEndpointOff)
   // Held off: the next ones go to blue without a connect attempt.
   EXPECT_EQ(c.colors(5, {{"X-Canary", "always"}}), (counts{{"\"blue\"", 5}}));
   EXPECT_EQ(blue.requests(), 6);
+}
+
+TEST_F(WorkerTest, RelayBuffersOfABurstAreFreedWhenNoLongerUsed) {
+  fake_upstream blue("blue"), green("green");
+  start(blue.port(), green.port());
+  // Concurrent responses whose bodies arrive after their heads: each takes a relay buffer.
+  constexpr int concurrent = 8;
+  std::vector<std::thread> clients;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < concurrent; ++i)
+    clients.emplace_back([&] {
+      client c(port_);
+      auto r = c.get("/split");
+      if (r.result_int() == 200 && r.body().size() == 4096) ++ok;
+    });
+  for (auto& t : clients) t.join();
+  ASSERT_EQ(ok.load(), concurrent);
+  ASSERT_GE(free_buffers(), 1u) << "the responses were not relayed through relay buffers";
+  // Unused for a whole trim interval, they go (polled; bounded by three intervals).
+  const auto deadline = std::chrono::steady_clock::now() + 3 * core::worker::buffer_trim_interval;
+  while (free_buffers() != 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(free_buffers(), 0u) << "idle relay buffers are kept for the life of the worker";
 }
 
 }  // namespace
