@@ -87,7 +87,8 @@ test-compose: docker-deps
 # Memory over time (bench/soak.py): about 10 minutes of wrk with 50 000 sticky users, reloads,
 # weight changes and backend restarts; prints the RSS curve, fails if RSS still grows after
 # warm-up. Not in CI (too long).
-soak: build bench-deps
+soak: build
+	@$(MAKE) --no-print-directory deps PACKAGES="wrk" NEED_NODE=0
 	python3 bench/soak.py --build $(BUILD)
 
 clean:
