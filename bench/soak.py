@@ -82,6 +82,23 @@ def api(admin_port, method, path, body=None, timeout=5.0):
         return e.code, e.read()
 
 
+def malloc_in_use(pid, log_path):
+    """glibc's bytes in use (all arenas and mmap) from malloc_stats(), called through gdb: the
+    live heap, against which RSS shows what the allocator keeps. None when gdb cannot."""
+    size = os.path.getsize(log_path)
+    try:
+        subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex", "call (int)malloc_stats()"],
+                       capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    with open(log_path, "rb") as f:
+        f.seek(size)
+        text = f.read().decode("latin-1")
+    m = re.search(r"Total \(incl\. mmap\):\s*system bytes\s*=\s*\d+\s*in use bytes\s*=\s*(\d+)",
+                  text)
+    return int(m.group(1)) // 1024 if m else None
+
+
 def slope(points):
     """Least-squares slope of [(x, y)]."""
     n = len(points)
@@ -151,6 +168,7 @@ class Soak:
         self.ports = {k: free_port() for k in ("proxy", "admin", "blue", "green")}
         self.generation = 0
         self.actions = {"weight": 0, "reload": 0, "restart": 0, "failed": 0}
+        self.heap = []  # (requests, KiB in use by malloc) with --malloc-stats
 
     # --- processes
     def start(self, name, argv):
@@ -297,7 +315,13 @@ class Soak:
             time.sleep(1.5)  # let the 1 s flush and the sweep run with no traffic
             total += n
             curve.append((total, rss_kib(pid)))
-            log(f"round {r:2}: {n:8} requests, total {total:9}, RSS {curve[-1][1]} KiB")
+            heap = ""
+            if a.malloc_stats:
+                kib = malloc_in_use(pid, os.path.join(self.tmp, "proxy.log"))
+                if kib is not None:
+                    self.heap.append((total, kib))
+                    heap = f", malloc in use {kib} KiB"
+            log(f"round {r:2}: {n:8} requests, total {total:9}, RSS {curve[-1][1]} KiB{heap}")
         return curve, total
 
     def verdict(self, curve):
@@ -319,6 +343,10 @@ class Soak:
         print(f"slope over the last third: {s:+.1f} KiB per million requests "
               f"(limit {a.max_slope:g}); middle third max {max(y for _, y in mid)} KiB, "
               f"last third max {max(y for _, y in last)} KiB")
+        if len(self.heap) >= 2 * third:
+            hs = slope([(x / 1e6, y) for x, y in self.heap[-third:]])
+            print(f"malloc in use over the last third: {hs:+.1f} KiB per million requests "
+                  f"(growth here is live memory; growth in RSS only is the allocator's)")
         if s > a.max_slope:
             print("FAIL: RSS still grows after warm-up")
             return 1
@@ -341,6 +369,8 @@ def main():
     ap.add_argument("--deadline", type=int, default=900, help="whole run, seconds")
     ap.add_argument("--prefill-events", type=int, default=250,
                     help="weight changes before the first round (fills the event history)")
+    ap.add_argument("--malloc-stats", action="store_true",
+                    help="after each round, also glibc's bytes in use (malloc_stats() via gdb)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--wrap", default="",
                     help="command to run the proxy under, e.g. 'heaptrack -o /tmp/soak' (the "
