@@ -153,6 +153,14 @@ class WorkerTest : public ::testing::Test {
   }
   void TearDown() override {
     if (worker_) {
+      // The test's clients are closed: let their sessions end first. A worker destroyed with
+      // sessions still open crashes (their coroutine frames, destroyed by the io_context's
+      // shutdown, detach from the already destroyed session list); the proxy process never
+      // destroys its workers, it exits.
+      const auto deadline = std::chrono::steady_clock::now() + 10s;
+      while (worker_->open_sessions() != 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(10ms);
+      EXPECT_EQ(worker_->open_sessions(), 0u) << "sessions still open at the end of the test";
       worker_->stop();
       thread_.join();
     }
