@@ -18,7 +18,7 @@ PROFILE_PACKAGES := $(BENCH_PACKAGES) valgrind linux-perf
 NEED_NODE ?= 1
 
 .PHONY: deps bench-deps build run test bench profile package print-packages clean fuzz test-asan \
-  test-tsan
+  test-tsan test-compose docker-deps soak
 FUZZ_SECONDS ?= 60
 
 print-packages:
@@ -72,6 +72,24 @@ test-asan: deps
 
 test-tsan: deps
 	scripts/sanitize.sh tsan
+
+# The compose demo for real (tests/packaging/compose_up.py): builds the images (base images from
+# Debian's mirror with debootstrap when Docker Hub is out of reach), runs proxy, blue, green and
+# Prometheus, walks a rollout with canaryctl inside the proxy container, always `down -v` at the
+# end. Needs a running Docker engine (dockerd); not part of `make test`.
+DOCKER_PACKAGES := docker.io docker-compose debootstrap
+docker-deps:
+	@$(MAKE) --no-print-directory deps PACKAGES="$(DOCKER_PACKAGES)" NEED_NODE=0
+
+test-compose: docker-deps
+	python3 tests/packaging/compose_up.py
+
+# Memory over time (bench/soak.py): about 10 minutes of wrk with 50 000 sticky users, reloads,
+# weight changes and backend restarts; prints the RSS curve, fails if RSS still grows after
+# warm-up. Not in CI (too long).
+soak: build
+	@$(MAKE) --no-print-directory deps PACKAGES="wrk" NEED_NODE=0
+	python3 bench/soak.py --build $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

@@ -164,6 +164,14 @@ awaitable<void> worker::sweep_loop() {
       s->on_tick(now_ns_);
     }
     pool_.sweep(std::chrono::steady_clock::now(), snapshot_->config->timeouts.upstream_idle);
+    if (now_ns_ - last_buffer_trim_ns_ >=
+        std::chrono::nanoseconds(buffer_trim_interval).count()) {
+      // The list is LIFO: its first free_low_ buffers were not taken during the interval.
+      free_buffers_.erase(free_buffers_.begin(),
+                          free_buffers_.begin() + static_cast<std::ptrdiff_t>(free_low_));
+      free_low_ = free_buffers_.size();
+      last_buffer_trim_ns_ = now_ns_;
+    }
     if (now_ns_ - last_log_flush_ns_ >= 1'000'000'000) {  // nginx's `flush=1s`
       access_log_.flush();
       last_log_flush_ns_ = now_ns_;

@@ -4,7 +4,9 @@
 // install(), drain() and stop() may be called from any thread: they post to the worker.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <list>
 #include <memory>
@@ -80,11 +82,18 @@ class worker {
     if (free_buffers_.empty()) return std::make_unique_for_overwrite<char[]>(relay_buffer_size);
     auto b = std::move(free_buffers_.back());
     free_buffers_.pop_back();
+    free_low_ = std::min(free_low_, free_buffers_.size());
     return b;
   }
   void give_buffer(std::unique_ptr<char[]> b) {
     if (b && free_buffers_.size() < max_free_buffers) free_buffers_.push_back(std::move(b));
   }
+
+  // Free relay buffers kept (worker thread). Those no request took for a whole
+  // buffer_trim_interval are freed: a burst of concurrent bodies does not keep its buffers (up
+  // to max_free_buffers x 64 KiB) for the life of the process.
+  std::size_t free_buffer_count() const { return free_buffers_.size(); }
+  static constexpr std::chrono::seconds buffer_trim_interval{10};
 
   log::access_log& access_log() { return access_log_; }
   // Any thread: reopen the access log file (SIGUSR1, after rotation).
@@ -116,6 +125,8 @@ class worker {
   std::vector<std::unique_ptr<char[]>> free_buffers_;
   static constexpr std::size_t max_free_exchanges = 256;
   std::vector<std::unique_ptr<http::exchange>> free_exchanges_;
+  std::size_t free_low_ = 0;  // fewest free buffers since the last trim
+  std::int64_t last_buffer_trim_ns_ = 0;
   std::atomic<std::size_t> open_sessions_{0};
   std::int64_t now_ns_ = 0;
   log::access_log access_log_;

@@ -38,11 +38,16 @@ struct endpoint {
   bool held_off(steady::time_point now) const {
     return down_until_ns.load(std::memory_order_relaxed) > now.time_since_epoch().count();
   }
+  // Holds the endpoint off until now + for_how_long, but never shortens a longer hold (an
+  // ejection outlasts a connect hold-off): a compare-and-swap loop, so that of workers racing
+  // here the latest deadline always wins. A plain load-then-store could let a short hold-off
+  // overwrite an ejection stored between its load and its store.
   void mark_down(steady::time_point now, std::chrono::milliseconds for_how_long) {
-    const auto until = (now + for_how_long).time_since_epoch().count();
-    // Never shorten a longer hold (an ejection outlasts a connect hold-off).
-    if (down_until_ns.load(std::memory_order_relaxed) < until)
-      down_until_ns.store(until, std::memory_order_relaxed);
+    const std::int64_t until = (now + for_how_long).time_since_epoch().count();
+    std::int64_t seen = down_until_ns.load(std::memory_order_relaxed);
+    while (seen < until &&
+           !down_until_ns.compare_exchange_weak(seen, until, std::memory_order_relaxed)) {
+    }
   }
   void mark_up() {
     if (down_until_ns.load(std::memory_order_relaxed) != 0)
@@ -54,6 +59,9 @@ struct endpoint {
 class endpoint_registry {
  public:
   std::shared_ptr<endpoint> get(const std::string& address, std::uint16_t port);
+  // Addresses remembered (those some snapshot still uses, plus at most the ones dropped since
+  // the last new endpoint).
+  std::size_t size() const { return by_key_.size(); }
 
  private:
   std::map<std::string, std::weak_ptr<endpoint>> by_key_;

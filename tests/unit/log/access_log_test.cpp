@@ -175,14 +175,22 @@ TEST_F(AccessLogTest, BuffersUntilFlushOrTheSizeThreshold) {
   log.flush();
   EXPECT_EQ(lines(log_path()).size(), 1u);
 
-  // Enough lines to pass flush_bytes: written without a flush() call.
-  std::size_t written = 1;
-  while (read(log_path()).size() < access_log::flush_bytes) {
+  // Every line is as long as the first one. Lines stay in the buffer while it holds less than
+  // flush_bytes; the write that takes it to flush_bytes writes them all, without flush().
+  const std::size_t line = read(log_path()).size();
+  ASSERT_GT(line, 0u);
+  std::size_t written = 1, buffered = 0;
+  while (buffered + line < access_log::flush_bytes) {
     log.write(sample());
     ++written;
-    ASSERT_LT(written, 100000u);
+    buffered += line;
+    ASSERT_EQ(read(log_path()).size(), line)
+        << "written with " << buffered << " bytes buffered, below flush_bytes";
   }
-  EXPECT_GE(read(log_path()).size(), access_log::flush_bytes);
+  log.write(sample());  // the buffer reaches flush_bytes
+  ++written;
+  EXPECT_EQ(read(log_path()).size(), line * written)
+      << "the buffer reached flush_bytes and nothing was written";
   log.flush();
   auto ls = lines(log_path());
   EXPECT_EQ(ls.size(), written);
