@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Side-by-side benchmark: canary-proxy vs nginx vs HAProxy on loopback (DESIGN §10).
+"""Side-by-side benchmark: canary-proxy vs nginx vs HAProxy on loopback (see bench/README.md).
 
 `make bench` runs `python3 bench/bench.py --build build`. Standard library only.
 

@@ -1,5 +1,5 @@
-// Metric recording of every request (DESIGN §9): per-worker single-writer cells, no lock, no
-// label lookup: requests by code, the latency histogram and the routing-decision counter.
+// Metric recording of every request (see docs/architecture.md): per-worker single-writer cells, no
+// lock, no label lookup: requests by code, the latency histogram and the routing-decision counter.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>

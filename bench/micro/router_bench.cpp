@@ -1,5 +1,5 @@
-// The routing decision of every request (DESIGN §3): route lookup, the canary decision for each
-// kind of input (header, cookie, weight, sticky) and the smooth weighted round-robin.
+// The routing decision of every request (see docs/routing.md): route lookup, the canary decision
+// for each kind of input (header, cookie, weight, sticky) and the smooth weighted round-robin.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>

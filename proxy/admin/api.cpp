@@ -1,4 +1,4 @@
-// Control API request handling; see api.h. Checks run in the order DESIGN §5 gives:
+// Control API request handling; see api.h. Checks run in the order docs/control-api.md gives:
 // authentication first, then Origin, then the path and method, then content type and body.
 #include "admin/api.h"
 

@@ -1,5 +1,5 @@
-// The control API of DESIGN §5 as a pure request -> response function over the engine: auth,
-// Origin and content-type rules, routing of paths, JSON in and out. The socket side (and the
+// The control API of docs/control-api.md as a pure request -> response function over the engine:
+// auth, Origin and content-type rules, routing of paths, JSON in and out. The socket side (and the
 // SSE streams) live in admin/server. Control thread only.
 #pragma once
 
@@ -53,7 +53,7 @@ class api {
   // The answer to a reload: {"result": "ok", "file": ...}, or the error with its list (422).
   response reload_response(const rollout::api_result& result) const;
 
-  // Status JSON of DESIGN §5 (also what watch streams send).
+  // Status JSON of docs/control-api.md (also what watch streams send).
   std::string status_json(const rollout::route_status& s) const;
   void set_listen_port(std::uint16_t port) { options_.listen_port = port; }
 

@@ -306,7 +306,7 @@ function render(r) {
     return el("li", {class: cls, "data-index": i}, stepText(st));
   });
   c.steps.replaceChildren(...(items.length ? items : [el("li", {class: "none"}, "no steps: a new version is promoted at once")]));
-  // Buttons: enabled in the phases where the API accepts the operation (DESIGN §4).
+  // Buttons: enabled in the phases where the API accepts the operation (see docs/rollouts.md).
   const active = s.phase === "Progressing" || s.phase === "Paused";
   c.buttons.promote.disabled = !active;
   c.buttons.promoteFull.disabled = !(active || s.phase === "Degraded");

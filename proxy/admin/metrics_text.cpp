@@ -1,4 +1,4 @@
-// Prometheus exposition of DESIGN §6; see metrics_text.h.
+// Prometheus exposition of docs/architecture.md#metrics; see metrics_text.h.
 #include "admin/metrics_text.h"
 
 #include <array>
@@ -52,8 +52,9 @@ std::vector<prom::MetricFamily> collect_cells(
     const metrics::series_registry& reg, const std::vector<const metrics::worker_cells*>& workers) {
   std::vector<prom::MetricFamily> out;
 
-  // requests_total keeps the upstream label; the histogram is {route, variant} (DESIGN §6), so
-  // the series of one route and variant (one per upstream it has had) are added up.
+  // requests_total keeps the upstream label; the histogram is {route, variant} (see
+  // docs/architecture.md#metrics), so the series of one route and variant (one per upstream it has
+  // had) are added up.
   auto requests = family("canary_proxy_requests_total",
                          "Requests answered on a route, by variant as routed, upstream and exact "
                          "status code (the proxy's own 502/503/504 for the upstream included).",
@@ -158,7 +159,8 @@ std::vector<prom::MetricFamily> collect_cells(
   }
   out.push_back(std::move(upstream_errors));
 
-  // Beyond DESIGN §6: outlier ejections (upstream.outlier), per upstream.
+  // An extension (listed in docs/architecture.md#metrics): outlier ejections (upstream.outlier),
+  // per upstream.
   auto ejections = family("canary_proxy_upstream_ejections_total",
                           "Endpoints ejected by outlier detection, by upstream.",
                           prom::MetricType::Counter);

@@ -1,8 +1,8 @@
-// /metrics (DESIGN §6). The data-plane series live in per-worker cells (metrics/cells.h) and are
-// summed only here, at scrape time, by a prometheus::Collectable; process-level metrics that
-// never move on the request path (build_info) use prometheus-cpp's own Registry. Both are
-// serialized with prometheus-cpp's TextSerializer. Control thread only (it reads the engine and
-// the series registry, which are not shared with workers).
+// /metrics (see docs/architecture.md#metrics). The data-plane series live in per-worker cells
+// (metrics/cells.h) and are summed only here, at scrape time, by a prometheus::Collectable;
+// process-level metrics that never move on the request path (build_info) use prometheus-cpp's own
+// Registry. Both are serialized with prometheus-cpp's TextSerializer. Control thread only (it reads
+// the engine and the series registry, which are not shared with workers).
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
-// GET /api/v1/stats (DESIGN §5): per route and variant, the request rate, error rate, latency
-// quantiles and traffic share over the last 10 s. The control thread samples the cumulative
+// GET /api/v1/stats (see docs/control-api.md): per route and variant, the request rate, error rate,
+// latency quantiles and traffic share over the last 10 s. The control thread samples the cumulative
 // series cells once per second into a ring (take_sample + stats_ring::push) and answers by
 // differencing the newest and oldest samples: nothing is added to the data plane. Everything
 // but take_sample is pure (samples in, numbers / JSON out). Control thread only.

@@ -44,7 +44,8 @@ std::uint16_t worker::listen(const tcp::endpoint& where) {
 void worker::run() {
   net::co_spawn(ioc_, accept_loop(), net::detached);
   net::co_spawn(ioc_, sweep_loop(), net::detached);
-  // A handler that throws must not take the worker down (DESIGN §7): log and keep running.
+  // A handler that throws must not take the worker down (see
+  // docs/architecture.md#data-plane-rules): log and keep running.
   for (;;) {
     try {
       ioc_.run();

@@ -26,7 +26,7 @@ struct access_record {
   std::string_view upstream;  // upstream name or ""
   std::string_view endpoint;  // "127.0.0.1:9001" or ""
   unsigned status = 0;
-  bool local = false;             // the proxy answered itself (4xx/5xx of DESIGN §7)
+  bool local = false;             // the proxy answered itself (4xx/5xx of docs/architecture.md)
   std::uint64_t bytes_received = 0;  // request body bytes from the client
   std::uint64_t bytes_sent = 0;      // response bytes to the client (head + body)
   std::uint64_t upstream_us = 0;     // request head complete -> upstream response head

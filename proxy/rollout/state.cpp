@@ -1,4 +1,4 @@
-// The rollout state machine of DESIGN §4 (Argo Rollouts' canary strategy where the design is
+// The rollout state machine of docs/rollouts.md (Argo Rollouts' canary strategy where the design is
 // silent). Pure: callers pass `now` and get the new state back in place; no I/O, clocks or
 // threads, so every transition is unit-tested with a fixed time. Every change records events
 // (one per phase move or step moved) so the API and CLI can show the history.

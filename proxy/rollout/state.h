@@ -1,4 +1,4 @@
-// Rollout state of one route and the pure state machine that moves it (DESIGN §4).
+// Rollout state of one route and the pure state machine that moves it (see docs/rollouts.md).
 // Pure: every function takes `now` (wall clock) and returns; no I/O, no timers, no threads.
 // The engine (rollout/engine.h) owns the states, calls these on the control thread, persists and
 // publishes the result.
@@ -87,7 +87,7 @@ struct op_result {
 route_state initial_state(const config::route_config& route, wall_time now);
 
 // A desired upstream arrives (config load with a changed `upstream`, or PUT .../upstream).
-// Applies the four rules of DESIGN §4 and then runs steps (setWeight continues at once).
+// Applies the four rules of docs/rollouts.md and then runs steps (setWeight continues at once).
 void set_desired(route_state& s, const config::route_config& route, const std::string& upstream,
                  cause why, wall_time now);
 
@@ -101,7 +101,7 @@ void on_config_load(route_state& s, const config::route_config& route, wall_time
 // Records an event when the weight changes. Sets s.weight_total.
 void rescale_weight(route_state& s, int weight_total, wall_time now);
 
-// Operations table of DESIGN §4; each refuses (409) outside its phases with a reason such as
+// Operations table of docs/rollouts.md; each refuses (409) outside its phases with a reason such as
 // "promote is not valid in phase Healthy".
 op_result promote(route_state& s, const config::route_config& route, wall_time now);
 op_result promote_full(route_state& s, const config::route_config& route, wall_time now);

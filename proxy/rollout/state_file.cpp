@@ -1,7 +1,7 @@
-// The rollout state file (DESIGN §4 "Persistence"): route_state <-> JSON with Boost.JSON, and the
-// atomic write (temp file, fsync, rename, fsync of the directory) that makes a crash leave either
-// the old or the new file, never a torn one. Control thread only. Parsing is strict and names
-// the exact problem, because the caller refuses to start on a bad file rather than guess.
+// The rollout state file (see docs/rollouts.md#persistence): route_state <-> JSON with Boost.JSON,
+// and the atomic write (temp file, fsync, rename, fsync of the directory) that makes a crash leave
+// either the old or the new file, never a torn one. Control thread only. Parsing is strict and
+// names the exact problem, because the caller refuses to start on a bad file rather than guess.
 #include "rollout/state_file.h"
 
 #include <fcntl.h>

@@ -1,7 +1,7 @@
-// Routing decisions of DESIGN §3: route lookup, header/cookie overrides, weighted and sticky split.
-// Everything here runs on a worker per request except the constructors and compile_rule (control
-// thread, once per config). The per-request paths never allocate, lock or compile a regex; the
-// only allocation is the Set-Cookie value when a sticky cookie is issued.
+// Routing decisions of docs/routing.md: route lookup, header/cookie overrides, weighted and sticky
+// split. Everything here runs on a worker per request except the constructors and compile_rule
+// (control thread, once per config). The per-request paths never allocate, lock or compile a regex;
+// the only allocation is the Set-Cookie value when a sticky cookie is issued.
 #include "routing/router.h"
 
 #include <re2/re2.h>

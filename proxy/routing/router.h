@@ -1,4 +1,4 @@
-// Routing decisions of DESIGN §3: which route a request belongs to, and stable or canary.
+// Routing decisions of docs/routing.md: which route a request belongs to, and stable or canary.
 // Pure: compiled from config on the control thread, then read-only on every worker; per-worker
 // mutable state (wrr_state) is passed in by the caller. No I/O, no clock, randomness as input.
 #pragma once

@@ -26,8 +26,8 @@ struct endpoint {
   std::atomic<std::int64_t> down_until_ns{0};
   // Set by the active health checker (control thread).
   std::atomic<bool> health_down{false};
-  // Outlier detection (DESIGN §2 `outlier`): consecutive connect failures or 5xx, and how many
-  // times the endpoint was ejected (the ejection time grows with it).
+  // Outlier detection (see `outlier` in docs/config-reference.md): consecutive connect failures or
+  // 5xx, and how many times the endpoint was ejected (the ejection time grows with it).
   std::atomic<std::uint32_t> consecutive_failures{0};
   std::atomic<std::uint32_t> ejections{0};
 

@@ -1,7 +1,7 @@
-// Active health checks (DESIGN §2 `health_check`): the control thread probes every endpoint of
-// an upstream that configures them with `GET path` every interval; `unhealthy` failures in a row
-// mark it down for routing, `healthy` successes in a row bring it back. Endpoints start up.
-// Control thread only; endpoints' health_down flags are read by workers (atomics).
+// Active health checks (see `health_check` in docs/config-reference.md): the control thread probes
+// every endpoint of an upstream that configures them with `GET path` every interval; `unhealthy`
+// failures in a row mark it down for routing, `healthy` successes in a row bring it back. Endpoints
+// start up. Control thread only; endpoints' health_down flags are read by workers (atomics).
 #pragma once
 
 #include <cstdint>

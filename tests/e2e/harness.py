@@ -32,7 +32,8 @@ DEADLINE = 10.0
 # Socket timeout of every HTTP call.
 IO_TIMEOUT = 10.0
 
-# The demo steps of DESIGN §2 with short pauses, so a whole rollout runs in a few seconds.
+# The demo steps of docs/config-reference.md with short pauses, so a whole rollout runs in a few
+# seconds.
 SHORT_STEPS = [
     {"setWeight": 20},
     {"pause": {}},

@@ -1,4 +1,4 @@
-"""The classic canary flow driven with canaryctl (DESIGN §5)."""
+"""The classic canary flow driven with canaryctl (see docs/control-api.md)."""
 
 import json
 import re

@@ -1,4 +1,5 @@
-"""`canary-proxy --check`, `--version`, and refusing to start (DESIGN §2, §4 persistence)."""
+"""`canary-proxy --check`, `--version`, and refusing to start (see docs/config-reference.md and
+docs/rollouts.md#persistence)."""
 
 import json
 import os
@@ -168,7 +169,7 @@ class ConfigCheckTest(E2ETestCase):
 
 
 class StateFileTest(E2ETestCase):
-    """A state file that cannot be used: refuse to start, naming the file (DESIGN §4)."""
+    """A state file that cannot be used: refuse to start, naming the file (see docs/rollouts.md)."""
 
     def setUp(self):
         super().setUp()

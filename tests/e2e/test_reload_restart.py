@@ -1,4 +1,5 @@
-"""Config reloads (API and SIGHUP), restarts, kill -9 and SIGTERM (DESIGN §4 persistence, §7)."""
+"""Config reloads (API and SIGHUP), restarts, kill -9 and SIGTERM (see docs/rollouts.md#persistence
+and docs/architecture.md#data-plane-rules)."""
 
 import copy
 import re
@@ -223,7 +224,8 @@ class ReloadRestartTest(E2ETestCase):
         r = parse_response(data)
         self.assertEqual((r.status, r.json()), (200, "slow"))
         self.assertEqual(proxy.process.wait(10), 0)
-        # DESIGN §7: in-flight requests finish "with Connection: close".
+        # In-flight requests finish "with Connection: close" (see
+        # docs/architecture.md#data-plane-rules).
         self.assertEqual((r.header("Connection") or "").lower(), "close", r.headers)
 
     # --- restarts

@@ -1,4 +1,5 @@
-"""The classic canary flow through the control API (DESIGN §4, §5)."""
+"""The classic canary flow through the control API (see docs/rollouts.md and
+docs/control-api.md)."""
 
 import re
 import time

@@ -1,5 +1,6 @@
 """The data plane end to end: traffic split, overrides, stickiness, routes, headers, failover
-(DESIGN §3 and §7; ingress-nginx canary behaviours of canary-semantics.md §1.3)."""
+(ingress-nginx canary behaviours; see docs/routing.md and
+docs/architecture.md#data-plane-rules)."""
 
 import collections
 import json

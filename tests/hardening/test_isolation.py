@@ -1,6 +1,6 @@
-"""Isolation (DESIGN §7): a slow client, a slow upstream or a bad request on one connection
-never stalls another, and nothing a client sends crashes the proxy. One worker, so that every
-connection shares one event loop: a blocking bug shows up as a stall."""
+"""Isolation (see docs/architecture.md#data-plane-rules): a slow client, a slow upstream or a bad
+request on one connection never stalls another, and nothing a client sends crashes the proxy. One
+worker, so that every connection shares one event loop: a blocking bug shows up as a stall."""
 
 import random
 import sys

@@ -1,6 +1,6 @@
-"""Every limit and timeout of DESIGN §2 (`limits`, `timeouts`), each with a small configured
-value: the status, the close, and that the upstream got nothing it could act on. Waits here are
-the point of the tests (a deadline must pass); everything else polls."""
+"""Every limit and timeout of docs/config-reference.md (`limits`, `timeouts`), each with a small
+configured value: the status, the close, and that the upstream got nothing it could act on. Waits
+here are the point of the tests (a deadline must pass); everything else polls."""
 
 import socket
 import time

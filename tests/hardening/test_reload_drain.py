@@ -1,6 +1,7 @@
-"""Reload and drain (DESIGN §7, research §B4): reloads and weight changes under load fail no
-request; SIGTERM stops accepting, closes idle keep-alive connections, finishes in-flight
-requests with Connection: close, cuts what remains at timeouts.drain and exits 0."""
+"""Reload and drain (see docs/architecture.md#data-plane-rules): reloads and weight
+changes under load fail no request; SIGTERM stops accepting, closes idle keep-alive connections,
+finishes in-flight requests with Connection: close, cuts what remains at timeouts.drain and exits
+0."""
 
 import copy
 import http.client

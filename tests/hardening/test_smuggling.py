@@ -1,7 +1,7 @@
-"""Request smuggling and framing (DESIGN §7, research §B2): every ambiguous request shape is
-refused with its status, the connection is closed, and the upstream never gets a request it
-could act on; accepted shapes reach the upstream re-framed in canonical form; bad framing from
-an upstream is a 502 and its connection is not reused."""
+"""Request smuggling and framing (see docs/architecture.md#data-plane-rules): every
+ambiguous request shape is refused with its status, the connection is closed, and the upstream never
+gets a request it could act on; accepted shapes reach the upstream re-framed in canonical form; bad
+framing from an upstream is a 502 and its connection is not reused."""
 
 import sys
 import unittest

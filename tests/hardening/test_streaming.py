@@ -1,6 +1,6 @@
-"""Streaming (DESIGN §7): large bodies both ways with bounded proxy memory, chunked and SSE
-responses relayed as they arrive, HEAD / 204 / 304 / 1xx / Expect: 100-continue per RFC 9112,
-pipelined requests answered in order."""
+"""Streaming (see docs/architecture.md#data-plane-rules): large bodies both ways with bounded proxy
+memory, chunked and SSE responses relayed as they arrive, HEAD / 204 / 304 / 1xx / Expect:
+100-continue per RFC 9112, pipelined requests answered in order."""
 
 import json
 import os

@@ -1,7 +1,8 @@
-"""Upstream failures (DESIGN §3.6, §7): connect failures retried on another endpoint and failed
-over to the other side; a stale pooled connection retried once, only when that is safe (RFC
-9110 §9.2.2); nothing else retried; resets mid-body close the client connection; outlier
-ejection and active health checks take endpoints out and bring them back."""
+"""Upstream failures (see step 6 of docs/routing.md and docs/architecture.md#data-plane-rules):
+connect failures retried on another endpoint and failed over to the other side; a stale pooled
+connection retried once, only when that is safe (RFC 9110 §9.2.2); nothing else retried; resets
+mid-body close the client connection; outlier ejection and active health checks take endpoints out
+and bring them back."""
 
 import threading
 import time

@@ -1,5 +1,6 @@
-# Hardening suite (DESIGN §7): raw-socket black-box tests of the data plane against the real
-# binaries and a scriptable Python fake upstream. Python 3 stdlib only; one ctest per file.
+# Hardening suite (see docs/architecture.md#data-plane-rules): raw-socket black-box tests of the
+# data plane against the real binaries and a scriptable Python fake upstream. Python 3 stdlib only;
+# one ctest per file.
 file(GLOB HARDENING_TESTS CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/test_*.py)
 foreach(t ${HARDENING_TESTS})
   get_filename_component(name ${t} NAME_WE)

@@ -1,7 +1,7 @@
-"""The access log end to end (DESIGN §2 `access_log`): N requests through the real proxy give N
-JSON lines with the variant, upstream, endpoint and status each request really got; local
-replies are logged too; the text format; stdout ("-"); reopening on SIGUSR1 after a rotation.
-Lines are buffered per worker and flushed within a second, so every check polls."""
+"""The access log end to end (see `access_log` in docs/config-reference.md): N requests through the
+real proxy give N JSON lines with the variant, upstream, endpoint and status each request really
+got; local replies are logged too; the text format; stdout ("-"); reopening on SIGUSR1 after a
+rotation. Lines are buffered per worker and flushed within a second, so every check polls."""
 
 import json
 import os

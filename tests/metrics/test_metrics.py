@@ -1,7 +1,7 @@
-"""/metrics and /api/v1/stats on the admin listener, against the real binaries (DESIGN §5, §6):
-`promtool check metrics` on live scrapes, exact counter movements after known traffic, the
-histogram's buckets against its count, the rollout gauges following the steps, and the
-windowed per-variant statistics."""
+"""/metrics and /api/v1/stats on the admin listener, against the real binaries (see
+docs/control-api.md and docs/architecture.md#metrics): `promtool check metrics` on live scrapes,
+exact counter movements after known traffic, the histogram's buckets against its count, the rollout
+gauges following the steps, and the windowed per-variant statistics."""
 
 import os
 import shutil

@@ -1,5 +1,5 @@
-// The control API's request rules (DESIGN §5), without sockets: authentication first, then the
-// Origin rule, then content type, paths and methods.
+// The control API's request rules (see docs/control-api.md), without sockets: authentication first,
+// then the Origin rule, then content type, paths and methods.
 #include "admin/api.h"
 
 #include <gtest/gtest.h>

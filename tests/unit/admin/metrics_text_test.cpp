@@ -1,7 +1,7 @@
 // Unit tests of the /metrics exposition (proxy/admin/metrics_text.cpp): exact sums over
-// workers, the label sets of DESIGN §6 (the histogram is {route, variant}), cumulative buckets
-// whose +Inf equals _count, and the rollout gauges. Serialized with prometheus-cpp's
-// TextSerializer, as /metrics does.
+// workers, the label sets of docs/architecture.md#metrics (the histogram is {route, variant}),
+// cumulative buckets whose +Inf equals _count, and the rollout gauges. Serialized with
+// prometheus-cpp's TextSerializer, as /metrics does.
 #include "admin/metrics_text.h"
 
 #include <gmock/gmock.h>

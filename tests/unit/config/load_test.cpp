@@ -1,6 +1,7 @@
-// Tests for config::load_string / load_file (DESIGN §2): defaults, every validation error with its
-// exact FILE:LINE:COL and key path, several errors at once, path resolution and name resolution.
-// YAML is written inline, one line per string literal, so the expected positions can be read off.
+// Tests for config::load_string / load_file (see docs/config-reference.md): defaults, every
+// validation error with its exact FILE:LINE:COL and key path, several errors at once, path
+// resolution and name resolution. YAML is written inline, one line per string literal, so the
+// expected positions can be read off.
 #include "config/load.h"
 
 #include <gmock/gmock.h>
@@ -65,7 +66,7 @@ std::string at(int line, int col, const std::string& rest) {
 
 // ---- valid configs
 
-// DESIGN §2, verbatim.
+// The full example config, every key at its default (see docs/config-reference.md).
 const char* const kDesignExample = R"yaml(listen: "127.0.0.1:8080"          # data plane
 workers: 0                        # worker threads; 0 = one per CPU
 admin:
@@ -853,7 +854,7 @@ TEST(LoadErrors, Re2Pattern) {
                              "bad repetition operator: **")));
 }
 
-// ingress-nginx allows both: the exact value is tried first (DESIGN §3.3).
+// ingress-nginx allows both: the exact value is tried first (see step 3 of docs/routing.md).
 TEST(LoadConfig, HeaderValueAndPatternTogether) {
   proxy_config c = load_ok(
       kUpstreams +

@@ -1,6 +1,6 @@
 // Request and response framing: raw bytes through Beast 1.81's parser (as the session reads
 // them: parse_request_head over a bounded flat_buffer, then the body with buffer_body), then
-// through our validators. One case per smuggling shape of research §B2 and the issue; the
+// through our validators. One case per known smuggling shape; the
 // "beast_*" tests pin what Beast itself rejects or lets through, so an upgrade that changes it
 // is noticed (the validator relies on both).
 #include "http/request_rules.h"
@@ -612,7 +612,7 @@ TEST(lean_parser, trailer_fields_are_not_kept) {
 
 // ------------------------------------------------------------------ what Beast 1.81 accepts
 
-// Beast alone, eager, as in research §B2: these shapes parse without error, which is why the
+// Beast alone, eager: these shapes parse without error, which is why the
 // validator exists. If one of these starts failing, Beast got stricter: keep our check anyway.
 std::string beast_alone(const std::string& raw, std::string* left = nullptr) {
   bhttp::request_parser<bhttp::buffer_body> p;
@@ -656,7 +656,7 @@ TEST(beast_1_81, accepts_smuggling_shapes_the_validator_refuses) {
 }
 
 TEST(beast_1_81, unbounded_trailer_throws) {
-  // Why the session's flat_buffer must stay bounded (research §0.2).
+  // Why the session's flat_buffer must stay bounded.
   EXPECT_THROW(beast_alone(post + "Transfer-Encoding: chunked\r\n\r\n0\r\nX-T: " +
                            std::string(70000, 'x') + "\r\n\r\n"),
                std::length_error);

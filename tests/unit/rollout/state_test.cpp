@@ -1,5 +1,5 @@
 // Unit tests of the rollout state machine (proxy/rollout/state.cpp): every transition of
-// DESIGN §4, every operation in its valid and invalid phases, and the event history. Time is
+// docs/rollouts.md, every operation in its valid and invalid phases, and the event history. Time is
 // injected (a fixed `t0` plus offsets); nothing sleeps.
 #include "rollout/state.h"
 

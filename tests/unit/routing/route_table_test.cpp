@@ -1,6 +1,6 @@
-// route_table: DESIGN §3.1. Host routes before host-less ones, longest byte prefix of the path
-// within each group; the Host header's case, port, IPv6 brackets and trailing dot do not matter,
-// nor does the query or the absolute form of the target.
+// route_table (see step 1 of docs/routing.md): Host routes before host-less ones, longest byte
+// prefix of the path within each group; the Host header's case, port, IPv6 brackets and trailing
+// dot do not matter, nor does the query or the absolute form of the target.
 #include <gtest/gtest.h>
 
 #include <string>

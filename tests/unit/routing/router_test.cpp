@@ -1,6 +1,6 @@
-// decide(): the precedence of DESIGN §3 steps 2-5, checked against the ingress-nginx e2e cases
-// (test/e2e/annotations/canary.go, research/canary-semantics.md §1.3) that apply to one route.
-// Also compile_rule and the to_string names, which are part of the metrics/log contract.
+// decide(): the precedence of steps 2-5 of docs/routing.md, checked against the ingress-nginx e2e
+// cases (ingress-nginx test/e2e/annotations/canary.go) that apply to one
+// route. Also compile_rule and the to_string names, which are part of the metrics/log contract.
 #include "routing/router.h"
 
 #include <gtest/gtest.h>

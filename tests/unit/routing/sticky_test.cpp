@@ -1,6 +1,7 @@
-// Sticky weighting (DESIGN §3 step 5): hash(route, key) mod weight_total < weight, so a user keeps
-// its side and raising the weight only moves users stable -> canary. Covers the three key sources,
-// the proxy-issued cookie, the no-key fallback, sticky_hash's pinned values and find_cookie.
+// Sticky weighting (see step 5 of docs/routing.md): hash(route, key) mod weight_total < weight, so
+// a user keeps its side and raising the weight only moves users stable -> canary. Covers the three
+// key sources, the proxy-issued cookie, the no-key fallback, sticky_hash's pinned values and
+// find_cookie.
 #include <gtest/gtest.h>
 
 #include <cstdint>

@@ -1,6 +1,7 @@
 // wrr_state: nginx's smooth weighted round-robin over canary:stable = weight:(total-weight).
-// The contract (DESIGN §3 step 5) is exactness: every window of `total` consecutive weight-decided
-// picks on a worker holds exactly `weight` canary picks, and a weight change starts afresh.
+// The contract (see step 5 of docs/routing.md) is exactness: every window of `total` consecutive
+// weight-decided picks on a worker holds exactly `weight` canary picks, and a weight change starts
+// afresh.
 #include <gtest/gtest.h>
 
 #include <utility>

@@ -1,8 +1,8 @@
 // Tests for util::parse_duration and util::format_duration, the one duration grammar of the config
-// file, canaryctl and the demo backend: every accepted form of DESIGN §2 ("30s, 1m30s, 1.5h,
-// 250ms, or an integer = seconds"), the malformed ones (repeated and out-of-order units included),
-// the bounds, and that formatting gives the shortest readable text that parses back to the same
-// value.
+// file, canaryctl and the demo backend: every accepted form of docs/config-reference.md ("30s,
+// 1m30s, 1.5h, 250ms, or an integer = seconds"), the malformed ones (repeated and out-of-order
+// units included), the bounds, and that formatting gives the shortest readable text that parses
+// back to the same value.
 #include <gtest/gtest.h>
 
 #include <chrono>
