@@ -28,7 +28,16 @@ worker::worker(int index, worker_shared& shared, std::shared_ptr<const snapshot>
   refresh_now();
 }
 
-worker::~worker() = default;
+worker::~worker() {
+  // Sessions still open hold pointers into this worker (the session list, the exchange and buffer
+  // pools, the metric cells), and the io_context's own shutdown would destroy their coroutines
+  // only after those members are gone. So end them here, while everything is alive: close their
+  // sockets and let each coroutine run to its end (bounded: a closed socket completes at once).
+  if (sessions_.empty()) return;
+  for (auto* s : sessions_) s->close();
+  ioc_.restart();
+  for (int i = 0; i < 1000 && !sessions_.empty(); ++i) ioc_.run_one_for(std::chrono::milliseconds(10));
+}
 
 std::uint16_t worker::listen(const tcp::endpoint& where) {
   acceptor_.open(where.protocol());

@@ -242,6 +242,12 @@ void session::on_tick(std::int64_t now_ns) {
   }
 }
 
+void session::close() {
+  error_code ec;
+  st_->sock_.close(ec);
+  if (st_->up_) st_->up_->sock.close(ec);
+}
+
 void session::on_drain() {
   if (st_->phase_ == session_phase::idle) {
     error_code ec;

@@ -41,6 +41,9 @@ class session {
   void on_tick(std::int64_t now_ns);
   // Worker thread, on drain: close if idle between requests.
   void on_drain();
+  // The worker's thread or, once it has stopped, its destructor: close both sockets at once, so
+  // the coroutine ends at its next resumption.
+  void close();
 
   std::list<session*>::iterator self_in_worker;
 

@@ -153,10 +153,8 @@ class WorkerTest : public ::testing::Test {
   }
   void TearDown() override {
     if (worker_) {
-      // The test's clients are closed: let their sessions end first. A worker destroyed with
-      // sessions still open crashes (their coroutine frames, destroyed by the io_context's
-      // shutdown, detach from the already destroyed session list); the proxy process never
-      // destroys its workers, it exits.
+      // The test's clients are closed: their sessions end by themselves (a session left open
+      // here would be a connection the worker failed to close after its client did).
       const auto deadline = std::chrono::steady_clock::now() + 10s;
       while (worker_->open_sessions() != 0 && std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(10ms);
@@ -292,6 +290,21 @@ TEST_F(WorkerTest, RelayBuffersOfABurstAreFreedWhenNoLongerUsed) {
   while (free_buffers() != 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(100ms);
   EXPECT_EQ(free_buffers(), 0u) << "idle relay buffers are kept for the life of the worker";
+}
+
+// A worker may be destroyed while clients still hold keep-alive connections: it ends their
+// sessions itself, while its members are alive (before, the io_context's shutdown destroyed the
+// session coroutines after the session list they detach from: a crash).
+TEST_F(WorkerTest, AWorkerDestroyedWithOpenSessionsEndsThemFirst) {
+  fake_upstream blue("blue"), green("green");
+  start(blue.port(), green.port());
+  client c(port_);
+  EXPECT_EQ(c.colors(3), (counts{{"\"blue\"", 3}}));
+  // The connection stays open (keep-alive) while the worker stops and is destroyed.
+  ASSERT_EQ(worker_->open_sessions(), 1u);
+  worker_->stop();
+  thread_.join();
+  worker_.reset();  // must not crash (ASan: no use after free)
 }
 
 }  // namespace
