@@ -2,12 +2,13 @@
 # Builds a sanitizer preset (CMakePresets.json) and runs its tests:
 #   scripts/sanitize.sh asan   ASan + UBSan (g++: clang 14 cannot assemble our coroutines under
 #                              ASan, "Cannot represent a difference across sections"): unit,
-#                              e2e and hardening suites
-#   scripts/sanitize.sh tsan   TSan (clang 14): the e2e and hardening suites, which drive the
-#                              proxy's threads (workers, control thread) through reloads, drains
-#                              and concurrent connections; the unit tests are single-threaded
-# Only the targets the tests run are built (canary-proxy, demo-backend, canaryctl, and
-# unit_tests for asan).
+#                              integration, e2e and hardening suites
+#   scripts/sanitize.sh tsan   TSan (clang 14): the integration, e2e and hardening suites, which
+#                              drive the proxy's threads (workers, control thread) through
+#                              reloads, drains and concurrent connections; the unit tests are
+#                              single-threaded
+# Only the targets the tests run are built (canary-proxy, demo-backend, canaryctl,
+# integration_tests, and unit_tests for asan).
 # Every report a sanitized process writes (the proxy and backends the Python tests start
 # included, whose stderr the tests may never show) goes to a log directory; any report fails
 # the run and is printed.
