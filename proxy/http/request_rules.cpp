@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "http/header_rules.h"
+#include "http/request_target.h"
 
 namespace canary::http {
 
@@ -107,18 +108,11 @@ struct absolute_target {
 };
 
 absolute_target parse_absolute(std::string_view target) noexcept {
+  const auto parts = split_target(target);
   absolute_target out;
-  std::string_view rest;
-  if (target.size() >= 7 && iequals(target.substr(0, 7), "http://")) {
-    rest = target.substr(7);
-  } else if (target.size() >= 8 && iequals(target.substr(0, 8), "https://")) {
-    rest = target.substr(8);
-  } else {
-    return out;
-  }
+  if (!parts.absolute) return out;
   out.absolute = true;
-  const auto end = rest.find_first_of("/?#");
-  out.authority = rest.substr(0, end);
+  out.authority = parts.authority;
   if (out.authority.find('@') != std::string_view::npos || !valid_host(out.authority))
     out.bad = true;
   return out;
