@@ -86,6 +86,16 @@ std::string normalized_host(std::string_view h) {
   return s;
 }
 
+// The splitmix64 finalizer: spreads FNV-1a's weak low bits, which a mask or a modulo takes.
+constexpr std::uint64_t splitmix64_finish(std::uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  return x;
+}
+
 // 64-bit FNV-1a over the lower-cased bytes, so "Shop.Example.COM" hashes as its configured form
 // without a lower-cased copy; the splitmix64 finalizer spreads FNV's weak low bits, which the
 // table's mask takes.
@@ -95,12 +105,7 @@ std::uint64_t host_hash(std::string_view h) {
     x ^= static_cast<unsigned char>(ascii_lower(c));
     x *= 0x100000001b3ULL;
   }
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return x;
+  return splitmix64_finish(x);
 }
 
 }  // namespace
@@ -238,12 +243,7 @@ std::uint64_t sticky_hash(std::string_view route_name, std::string_view key) {
   for (char c : route_name) feed(static_cast<unsigned char>(c));
   feed(0);
   for (char c : key) feed(static_cast<unsigned char>(c));
-  h ^= h >> 30;
-  h *= 0xbf58476d1ce4e5b9ULL;
-  h ^= h >> 27;
-  h *= 0x94d049bb133111ebULL;
-  h ^= h >> 31;
-  return h;
+  return splitmix64_finish(h);
 }
 
 namespace {
