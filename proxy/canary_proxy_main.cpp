@@ -145,7 +145,7 @@ int main(int argc, char** argv) {
     }
     canary::core::run_options options;
     options.admin_token = read_admin_token(*cfg);
-    return canary::core::run_proxy(cfg, options);
+    canary::core::serve_until_drained(cfg, options);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "canary-proxy: %s\n", e.what());
     return 1;

@@ -57,7 +57,8 @@ void every(boost::asio::steady_timer& t, std::chrono::milliseconds period,
 
 }  // namespace
 
-int run_proxy(std::shared_ptr<const config::proxy_config> cfg, const run_options& options) {
+void serve_until_drained(std::shared_ptr<const config::proxy_config> cfg,
+                         const run_options& options) {
   net::io_context control;
   worker_shared shared;
   std::vector<std::unique_ptr<worker>> workers;

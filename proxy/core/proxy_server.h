@@ -12,9 +12,10 @@ struct run_options {
   std::string admin_token;  // "" = none
 };
 
-// Runs until SIGTERM / SIGINT and a drain, then ends the process with exit code 0. Throws
-// std::runtime_error for start-up failures (state file, bind) with a message for the user.
-// (Returns only to satisfy the signature; an int result is kept for callers and tests.)
-int run_proxy(std::shared_ptr<const config::proxy_config> cfg, const run_options& options);
+// Serves until SIGTERM / SIGINT and a drain, then ends the process with exit code 0: it never
+// returns. Throws std::runtime_error for start-up failures (state file, bind) with a message for
+// the user.
+[[noreturn]] void serve_until_drained(std::shared_ptr<const config::proxy_config> cfg,
+                                      const run_options& options);
 
 }  // namespace canary::core
