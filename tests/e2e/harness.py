@@ -563,10 +563,14 @@ class Proxy:
     def state_path(self):
         return os.path.join(self.workdir, "state.json")
 
+    def launch(self):
+        """Starts the proxy process; subclasses change how (limits, namespaces)."""
+        return Process([binary("canary-proxy"), "--config", self.config_path])
+
     def start(self):
         if self.process and self.process.alive():
             raise AssertionError("proxy already running")
-        self.process = Process([binary("canary-proxy"), "--config", self.config_path])
+        self.process = self.launch()
         self.history.append(self.process)
         try:
             m = self.process.wait_for_log(PROXY_LISTEN_RX, DEADLINE)

@@ -126,21 +126,10 @@ class NamespacedProxy(harness.Proxy):
         super().__init__(workdir, config)
         self.resolv_conf = resolv_conf
 
-    def start(self):
+    def launch(self):
         script = 'mount --bind "$0" /etc/resolv.conf && exec "$@"'
-        self.process = harness.Process(["unshare", "--mount", "sh", "-c", script,
-                                        self.resolv_conf, harness.binary("canary-proxy"),
-                                        "--config", self.config_path])
-        self.history.append(self.process)
-        try:
-            m = self.process.wait_for_log(harness.PROXY_LISTEN_RX, DEADLINE)
-            self.port = int(m.group(1))
-            m = self.process.wait_for_log(harness.ADMIN_LISTEN_RX, DEADLINE)
-            self.admin_port = int(m.group(1))
-            poll(lambda: self.admin("GET", "/readyz").status == 200, what="GET /readyz -> 200")
-        except AssertionError as e:
-            raise AssertionError(f"{e}\n{self.process.output()}") from None
-        return self
+        return harness.Process(["unshare", "--mount", "sh", "-c", script, self.resolv_conf,
+                                harness.binary("canary-proxy"), "--config", self.config_path])
 
 
 class BackgroundCall(threading.Thread):

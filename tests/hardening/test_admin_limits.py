@@ -50,19 +50,9 @@ class LimitedProxy(harness.Proxy):
         super().__init__(workdir, config)
         self.nofile = nofile
 
-    def start(self):
-        self.process = LimitedProcess([harness.binary("canary-proxy"), "--config",
-                                       self.config_path], self.nofile)
-        self.history.append(self.process)
-        try:
-            m = self.process.wait_for_log(harness.PROXY_LISTEN_RX, DEADLINE)
-            self.port = int(m.group(1))
-            m = self.process.wait_for_log(harness.ADMIN_LISTEN_RX, DEADLINE)
-            self.admin_port = int(m.group(1))
-            poll(lambda: self.admin("GET", "/readyz").status == 200, what="GET /readyz -> 200")
-        except AssertionError as e:
-            raise AssertionError(f"{e}\n{self.process.output()}") from None
-        return self
+    def launch(self):
+        return LimitedProcess([harness.binary("canary-proxy"), "--config", self.config_path],
+                              self.nofile)
 
 
 def read_heads(socks, timeout):
