@@ -17,7 +17,7 @@ import threading
 import unittest
 
 import harness
-from harness import DEADLINE, E2ETestCase, make_config, poll, route
+from harness import DEADLINE, E2ETestCase, make_config, route
 
 NAME = "canary-demo"
 STEPS = [{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}]

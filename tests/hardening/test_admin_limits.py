@@ -12,7 +12,7 @@ import subprocess
 import time
 import unittest
 
-from hardening import DEADLINE, HardeningTestCase, make_config, poll, route
+from hardening import DEADLINE, HardeningTestCase, make_config, route
 
 import harness
 
