@@ -137,10 +137,7 @@ class worker_cells {
   route_cells& route(std::uint32_t id) { return routes_.get(id); }
   upstream_cells& upstream(std::uint32_t id) { return upstreams_.get(id); }
   void local_reply(unsigned code) { local_replies_[code % 1000].add(); }
-  void connection_opened() {
-    connections_total_.add();
-    connections_opened_.add();
-  }
+  void connection_opened() { connections_opened_.add(); }
   void connection_closed() { connections_closed_.add(); }
 
   // Reader side (any thread): null when never written.
@@ -148,7 +145,7 @@ class worker_cells {
   const route_cells* find_route(std::uint32_t id) const { return routes_.find(id); }
   const upstream_cells* find_upstream(std::uint32_t id) const { return upstreams_.find(id); }
   std::uint64_t local_replies(unsigned code) const { return local_replies_[code % 1000].get(); }
-  std::uint64_t connections_total() const { return connections_total_.get(); }
+  std::uint64_t connections_total() const { return connections_opened_.get(); }
   // Opened minus closed, from two single-writer counters (no read-modify-write on either).
   std::uint64_t connections_active() const {
     return connections_opened_.get() - connections_closed_.get();
@@ -159,8 +156,7 @@ class worker_cells {
   cell_table<route_cells> routes_;
   cell_table<upstream_cells> upstreams_;
   std::array<cell, 1000> local_replies_;
-  cell connections_total_;
-  cell connections_opened_;
+  cell connections_opened_;  // also canary_proxy_connections_total
   cell connections_closed_;
 };
 
