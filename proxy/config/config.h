@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "config/analysis_config.h"
+
 namespace canary::config {
 
 using duration = std::chrono::milliseconds;
@@ -73,12 +75,24 @@ struct canary_config {
   duration sticky_cookie_max_age = std::chrono::hours(24);
 };
 
+// `setMirror: {percent, methods, max_body_bytes, allow_unsafe}`: copy a share of stable-bound
+// requests to the canary; percent 0 ends mirroring.
+struct mirror_config {
+  int percent = 0;
+  std::vector<std::string> methods{"GET", "HEAD"};  // upper case
+  std::uint64_t max_body_bytes = 65536;
+  bool allow_unsafe = false;
+};
+
 struct step_config {
-  enum class kind { set_weight, pause };
+  enum class kind { set_weight, pause, analysis, set_mirror };
   kind what = kind::set_weight;
   int weight = 0;  // set_weight
   // Qualified: an unqualified `duration` here would change meaning inside the class (ill-formed).
-  std::optional<config::duration> duration;  // pause: nullopt = until promoted
+  // pause: nullopt = until promoted; analysis: how long to measure (nullopt = one interval).
+  std::optional<config::duration> duration;
+  std::vector<std::string> metrics;  // analysis: names; empty = every metric of the route
+  mirror_config mirror;              // set_mirror
 };
 
 struct route_config {
@@ -88,6 +102,8 @@ struct route_config {
   std::string upstream;  // the desired version
   canary_config canary;
   std::vector<step_config> steps;
+  std::optional<analysis_config> analysis;  // nullopt = no automated analysis
+  std::vector<webhook_config> webhooks;
   source_pos pos;           // the route's list item
   source_pos upstream_pos;  // its `upstream` value
 };
