@@ -11,7 +11,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       g++ cmake ninja-build pkg-config python3 \
       libboost1.81-dev libboost-json1.81-dev libyaml-cpp-dev libspdlog-dev libre2-dev \
-      libgtest-dev libgmock-dev libbenchmark-dev prometheus-cpp-dev \
+      libssl-dev libgtest-dev libgmock-dev libbenchmark-dev prometheus-cpp-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
