@@ -524,26 +524,33 @@ bool inline_step_passed(const run_state& run, const analysis_config& cfg,
 void reconcile(run_state& run, const analysis_config& /*old_cfg*/, const analysis_config& new_cfg,
                std::vector<std::string>& warnings) {
   std::vector<metric_state> next;
-  std::set<std::string> kept;
+  std::vector<bool> taken(run.metrics.size(), false);
+  std::set<std::string> names;
+  for (const auto& mc : new_cfg.metrics) names.insert(mc.name);
   for (const auto& mc : new_cfg.metrics) {
-    metric_state* old = run.find(mc.name);
-    if (old && old->kind != metric_kind::webhook && old->fingerprint == fingerprint(mc)) {
-      next.push_back(std::move(*old));
-    } else {
-      if (old && old->kind != metric_kind::webhook)
-        warnings.push_back("analysis metric " + mc.name +
-                           " changed: its measurements restart from zero");
-      next.push_back(new_metric(mc));
+    std::size_t i = 0;
+    while (i < run.metrics.size() &&
+           (run.metrics[i].name != mc.name || run.metrics[i].kind == metric_kind::webhook))
+      ++i;
+    if (i < run.metrics.size()) {
+      taken[i] = true;
+      if (run.metrics[i].fingerprint == fingerprint(mc)) {
+        next.push_back(std::move(run.metrics[i]));
+        continue;
+      }
+      warnings.push_back("analysis metric " + mc.name +
+                         " changed: its measurements restart from zero");
     }
-    kept.insert(mc.name);
+    next.push_back(new_metric(mc));
   }
-  for (auto& s : run.metrics) {
-    if (kept.count(s.name)) continue;
-    if (s.kind == metric_kind::webhook) {
-      next.push_back(std::move(s));
-    } else {
+  for (std::size_t i = 0; i < run.metrics.size(); ++i) {
+    if (taken[i]) continue;
+    metric_state& s = run.metrics[i];
+    if (s.kind != metric_kind::webhook) {
       warnings.push_back("analysis metric " + s.name +
                          " removed from the config: its measurements stop");
+    } else if (!names.count(s.name)) {  // a webhook a metric now shadows is dropped
+      next.push_back(std::move(s));
     }
   }
   run.metrics = std::move(next);
