@@ -1,10 +1,13 @@
 // JSON of run.h's types. The state file form keeps the sequential tests' per-grid log
-// likelihoods (doubles are written shortest round-trip by Boost.JSON, so a restored test decides
-// exactly as the one that was saved).
+// likelihoods as hexadecimal floating-point strings ("-0x1.28p+5"): Boost.JSON 1.81 writes
+// doubles exactly but parses them with up to an ulp of error, and a restored test should decide
+// exactly as the one that was saved.
 #include "analysis/run_json.h"
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 #include "util/rfc3339.h"
 
@@ -204,6 +207,22 @@ std::optional<measurement> measurement_from(const json::value& v, std::string& e
   return m;
 }
 
+json::value exact(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%a", v);
+  return json::value(buf);
+}
+
+std::optional<double> from_exact(const json::value& v) {
+  const json::string* s = v.if_string();
+  if (!s || s->empty()) return std::nullopt;
+  const std::string text(*s);
+  char* end = nullptr;
+  const double d = std::strtod(text.c_str(), &end);
+  if (end != text.c_str() + text.size() || !std::isfinite(d)) return std::nullopt;
+  return d;
+}
+
 json::object sequential_json(const sequential_data& d) {
   json::object o;
   o["r0"] = d.r0;
@@ -213,9 +232,9 @@ json::object sequential_json(const sequential_data& d) {
   o["canary_bad"] = d.canary_bad;
   o["stable_bad"] = d.stable_bad;
   o["strata"] = d.strata;
-  o["max_log_e"] = d.max_log_e;
+  o["max_log_e"] = exact(d.max_log_e);
   json::array ll;
-  for (double v : d.log_lik) ll.push_back(v);
+  for (double v : d.log_lik) ll.push_back(exact(v));
   o["log_lik"] = std::move(ll);
   return o;
 }
@@ -232,9 +251,16 @@ std::optional<sequential_test> sequential_from(const json::value& v, std::string
   if (!r.dbl("r0", d.r0) || !r.dbl("confidence", d.confidence) ||
       !r.u64("canary_requests", d.canary_requests) ||
       !r.u64("stable_requests", d.stable_requests) || !r.u64("canary_bad", d.canary_bad) ||
-      !r.u64("stable_bad", d.stable_bad) || !r.u64("strata", d.strata) ||
-      !r.dbl("max_log_e", d.max_log_e))
+      !r.u64("stable_bad", d.stable_bad) || !r.u64("strata", d.strata))
     return std::nullopt;
+  const json::value* max_log_e = r.get("max_log_e");
+  if (!max_log_e) return std::nullopt;
+  if (auto m = from_exact(*max_log_e)) {
+    d.max_log_e = *m;
+  } else {
+    r.fail("max_log_e", "a hexadecimal number");
+    return std::nullopt;
+  }
   const json::value* ll = r.get("log_lik");
   if (!ll) return std::nullopt;
   const json::array* a = ll->if_array();
@@ -243,13 +269,12 @@ std::optional<sequential_test> sequential_from(const json::value& v, std::string
     return std::nullopt;
   }
   for (const auto& e : *a) {
-    if (e.is_double()) d.log_lik.push_back(e.as_double());
-    else if (e.is_int64()) d.log_lik.push_back(static_cast<double>(e.as_int64()));
-    else if (e.is_uint64()) d.log_lik.push_back(static_cast<double>(e.as_uint64()));
-    else {
-      r.fail("log_lik", "an array of numbers");
+    const auto x = from_exact(e);
+    if (!x) {
+      r.fail("log_lik", "an array of hexadecimal numbers");
       return std::nullopt;
     }
+    d.log_lik.push_back(*x);
   }
   auto t = sequential_test::from_data(std::move(d));
   if (!t) error = where + ": inconsistent sequential test state";
