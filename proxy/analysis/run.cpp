@@ -176,8 +176,11 @@ measurement judge_threshold(const metric_config& mc, const interval_sample& iv) 
   if (iv.canary.total < need || !v) {
     m.phase = metric_phase::inconclusive;
     m.value = v.value_or(0);
-    m.message = std::to_string(iv.canary.total) + " canary requests in the interval, " +
-                std::to_string(need) + " needed";
+    // Enough requests but no value: none of them reached a response head (no latency sample).
+    m.message = iv.canary.total < need || iv.canary.total == 0
+                    ? std::to_string(iv.canary.total) + " canary requests in the interval, " +
+                          std::to_string(need) + " needed"
+                    : "no canary response in the interval to measure";
     return m;
   }
   m.value = *v;

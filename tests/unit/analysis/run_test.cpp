@@ -188,6 +188,18 @@ TEST(AnalysisRun, ThresholdBelowMinRequestsIsInconclusive) {
   measure(run, cfg, sample(19, 19, 100, 0), no_results, t0);
   EXPECT_EQ(run.metrics[0].last->phase, metric_phase::inconclusive);
   EXPECT_EQ(run.metrics[0].last->message, "19 canary requests in the interval, 20 needed");
+
+  // Enough requests, none with a latency sample (all failed before a response head).
+  metric_config p50 = success();
+  p50.name = "p50";
+  p50.builtin = metric_config::builtin::latency_p50;
+  p50.min.reset();
+  p50.max = 100;
+  const auto lat = with({p50});
+  run = start_run(lat, "r", t0);
+  measure(run, lat, sample(30, 30, 100, 0), no_results, t0);
+  EXPECT_EQ(run.metrics[0].last->phase, metric_phase::inconclusive);
+  EXPECT_EQ(run.metrics[0].last->message, "no canary response in the interval to measure");
 }
 
 TEST(AnalysisRun, AWeightChangeSplitsStrataButThresholdsSeeTheWholeInterval) {
