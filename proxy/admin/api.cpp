@@ -266,6 +266,10 @@ response api::handle(const request& req) {
     return error(403, "Origin " + std::string(*req.origin) +
                           " is not allowed: the control API accepts calls from its own origin "
                           "only");
+  // From a binary upgrade's hand-over on, the state belongs to the new process: a change made
+  // here would be lost (or overwrite the new process's file).
+  if (mutating && options_.upgrading)
+    if (auto why = options_.upgrading(); !why.empty()) return error(503, why);
   // 3. Body type.
   if (mutating && req.has_body) {
     auto ct = req.content_type.value_or("");
