@@ -8,7 +8,7 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Build and test (make test, CI). Test tools: prometheus (promtool and a real server), chromium +
 # nodejs/npm (dashboard test), clang + compiler-rt (TSan, fuzzing), docker-compose / systemd /
 # dpkg-dev / fakeroot / file (packaging checks, offline; CPack needs `file` for shlibdeps).
-PACKAGES := g++ make cmake ninja-build pkg-config git ca-certificates python3 curl procps \
+PACKAGES := g++ make cmake ninja-build pkg-config git ca-certificates python3 curl procps wrk \
   libboost1.81-dev libboost-json1.81-dev libyaml-cpp-dev libspdlog-dev libre2-dev \
   libssl-dev libgtest-dev libgmock-dev libbenchmark-dev prometheus-cpp-dev \
   prometheus chromium clang libclang-rt-14-dev docker-compose systemd dpkg-dev fakeroot file

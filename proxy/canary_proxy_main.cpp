@@ -46,6 +46,9 @@ constexpr const char* usage =
     "                 drain: stop accepting, finish in-flight requests up to timeouts.drain,\n"
     "                 exit 0; a second signal stops at once\n"
     "  SIGUSR1        reopen the access log file (after log rotation)\n"
+    "  SIGUSR2        binary upgrade: start this binary again (same path and arguments), hand\n"
+    "                 it every listening socket, then drain and exit 0 once it is ready; if it\n"
+    "                 fails to start, keep serving\n"
     "\n"
     "Logs go to standard error; the access log (access_log.path \"-\") to standard output.\n"
     "The control API, /metrics and the dashboard are on admin.listen (default\n"
@@ -145,6 +148,7 @@ int main(int argc, char** argv) {
     }
     canary::core::run_options options;
     options.admin_token = read_admin_token(*cfg);
+    options.self = canary::core::upgrade::resolve_self(argc, argv);
     canary::core::serve_until_drained(cfg, options);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "canary-proxy: %s\n", e.what());

@@ -219,6 +219,8 @@ std::string api::status_json(const rollout::route_status& s) const {
        s.pause_remaining ? json::value(static_cast<double>(s.pause_remaining->count()) / 1000.0)
                          : json::value(nullptr)},
       {"updated_at", rfc3339(st.updated_at)},
+      {"previous_stable",
+       st.previous_stable.empty() ? json::value(nullptr) : json::value(st.previous_stable)},
   };
   return json::serialize(o);
 }
@@ -264,6 +266,10 @@ response api::handle(const request& req) {
     return error(403, "Origin " + std::string(*req.origin) +
                           " is not allowed: the control API accepts calls from its own origin "
                           "only");
+  // From a binary upgrade's hand-over on, the state belongs to the new process: a change made
+  // here would be lost (or overwrite the new process's file).
+  if (mutating && options_.upgrading)
+    if (auto why = options_.upgrading(); !why.empty()) return error(503, why);
   // 3. Body type.
   if (mutating && req.has_body) {
     auto ct = req.content_type.value_or("");
@@ -359,7 +365,7 @@ response api::rollout_call(std::string_view method, std::string_view name_view,
   static constexpr action_spec actions[] = {{"promote", "POST"}, {"abort", "POST"},
                                             {"retry", "POST"},   {"pause", "POST"},
                                             {"resume", "POST"},  {"weight", "PUT"},
-                                            {"upstream", "PUT"}};
+                                            {"upstream", "PUT"}, {"undo", "POST"}};
   const action_spec* spec = nullptr;
   for (const auto& a : actions)
     if (a.name == action) spec = &a;
@@ -424,6 +430,7 @@ response api::rollout_call(std::string_view method, std::string_view name_view,
     const auto op = action == "abort"   ? rollout::operation::abort
                     : action == "retry" ? rollout::operation::retry
                     : action == "pause" ? rollout::operation::pause
+                    : action == "undo"  ? rollout::operation::undo
                                         : rollout::operation::resume;
     result = engine_.apply(name, op);
   }

@@ -40,6 +40,8 @@ struct api_options {
   std::string listen_host;  // admin listener, for the Origin rule
   std::uint16_t listen_port = 0;
   std::function<bool()> draining;
+  // Non-empty while a binary upgrade hands over: why mutating calls get 503.
+  std::function<std::string()> upgrading;
   std::function<std::string()> metrics;  // Prometheus text
   std::function<std::string()> dashboard;
   std::function<std::string()> stats;  // GET /api/v1/stats body (admin/stats.h)

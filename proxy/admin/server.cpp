@@ -2,6 +2,10 @@
 #include "admin/server.h"
 
 #include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <system_error>
 
 #include <algorithm>
 #include <list>
@@ -102,6 +106,22 @@ std::uint16_t server::listen(const tcp::endpoint& where) {
   a.bind(where);
   a.listen();
   return a.local_endpoint().port();
+}
+
+std::uint16_t server::adopt(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+    throw std::system_error(errno, std::generic_category(), "getsockname(handed-over socket)");
+  impl_->acceptor.assign(ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd);
+  return impl_->acceptor.local_endpoint().port();
+}
+
+int server::listen_handle() { return impl_->acceptor.native_handle(); }
+
+void server::stop_accepting() {
+  error_code ec;
+  impl_->acceptor.close(ec);
 }
 
 void server::start() { net::co_spawn(impl_->ioc, impl_->accept_loop(), net::detached); }

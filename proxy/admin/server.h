@@ -37,6 +37,13 @@ class server {
   ~server();
   // Binds; returns the bound port (for port 0).
   std::uint16_t listen(const boost::asio::ip::tcp::endpoint& where);
+  // Instead of listen(): a listening socket handed over by the process this one replaces.
+  std::uint16_t adopt(int fd);
+  // The listening socket, to hand over.
+  int listen_handle();
+  // Closes this process's listener (a binary upgrade's new process keeps accepting on it);
+  // open connections stay.
+  void stop_accepting();
   void start();
   // Ends every watch stream (at the end of a drain).
   void close_streams();

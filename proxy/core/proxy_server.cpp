@@ -3,12 +3,18 @@
 // reload reads the file on a thread of its own (admin/reloader.h) so that nothing here waits.
 #include "core/proxy_server.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/streambuf.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
@@ -19,6 +25,7 @@
 #include "admin/reloader.h"
 #include "admin/stats.h"  // [observability]
 #include "admin/server.h"
+#include "core/upgrade.h"
 #include "core/worker.h"
 #include "rollout/engine.h"
 #include "rollout/state_file.h"
@@ -29,6 +36,9 @@ namespace canary::core {
 namespace {
 
 constexpr auto tick_interval = std::chrono::milliseconds(200);
+// After a hand-over, how long a keep-alive connection idle at that moment may still send its
+// next request to this process (answered with Connection: close) before it is closed.
+constexpr auto upgrade_idle_grace = std::chrono::milliseconds(1000);
 
 tcp::endpoint resolve(net::io_context& ioc, const config::listen_config& l) {
   tcp::resolver resolver(ioc);
@@ -59,6 +69,9 @@ void every(boost::asio::steady_timer& t, std::chrono::milliseconds period,
 
 void serve_until_drained(std::shared_ptr<const config::proxy_config> cfg,
                          const run_options& options) {
+  // Started by SIGUSR2 of the process this one replaces: its listeners, before the state file is
+  // read (that process has stopped writing it before it sends them).
+  const auto inherited = upgrade::receive_listeners(std::chrono::seconds(10));
   net::io_context control;
   worker_shared shared;
   std::vector<std::unique_ptr<worker>> workers;
@@ -77,26 +90,47 @@ void serve_until_drained(std::shared_ptr<const config::proxy_config> cfg,
       std::make_shared<rollout::file_state_store>(cfg->state_file));
   checker.start();
 
-  const int n = cfg->workers > 0 ? cfg->workers
-                                 : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  int n = cfg->workers > 0 ? cfg->workers
+                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  if (inherited && static_cast<std::size_t>(n) != inherited->data_fds.size()) {
+    // One worker per handed-over socket: closing one would reset the connections in its queue.
+    spdlog::warn("upgrade: {} workers configured, {} listeners handed over: running {} (workers "
+                 "change on a restart)",
+                 n, inherited->data_fds.size(), inherited->data_fds.size());
+    n = static_cast<int>(inherited->data_fds.size());
+  }
   for (int i = 0; i < n; ++i)
     workers.push_back(std::make_unique<worker>(i, shared, engine.snapshot()));
 
   auto data_ep = resolve(control, cfg->listen);
   std::uint16_t port = 0;
-  for (auto& w : workers) {
+  for (std::size_t i = 0; i < workers.size(); ++i) {
+    if (inherited) {
+      port = workers[i]->adopt(inherited->data_fds[i]);
+      continue;
+    }
     // Port 0: the first worker picks it, the others join it through SO_REUSEPORT.
-    port = w->listen(tcp::endpoint(data_ep.address(), port ? port : data_ep.port()));
+    port = workers[i]->listen(tcp::endpoint(data_ep.address(), port ? port : data_ep.port()));
   }
+  if (inherited && data_ep.port() != 0 && data_ep.port() != port)
+    spdlog::warn("upgrade: listen {} differs from the handed-over port {}; it changes on a "
+                 "restart",
+                 cfg->listen.text, port);
   spdlog::info("proxy listening on {} ({} workers)", host_port(data_ep.address(), port), n);
 
   bool draining = false;
+  pid_t successor = -1;  // from a SIGUSR2 hand-over on: the new process
   std::vector<const metrics::worker_cells*> cells;
   for (auto& w : workers) cells.push_back(&w->cells());
   admin::api_options api_opts;
   api_opts.token = options.admin_token;
   api_opts.listen_host = cfg->admin.listen.host;
   api_opts.draining = [&draining] { return draining; };
+  api_opts.upgrading = [&successor] {
+    return successor < 0 ? std::string()
+                         : "upgrading: this process is handing over to pid " +
+                               std::to_string(successor);
+  };
   // [observability] /metrics from a prometheus-cpp Collectable over the cells; /api/v1/stats
   // from a ring of once-a-second samples of the same cells (stats_timer below).
   // Reloads (API and SIGHUP) load the file on a thread of their own: the control thread never
@@ -118,7 +152,8 @@ void serve_until_drained(std::shared_ptr<const config::proxy_config> cfg,
   const auto admin_limits = admin::limits_for_this_process();
   admin::server admin_server(control, engine, api, reloads, admin_limits);
   auto admin_ep = resolve(control, cfg->admin.listen);
-  const auto admin_port = admin_server.listen(admin_ep);
+  const auto admin_port =
+      inherited ? admin_server.adopt(inherited->admin_fd) : admin_server.listen(admin_ep);
   api.set_listen_port(admin_port);
   admin_server.start();
   spdlog::info("admin listening on {} (at most {} connections, {} watch streams)",
@@ -128,8 +163,24 @@ void serve_until_drained(std::shared_ptr<const config::proxy_config> cfg,
   std::vector<std::thread> threads;
   for (auto& w : workers) threads.emplace_back([&w] { w->run(); });
 
+  // Ready: systemd learns the main pid from the new process of an upgrade (NotifyAccess=all),
+  // and the old process starts its drain once told.
+  if (inherited) {
+    if (auto err = upgrade::notify_systemd("MAINPID=" + std::to_string(::getpid()) + "\nREADY=1");
+        !err.empty())
+      spdlog::warn("{}", err);
+    if (auto err = upgrade::send_ready(inherited->channel); !err.empty())
+      spdlog::warn("{}", err);
+    spdlog::info("upgrade: pid {} serves on the handed-over listeners", ::getpid());
+  } else if (auto err = upgrade::notify_systemd("READY=1"); !err.empty()) {
+    spdlog::warn("{}", err);
+  }
+
   boost::asio::steady_timer ticker(control);
-  every(ticker, tick_interval, [&] { engine.tick(); });
+  // Timed pauses write the state: not once a hand-over to a new process began.
+  every(ticker, tick_interval, [&] {
+    if (successor < 0) engine.tick();
+  });
 
   // [observability] one stats sample per second (admin/stats.h).
   boost::asio::steady_timer stats_timer(control);
@@ -168,14 +219,114 @@ void serve_until_drained(std::shared_ptr<const config::proxy_config> cfg,
     });
   };
 
+  auto start_drain = [&](std::chrono::milliseconds idle_grace) {
+    draining = true;
+    drain_deadline = std::chrono::steady_clock::now() + drain_deadline_after;
+    for (auto& w : workers) w->drain(idle_grace);
+    check_drained();
+  };
+
+  // SIGUSR2: the hand-over. From the moment it starts this process writes no state (the tick
+  // above, and mutating API calls answer 503), so the new process reads a file no one writes.
+  struct handover {
+    handover(net::io_context& ioc) : channel(ioc), timer(ioc) {}
+    net::local::stream_protocol::socket channel;
+    boost::asio::steady_timer timer;
+    boost::asio::streambuf reply;
+    bool done = false;
+  };
+  auto upgrade_failed = [&](const std::shared_ptr<handover>& h, const std::string& why,
+                            bool kill_it) {
+    h->done = true;
+    h->timer.cancel();
+    boost::system::error_code ignored;
+    h->channel.close(ignored);
+    int status = 0;
+    pid_t got = ::waitpid(successor, &status, WNOHANG);
+    // Its end of the channel closes as it exits, a moment before it can be reaped.
+    for (int i = 0; got == 0 && !kill_it && i < 100; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      got = ::waitpid(successor, &status, WNOHANG);
+    }
+    if (got == 0 || kill_it) {
+      ::kill(successor, SIGKILL);
+      got = ::waitpid(successor, &status, 0);
+    }
+    const std::string how = got == successor ? upgrade::describe_wait_status(status) : "is gone";
+    spdlog::error("upgrade failed: {}; new process {} {}; this process keeps serving", why,
+                  successor, how);
+    successor = -1;
+  };
+  auto start_upgrade = [&] {
+    if (draining || successor >= 0) {
+      spdlog::warn("SIGUSR2 ignored: {}", draining ? "draining" : "a hand-over is running");
+      return;
+    }
+    if (reloads.loading()) {
+      // Its result would be applied (and saved) here after the new process read the state.
+      spdlog::warn("SIGUSR2 ignored: a config reload is running; send it again when it is done");
+      return;
+    }
+    auto child = upgrade::spawn(options.self);
+    if (!child.error.empty()) {
+      spdlog::error("upgrade failed: cannot start {}: {}; this process keeps serving",
+                    options.self.path, child.error);
+      return;
+    }
+    successor = child.pid;
+    spdlog::info("SIGUSR2: handing over to pid {} ({})", child.pid, options.self.path);
+    auto h = std::make_shared<handover>(control);
+    h->channel.assign(net::local::stream_protocol(), child.channel);
+    std::vector<int> data_fds;
+    for (auto& w : workers) data_fds.push_back(w->listen_handle());
+    if (auto err = upgrade::send_listeners(child.channel, data_fds, admin_server.listen_handle());
+        !err.empty()) {
+      upgrade_failed(h, err, true);
+      return;
+    }
+    h->timer.expires_after(upgrade::ready_timeout);
+    h->timer.async_wait([&, h](boost::system::error_code ec) {
+      if (ec || h->done) return;
+      upgrade_failed(h, "not ready within " + std::to_string(upgrade::ready_timeout.count()) + "s",
+                     true);
+    });
+    net::async_read_until(
+        h->channel, h->reply, '\n',
+        [&, h](boost::system::error_code ec, std::size_t) {
+          if (h->done) return;
+          std::string line;
+          std::istream in(&h->reply);
+          std::getline(in, line);
+          if (ec || !line.starts_with("ready ")) {
+            upgrade_failed(h,
+                           ec ? "it ended before it was ready (" + ec.message() + ")"
+                              : "unexpected answer \"" + line + "\"",
+                           !ec);
+            return;
+          }
+          h->done = true;
+          h->timer.cancel();
+          spdlog::info("upgrade: pid {} is ready; draining (up to {} ms), then exiting",
+                       successor, drain_deadline_after.count());
+          admin_server.stop_accepting();
+          start_drain(std::min<std::chrono::milliseconds>(upgrade_idle_grace,
+                                                          drain_deadline_after / 2));
+        });
+  };
+
   boost::asio::signal_set signals(control, SIGTERM, SIGINT, SIGHUP);
   signals.add(SIGUSR1);  // [observability] access log reopen
+  signals.add(SIGUSR2);  // binary upgrade
   std::function<void(boost::system::error_code, int)> on_signal =
       [&](boost::system::error_code ec, int sig) {
         if (ec) return;
         if (sig == SIGUSR1) {  // [observability]
           spdlog::info("SIGUSR1: reopening access logs");
           if (reopen_access_logs) reopen_access_logs();
+        } else if (sig == SIGUSR2) {
+          start_upgrade();
+        } else if (sig == SIGHUP && successor >= 0) {
+          spdlog::warn("SIGHUP ignored: handing over to pid {}", successor);
         } else if (sig == SIGHUP) {
           spdlog::info("SIGHUP: reloading {}", engine.config().file);
           reloads.request([](const rollout::api_result& r) {
@@ -184,10 +335,7 @@ void serve_until_drained(std::shared_ptr<const config::proxy_config> cfg,
         } else if (!draining) {
           spdlog::info("{}: draining (up to {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                        engine.config().timeouts.drain.count());
-          draining = true;
-          drain_deadline = std::chrono::steady_clock::now() + drain_deadline_after;
-          for (auto& w : workers) w->drain();
-          check_drained();
+          start_drain(std::chrono::milliseconds(0));
         } else {
           spdlog::info("second signal: stopping now");
           drain_deadline = std::chrono::steady_clock::now();

@@ -50,6 +50,15 @@ std::uint16_t worker::listen(const tcp::endpoint& where) {
   return acceptor_.local_endpoint().port();
 }
 
+std::uint16_t worker::adopt(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+    throw std::system_error(errno, std::generic_category(), "getsockname(handed-over socket)");
+  acceptor_.assign(ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd);
+  return acceptor_.local_endpoint().port();
+}
+
 void worker::run() {
   net::co_spawn(ioc_, accept_loop(), net::detached);
   net::co_spawn(ioc_, sweep_loop(), net::detached);
@@ -101,14 +110,25 @@ void worker::install_now(std::shared_ptr<const snapshot> s) {
   snapshot_ = std::move(s);
 }
 
-void worker::drain() {
-  net::post(ioc_, [this] {
+void worker::drain(std::chrono::milliseconds idle_grace) {
+  net::post(ioc_, [this, idle_grace] {
     draining_ = true;
     boost::system::error_code ec;
     acceptor_.close(ec);
     pool_.clear();
     // on_drain may close the session's socket; its coroutine detaches later, not now.
-    for (auto* s : sessions_) s->on_drain();
+    auto close_idle = [this] {
+      closing_idle_ = true;
+      for (auto* s : sessions_) s->on_drain();
+    };
+    if (idle_grace.count() <= 0) {
+      close_idle();
+      return;
+    }
+    drain_timer_.expires_after(idle_grace);
+    drain_timer_.async_wait([close_idle](boost::system::error_code e) {
+      if (!e) close_idle();
+    });
   });
 }
 

@@ -41,13 +41,20 @@ class worker {
 
   // Before run(): bind and listen (SO_REUSEPORT). Returns the bound port (for port 0).
   std::uint16_t listen(const tcp::endpoint& where);
+  // Before run(), instead of listen(): accept on a listening socket handed over by the process
+  // this one replaces (binary upgrade). Returns its port.
+  std::uint16_t adopt(int fd);
+  // The listening socket, to hand over (control thread, while run() runs: only read).
+  int listen_handle() { return acceptor_.native_handle(); }
   // Thread body: runs until stop().
   void run();
 
   void install(std::shared_ptr<const snapshot> s);
   // Stop accepting, close idle keep-alive connections; in-flight requests finish with
-  // Connection: close.
-  void drain();
+  // Connection: close. With an `idle_grace` (a binary upgrade), connections idle now may still
+  // send one request in that time (answered with Connection: close) before the idle ones close:
+  // a keep-alive client whose request is already on its way then gets an answer, not a reset.
+  void drain(std::chrono::milliseconds idle_grace = std::chrono::milliseconds(0));
   void stop();
   // Sessions still open (any thread).
   std::size_t open_sessions() const { return open_sessions_.load(std::memory_order_relaxed); }
@@ -62,6 +69,8 @@ class worker {
   metrics::worker_cells& cells() { return cells_; }
   std::uint64_t random() { return rng_(); }
   bool draining() const { return draining_; }
+  // Draining and past the idle grace: a connection back at keep-alive idle closes.
+  bool closing_idle() const { return closing_idle_; }
   // Coarse clock (refreshed by the sweep and per request) for deadlines.
   std::int64_t now_ns() const { return now_ns_; }
   void refresh_now();
@@ -114,6 +123,7 @@ class worker {
   net::io_context ioc_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   acceptor_type acceptor_{ioc_.get_executor()};
   timer_type sweep_timer_{ioc_.get_executor()};
+  timer_type drain_timer_{ioc_.get_executor()};
   std::shared_ptr<const snapshot> snapshot_;
   std::vector<routing::wrr_state> wrr_;
   std::vector<std::uint32_t> rr_;
@@ -132,6 +142,7 @@ class worker {
   log::access_log access_log_;
   std::int64_t last_log_flush_ns_ = 0;
   bool draining_ = false;
+  bool closing_idle_ = false;
   bool stopping_ = false;
 };
 

@@ -25,6 +25,7 @@ constexpr command_spec command_specs[] = {
     {"retry", 1, "retry NAME"},
     {"pause", 1, "pause NAME"},
     {"resume", 1, "resume NAME"},
+    {"undo", 1, "undo NAME"},
     {"set-weight", 2, "set-weight NAME N"},
     {"set-upstream", 2, "set-upstream NAME UPSTREAM"},
     {"events", 1, "events NAME"},

@@ -159,6 +159,9 @@ class cli {
              : cmd == "retry" ? "retried"
              : cmd == "pause" ? "paused"
                               : "resumed";
+    } else if (cmd == "undo") {
+      path += "/undo";
+      done = "undone";
     } else if (cmd == "set-weight") {
       method = http_method::put;
       path += "/weight";

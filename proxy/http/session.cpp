@@ -268,7 +268,9 @@ awaitable<void> reject_over_limit(socket_type sock) {
 awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> owner) {
   for (;;) {
     if (buf_.size() == 0) {
-      if (worker_.draining()) co_return;
+      // A response written before the drain began promised keep-alive: during a binary
+      // upgrade's idle grace the next request is still read (and answered with close).
+      if (worker_.closing_idle()) co_return;
       // Keep-alive idle: a read, not a readiness wait. Asio re-arms epoll (epoll_ctl) for every
       // wait but not for a read, which it also never tries on a socket known to be drained:
       // one syscall less per request, for a small buffer held while idle.

@@ -23,6 +23,17 @@ std::vector<std::string> missing_upstreams(const route_state& s, const config::p
   return missing;
 }
 
+// The previous stable is kept only while it could be undone to: an upstream the config no longer
+// defines is dropped (it is not in use, so removing it is no reason to refuse the config).
+void drop_unconfigured_previous(route_state& s, const config::proxy_config& cfg,
+                                const std::string& route, std::string_view where) {
+  if (s.previous_stable.empty() || cfg.find_upstream(s.previous_stable)) return;
+  spdlog::warn("{}: route \"{}\": previous stable \"{}\" is no longer configured; undo to it "
+               "is no longer possible",
+               where, route, s.previous_stable);
+  s.previous_stable.clear();
+}
+
 std::string join(const std::vector<std::string>& v) {
   std::string out;
   for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
@@ -49,7 +60,8 @@ state_map restore_states(const config::proxy_config& cfg, const loaded_state& lo
       throw std::runtime_error(where + ": route \"" + name + "\" uses upstream " +
                                join(missing) +
                                " which the config does not define (refusing to start)");
-    states.emplace(name, st);
+    auto& kept = states.emplace(name, st).first->second;
+    drop_unconfigured_previous(kept, cfg, name, where);
   }
   for (const auto& r : cfg.routes) {
     auto it = states.find(r.name);
@@ -156,6 +168,12 @@ api_result engine::apply(const std::string& route, operation op, int weight,
       }
       set_desired(st, *r, upstream, cause::api, now);
       break;
+    case operation::undo:
+      if (!st.previous_stable.empty() && !cfg_->find_upstream(st.previous_stable))
+        return {409, "cannot undo: previous stable \"" + st.previous_stable +
+                         "\" is no longer configured", {}};
+      res = rollout::undo(st, *r, now);
+      break;
   }
   if (!res.ok) return {409, res.error, {}};
   state_map changed;
@@ -216,6 +234,7 @@ api_result engine::reload(const config::proxy_config& next) {
       auto it = states_.find(r.name);
       route_state st = it == states_.end() ? initial_state(r, now) : it->second;
       if (it != states_.end()) on_config_load(st, r, now);
+      drop_unconfigured_previous(st, *cfg, r.name, "reload");
       kept.emplace(r.name, std::move(st));
       names.push_back(r.name);
     }

@@ -22,7 +22,7 @@
 namespace canary::rollout {
 
 enum class operation { promote, promote_full, abort, retry, pause, resume, set_weight,
-                       set_upstream };
+                       set_upstream, undo };
 
 // What the API answers: 200 with the route's status, or an error status with a message
 // (503 when the change could not be made durable: nothing changed).

@@ -126,7 +126,7 @@ void set_progressing(route_state& s) {
 // The canary becomes stable (Argo: weight 100, then the stable service selects the new version,
 // then the canary weight goes back to 0). Accepts any state with a canary.
 void complete(route_state& s, const config::route_config& route) {
-  if (!s.canary.empty()) s.stable = std::exchange(s.canary, std::string());
+  if (!s.canary.empty()) s.previous_stable = std::exchange(s.stable, std::exchange(s.canary, {}));
   s.step = route.steps.size();
   s.weight = 0;
   s.phase = phase::healthy;
@@ -421,6 +421,28 @@ op_result set_weight(route_state& s, const config::route_config& /*route*/, int 
   record(
       s, now, s.phase, cause::api,
       "Traffic weight updated from " + std::to_string(previous) + " to " + std::to_string(weight));
+  return {};
+}
+
+op_result undo(route_state& s, const config::route_config& route, wall_time now) {
+  if (s.in_progress())
+    return op_result::refused("cannot undo: a rollout to " + s.canary +
+                              " exists (undo is valid when no rollout is in progress)");
+  if (s.previous_stable.empty())
+    return op_result::refused(
+        "cannot undo: no previous stable to return to (undo is valid "
+        "after a rollout completed)");
+  const phase from = s.phase;
+  const std::string replaced = s.stable;
+  std::swap(s.stable, s.previous_stable);
+  s.step = route.steps.size();
+  s.weight = 0;
+  s.phase = phase::healthy;
+  s.message.clear();
+  s.aborted = false;
+  clear_pause(s);
+  record(s, now, from, cause::api,
+         "Rollout undone: " + s.stable + " is stable again, replacing " + replaced);
   return {};
 }
 

@@ -64,6 +64,8 @@ struct route_state {
   std::string seen_upstream;  // the route's `upstream` value at the last config load
   wall_time updated_at;
   std::deque<event> events;  // newest last, at most max_events
+  // The stable a completed rollout replaced ("" = none): what undo() makes stable again.
+  std::string previous_stable;
 
   // True while traffic may go to the canary: a canary exists and the rollout is not aborted.
   bool canary_active() const { return !canary.empty() && !aborted; }
@@ -112,6 +114,11 @@ op_result resume(route_state& s, const config::route_config& route, wall_time no
 // 0 <= weight <= weight_total is checked by the caller (400); this checks the phase.
 op_result set_weight(route_state& s, const config::route_config& route, int weight,
                      wall_time now);
+
+// Undo: with no canary, makes previous_stable stable again at once (no steps) and keeps the
+// replaced one as previous_stable, so a second undo redoes. Refused while a canary exists or with
+// no previous stable; the caller checks that previous_stable is still configured.
+op_result undo(route_state& s, const config::route_config& route, wall_time now);
 
 // True when tick() would move `s` at `now`: a step's timed pause whose deadline has come.
 bool tick_due(const route_state& s, wall_time now);

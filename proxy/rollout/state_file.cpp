@@ -124,6 +124,8 @@ json::object to_json(const route_state& s) {
   events.reserve(s.events.size());
   for (const auto& e : s.events) events.push_back(to_json(e));
   o["events"] = std::move(events);
+  o["previous_stable"] =
+      s.previous_stable.empty() ? json::value(nullptr) : json::value(s.previous_stable);
   return o;
 }
 
@@ -291,6 +293,9 @@ route_state route_from_json(const json::value& v, const std::string& name) {
     s.events.push_back(event_from_json(e, where + ": event " + std::to_string(i++)));
   // A file edited by hand may hold more; the newest are the ones worth keeping.
   while (s.events.size() > max_events) s.events.pop_front();
+  // Optional: a file from a build without undo has none.
+  if (f.find("previous_stable"))
+    s.previous_stable = f.string_or_null("previous_stable").value_or("");
   return s;
 }
 

@@ -183,7 +183,8 @@ def main():
         def one(key):
             return (svc.get(key) or [None])[-1]
 
-        for key, want in (("Type", "simple"), ("ExecReload", "/bin/kill -HUP $MAINPID"),
+        for key, want in (("Type", "notify"), ("NotifyAccess", "all"),
+                          ("ExecReload", "/bin/kill -HUP $MAINPID"),
                           ("StateDirectory", "canary-proxy"), ("DynamicUser", "yes"),
                           ("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"),
                           ("ProtectHome", "yes"), ("PrivateTmp", "yes"),
