@@ -80,6 +80,13 @@ http_request webhook_request(const config::webhook_config& hook, const webhook_p
   return r;
 }
 
+// A deliberate "no" (403 from a gate, 404 from a rollback hook) is an answer, not a failure to
+// retry; timeouts, connection errors, 5xx, 408 and 429 (RFC 9110 §15.5.9, RFC 6585 §4) may pass.
+bool worth_retrying(const http_response& r) {
+  if (r.result != http_response::outcome::ok) return true;
+  return r.status >= 500 || r.status == 408 || r.status == 429;
+}
+
 webhook_result to_result(const http_response& r) {
   webhook_result out;
   out.status = r.status;
@@ -114,7 +121,7 @@ void send_with_retries(const std::shared_ptr<webhook_dispatcher::state>& st, htt
        done = std::move(done)](http_response r) mutable {
         auto st = weak.lock();
         if (!st) return;
-        if (!is_2xx(r) && retries_left > 0) {
+        if (!is_2xx(r) && worth_retrying(r) && retries_left > 0) {
           const auto next = delay.count() == 0 ? webhook_dispatcher::first_backoff : delay * 2;
           send_with_retries(st, std::move(request), retries_left - 1, next, std::move(done));
           return;

@@ -48,7 +48,8 @@ class webhook_dispatcher {
   webhook_dispatcher& operator=(const webhook_dispatcher&) = delete;
 
   // One call (gates, judged webhooks, rollback, post-rollout): up to 1 + hook.retries attempts
-  // while the answer is not 2xx; done(result of the last attempt) on the control thread.
+  // while the answer is a timeout, a connection error, 5xx, 408 or 429 (other statuses are a
+  // deliberate answer); done(result of the last attempt) on the control thread.
   void call(const std::string& route, const config::webhook_config& hook,
             const webhook_payload& payload, std::function<void(webhook_result)> done);
 

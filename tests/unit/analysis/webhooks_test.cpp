@@ -88,7 +88,7 @@ TEST(WebhookDispatcher, RetriesUntilA2xx) {
   ASSERT_TRUE(ctl.run_until([&] { return r.has_value(); }));
   EXPECT_TRUE(r->ok);
   EXPECT_EQ(r->status, 200);
-  EXPECT_EQ(server.count(), 3u);
+  ASSERT_EQ(server.count(), 3u);
   const auto seen = server.requests();
   EXPECT_EQ(seen[0].method, "POST");
   EXPECT_EQ(seen[0].target, "/smoke");
@@ -109,6 +109,21 @@ TEST(WebhookDispatcher, RetriesSpentGiveTheLastFailure) {
   EXPECT_FALSE(r->ok);
   EXPECT_EQ(r->detail, "HTTP 503");
   EXPECT_EQ(server.count(), 2u);
+  EXPECT_EQ(count_of(d, "failure"), 1u);
+}
+
+TEST(WebhookDispatcher, ADeliberateNoIsNotRetried) {
+  test_server server([](const auto&, std::size_t) { return status(403); });
+  control_thread ctl;
+  http_client client(ctl.deliver());
+  webhook_dispatcher d(client);
+  std::optional<webhook_result> r;
+  d.call("checkout", hook(server.url(), 3), payload(), [&](webhook_result x) { r = x; });
+  ASSERT_TRUE(ctl.run_until([&] { return r.has_value(); }));
+  EXPECT_FALSE(r->ok);
+  EXPECT_EQ(r->status, 403);
+  EXPECT_EQ(r->detail, "HTTP 403");
+  EXPECT_EQ(server.count(), 1u);
   EXPECT_EQ(count_of(d, "failure"), 1u);
 }
 
