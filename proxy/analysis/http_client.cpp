@@ -7,11 +7,6 @@
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
 
-#include <filesystem>
-#include <optional>
-#include <set>
-#include <spdlog/spdlog.h>
-
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -22,6 +17,9 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <filesystem>
+#include <optional>
+#include <set>
 
 #include "core/types.h"
 #include "util/duration.h"
@@ -141,6 +139,7 @@ struct http_client::impl {
     std::shared_ptr<ssl::context> tls_context;  // kept alive while the stream uses it
     bool timed_out = false;
     bool stopped = false;
+    bool answered = false;  // finish() ran: later outcomes of an aborted call are dropped
 
     bool aborted() const { return timed_out || stopped; }
     // Makes the running step fail now (the coroutine then reads timed_out / stopped).
@@ -166,8 +165,7 @@ struct http_client::impl {
   void start(std::shared_ptr<call_state> s, std::chrono::milliseconds delay);
   awaitable<void> run(std::shared_ptr<call_state> s, std::chrono::milliseconds delay);
   template <class Stream>
-  awaitable<void> exchange(Stream& stream, call_state& s, const url_parts& url,
-                           http_response& out);
+  awaitable<void> exchange(Stream& stream, call_state& s, const url_parts& url, http_response& out);
   void finish(call_state& s, http_response response);
   // Answers at once (a resolver blocked in getaddrinfo cannot be interrupted: the caller must not
   // wait for it) and makes the running step fail.
@@ -201,15 +199,18 @@ void http_client::send(http_request request, std::function<void(http_response)> 
                        std::chrono::milliseconds delay) {
   if (impl_->in_flight.fetch_add(1) >= max_in_flight) {
     impl_->in_flight.fetch_sub(1);
+    if (!done) return;
     http_response r;
     r.error = "too many provider calls in flight";
     impl_->deliver([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
     return;
   }
-  auto s = std::make_shared<impl::call_state>(impl_->ioc.get_executor(), std::move(request),
-                                              std::move(done));
-  net::post(impl_->ioc, [i = impl_.get(), s = std::move(s), delay]() mutable {
-    i->start(std::move(s), delay);
+  // The call's I/O objects are made on the client thread, like everything touching its io_context.
+  net::post(impl_->ioc, [i = impl_.get(), request = std::move(request), done = std::move(done),
+                         delay]() mutable {
+    i->start(std::make_shared<impl::call_state>(i->ioc.get_executor(), std::move(request),
+                                                std::move(done)),
+             delay);
   });
 }
 
@@ -233,11 +234,11 @@ void http_client::impl::start(std::shared_ptr<call_state> s, std::chrono::millis
 }
 
 void http_client::impl::finish(call_state& s, http_response response) {
-  if (!s.done) return;
-  auto done = std::move(s.done);
-  s.done = nullptr;
+  if (s.answered) return;
+  s.answered = true;
   in_flight.fetch_sub(1);
-  deliver([done = std::move(done), r = std::move(response)]() mutable { done(std::move(r)); });
+  if (!s.done) return;
+  deliver([done = std::move(s.done), r = std::move(response)]() mutable { done(std::move(r)); });
 }
 
 void http_client::impl::abort_call(call_state& s, bool timeout) {
@@ -246,8 +247,8 @@ void http_client::impl::abort_call(call_state& s, bool timeout) {
   s.interrupt();
   http_response r;
   r.result = timeout ? http_response::outcome::timeout : http_response::outcome::error;
-  r.error = timeout ? "timeout after " + util::format_duration(s.request.timeout)
-                    : "http client stopped";
+  r.error =
+      timeout ? "timeout after " + util::format_duration(s.request.timeout) : "http client stopped";
   finish(s, std::move(r));
 }
 
@@ -346,14 +347,15 @@ awaitable<void> http_client::impl::run(std::shared_ptr<call_state> s,
     if (hec) {
       std::string detail = hec.message();
       const long verify = SSL_get_verify_result(s->tls->native_handle());
-      if (verify != X509_V_OK) detail += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
+      if (verify != X509_V_OK)
+        detail += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
       co_return fail("tls: " + detail);
     }
     co_await exchange(*s->tls, *s, *url, out);
   } else {
     co_await exchange(*s->plain, *s, *url, out);
   }
-  if (!s->done) co_return;  // exchange failed and answered already
+  if (s->answered) co_return;  // exchange failed (or the call was aborted) and answered already
   s->timer.cancel();
   error_code ignored;
   socket.close(ignored);

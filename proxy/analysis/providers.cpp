@@ -2,13 +2,12 @@
 // exceptions: a provider's body is untrusted input.
 #include "analysis/providers.h"
 
-#include <charconv>
-#include <cmath>
-#include <cstdlib>
-
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
 
 #include "util/text.h"
 
@@ -103,8 +102,8 @@ std::optional<std::vector<path_step>> parse_path(std::string_view path, std::str
   }
   std::size_t i = 1;
   const auto key_char = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
   };
   while (i < path.size()) {
     const std::string at = " at offset " + std::to_string(i);
@@ -210,8 +209,8 @@ http_request prometheus_request(const config::metric_config& metric, const templ
   http_request r;
   std::string_view address = metric.target.url;
   while (address.ends_with('/')) address.remove_suffix(1);
-  r.url = std::string(address) + "/api/v1/query?query=" +
-          url_encode(expand_template(metric.query, vars));
+  r.url = std::string(address) +
+          "/api/v1/query?query=" + url_encode(expand_template(metric.query, vars));
   r.headers = metric.target.headers;
   r.headers.emplace("Accept", "application/json");
   r.timeout = metric.target.timeout;
@@ -220,7 +219,8 @@ http_request prometheus_request(const config::metric_config& metric, const templ
 }
 
 provider_result prometheus_result(const http_response& response) {
-  // Prometheus answers a bad query with 400 and a JSON error: its message says more than "HTTP 400".
+  // Prometheus answers a bad query with 400 and a JSON error: its message says more than "HTTP
+  // 400".
   if (response.result != http_response::outcome::ok) return error(response.error);
   boost::system::error_code ec;
   const json::value doc = json::parse(response.body, ec);
@@ -290,7 +290,8 @@ provider_result web_result(const http_response& response, std::string_view json_
   if (!steps) return error("web: json_path " + std::string(json_path) + ": " + why);
   boost::system::error_code ec;
   const json::value doc = json::parse(response.body, ec);
-  if (ec) return error("web: body is not JSON (" + ec.message() + "): " + short_text(response.body));
+  if (ec)
+    return error("web: body is not JSON (" + ec.message() + "): " + short_text(response.body));
   const json::value* at = &doc;
   for (const auto& step : *steps) {
     if (step.index) {

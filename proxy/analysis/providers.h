@@ -39,7 +39,8 @@ std::optional<std::string> unknown_template_variable(std::string_view text);
 // RFC 3986 percent-encoding of everything but unreserved characters (§2.3).
 std::string url_encode(std::string_view text);
 
-// GET <address>/api/v1/query?query=<urlencoded expanded query> (Prometheus HTTP API, instant query).
+// GET <address>/api/v1/query?query=<urlencoded expanded query> (Prometheus HTTP API, instant
+// query).
 http_request prometheus_request(const config::metric_config& metric, const template_vars& vars);
 
 // status "success" with resultType scalar or a one-element vector -> value; an empty vector, NaN or

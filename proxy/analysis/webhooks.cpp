@@ -2,12 +2,11 @@
 // weakly: a webhook answering after a reload tore the dispatcher down is ignored.
 #include "analysis/webhooks.h"
 
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
 #include <deque>
 #include <map>
 #include <tuple>
-
-#include <boost/json/object.hpp>
-#include <boost/json/serialize.hpp>
 
 namespace canary::analysis {
 
@@ -91,7 +90,8 @@ webhook_result to_result(const http_response& r) {
   webhook_result out;
   out.status = r.status;
   out.ok = is_2xx(r);
-  out.detail = r.result == http_response::outcome::ok ? "HTTP " + std::to_string(r.status) : r.error;
+  out.detail =
+      r.result == http_response::outcome::ok ? "HTTP " + std::to_string(r.status) : r.error;
   return out;
 }
 
@@ -141,8 +141,8 @@ void webhook_dispatcher::call(const std::string& route, const config::webhook_co
                               std::function<void(webhook_result)> done) {
   send_with_retries(state_, webhook_request(hook, payload), std::max(hook.retries, 0),
                     std::chrono::milliseconds(0),
-                    [route, name = hook.name, done = std::move(done)](const std::shared_ptr<state>& st,
-                                                                      http_response r) {
+                    [route, name = hook.name, done = std::move(done)](
+                        const std::shared_ptr<state>& st, http_response r) {
                       st->count(route, name, result_label(r));
                       if (done) done(to_result(r));
                     });
@@ -157,14 +157,14 @@ void pump(const std::shared_ptr<webhook_dispatcher::state>& st, const std::strin
   q.busy = true;
   auto next = std::move(q.waiting.front());
   q.waiting.pop_front();
-  send_with_retries(st, webhook_request(next.hook, next.payload), std::max(next.hook.retries, 0),
-                    std::chrono::milliseconds(0),
-                    [route, name](const std::shared_ptr<webhook_dispatcher::state>& s,
-                                  http_response r) {
-                      s->count(route, name, result_label(r));
-                      s->queues[{route, name}].busy = false;
-                      pump(s, route, name);
-                    });
+  send_with_retries(
+      st, webhook_request(next.hook, next.payload), std::max(next.hook.retries, 0),
+      std::chrono::milliseconds(0),
+      [route, name](const std::shared_ptr<webhook_dispatcher::state>& s, http_response r) {
+        s->count(route, name, result_label(r));
+        s->queues[{route, name}].busy = false;
+        pump(s, route, name);
+      });
 }
 
 }  // namespace

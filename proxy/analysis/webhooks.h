@@ -1,8 +1,9 @@
-// Webhooks (docs/webhooks.md): the body a webhook receives, and the dispatcher that POSTs it through
-// the http_client with retries and backoff, keeps `event` notifications in order per route and
-// webhook in a bounded queue, and counts results for canary_proxy_webhook_calls_total. The rules of
-// which type is called when belong to the rollout engine. Control thread only (the http_client's
-// deliver must run callbacks there); after the dispatcher is destroyed no `done` runs.
+// Webhooks (docs/webhooks.md): the body a webhook receives, and the dispatcher that POSTs it
+// through the http_client with retries and backoff, keeps `event` notifications in order per route
+// and webhook in a bounded queue, and counts results for canary_proxy_webhook_calls_total. The
+// rules of which type is called when belong to the rollout engine. Control thread only (the
+// http_client's deliver must run callbacks there); after the dispatcher is destroyed no `done`
+// runs.
 #pragma once
 
 #include <chrono>
@@ -30,8 +31,8 @@ struct webhook_payload {
 std::string webhook_body(const config::webhook_config& hook, const webhook_payload& payload);
 
 struct webhook_result {
-  bool ok = false;  // a 2xx answer
-  int status = 0;   // the last HTTP status, 0 when none came
+  bool ok = false;     // a 2xx answer
+  int status = 0;      // the last HTTP status, 0 when none came
   std::string detail;  // "HTTP 503", "timeout after 10s", "connect: Connection refused"
 };
 

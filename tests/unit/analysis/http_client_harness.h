@@ -2,12 +2,11 @@
 // thread (the client delivers onto it) and a bounded wait for answers. Test thread only.
 #pragma once
 
-#include <chrono>
-#include <optional>
-
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <chrono>
+#include <optional>
 
 #include "analysis/http_client.h"
 
@@ -15,8 +14,7 @@ namespace canary::analysis::testing {
 
 struct control_thread {
   boost::asio::io_context ioc;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{
-      ioc.get_executor()};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{ioc.get_executor()};
 
   http_client::deliver_fn deliver() {
     return [this](std::function<void()> f) { boost::asio::post(ioc, std::move(f)); };

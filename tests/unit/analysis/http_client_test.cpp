@@ -131,8 +131,7 @@ TEST(HttpClient, RefusedConnectionIsAnError) {
   {
     // A port that was just free: nothing listens on it once the acceptor is closed.
     boost::asio::io_context ioc;
-    boost::asio::ip::tcp::acceptor a(
-        ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
+    boost::asio::ip::tcp::acceptor a(ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
     port = a.local_endpoint().port();
   }
   control_thread ctl;
@@ -145,8 +144,7 @@ TEST(HttpClient, RefusedConnectionIsAnError) {
 TEST(HttpClient, MalformedUrlIsAnError) {
   control_thread ctl;
   http_client client(ctl.deliver());
-  EXPECT_EQ(call(client, ctl, get("ftp://x/")).error,
-            "URL must start with http:// or https://");
+  EXPECT_EQ(call(client, ctl, get("ftp://x/")).error, "URL must start with http:// or https://");
   EXPECT_EQ(call(client, ctl, get("http://127.0.0.1:99999/")).error, "bad port in the URL");
 }
 
@@ -176,8 +174,8 @@ TEST(HttpClient, DelayedCallRunsAfterItsDelay) {
   control_thread ctl;
   http_client client(ctl.deliver());
   std::optional<http_response> r;
-  client.send(get(server.url()), [&](http_response x) { r = std::move(x); },
-              std::chrono::milliseconds(50));
+  client.send(
+      get(server.url()), [&](http_response x) { r = std::move(x); }, std::chrono::milliseconds(50));
   ASSERT_TRUE(ctl.run_until([&] { return r.has_value(); }));
   EXPECT_EQ(r->status, 200);
 }
@@ -217,7 +215,8 @@ TEST_F(HttpClientTls, UnknownCaIsRefused) {
 TEST_F(HttpClientTls, WrongHostNameIsRefused) {
   // The certificate names "localhost" only; 127.0.0.1 is the same server under another name.
   const auto r = call(client_, ctl_,
-                      get("https://127.0.0.1:" + std::to_string(server_.port()) + "/", std::chrono::seconds(5), pki_.ca_cert.string()));
+                      get("https://127.0.0.1:" + std::to_string(server_.port()) + "/",
+                          std::chrono::seconds(5), pki_.ca_cert.string()));
   EXPECT_EQ(r.result, http_response::outcome::error);
   EXPECT_NE(r.error.find("IP address mismatch"), std::string::npos) << r.error;
   EXPECT_EQ(server_.count(), 0u);
@@ -233,14 +232,16 @@ TEST(HttpClientTlsName, CertificateForAnotherNameIsRefused) {
   control_thread ctl;
   http_client client(ctl.deliver());
   const auto r = call(client, ctl,
-                      get("https://localhost:" + std::to_string(server.port()) + "/", std::chrono::seconds(5), pki.ca_cert.string()));
+                      get("https://localhost:" + std::to_string(server.port()) + "/",
+                          std::chrono::seconds(5), pki.ca_cert.string()));
   EXPECT_EQ(r.result, http_response::outcome::error);
   EXPECT_NE(r.error.find("hostname mismatch"), std::string::npos) << r.error;
   EXPECT_EQ(server.count(), 0u);
 }
 
 TEST_F(HttpClientTls, MissingCaFileIsAnError) {
-  const auto r = call(client_, ctl_, get(url(), std::chrono::seconds(5), (pki_.dir / "nope.crt").string()));
+  const auto r =
+      call(client_, ctl_, get(url(), std::chrono::seconds(5), (pki_.dir / "nope.crt").string()));
   EXPECT_EQ(r.result, http_response::outcome::error);
   EXPECT_EQ(r.error.rfind("ca_file ", 0), 0u) << r.error;
 }

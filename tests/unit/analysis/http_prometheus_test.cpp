@@ -2,18 +2,16 @@
 // CANARY_PROMETHEUS): its answers to instant queries (scalar, one-element and longer vectors,
 // empty vector, NaN, a bad query) go through prometheus_request, http_client and
 // prometheus_result. The queries need no scraped data. Skipped when the binary is missing.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
+#include <boost/asio/ip/tcp.hpp>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <thread>
-
-#include <boost/asio/ip/tcp.hpp>
 
 #include "analysis/providers.h"
 #include "http_client_harness.h"
@@ -42,8 +40,7 @@ struct prometheus_process {
   unsigned short port = 0;
 
   prometheus_process() {
-    dir = std::filesystem::temp_directory_path() /
-          ("canary-prom-" + std::to_string(::getpid()));
+    dir = std::filesystem::temp_directory_path() / ("canary-prom-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir / "data");
     std::ofstream(dir / "prometheus.yml") << "global:\n  scrape_interval: 1m\n";
     port = free_port();

@@ -4,8 +4,24 @@
 // it stops its io_context and joins: hanging connections are closed then.
 #pragma once
 
+#include <openssl/ssl.h>
 #include <unistd.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -17,23 +33,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/stream.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
-#include <openssl/ssl.h>
 
 namespace canary::analysis::testing {
 
@@ -107,8 +106,7 @@ class test_server {
       if (tls_) {
         tnet::ssl::stream<tnet::ip::tcp::socket> stream(std::move(socket), *tls_);
         co_await stream.async_handshake(tnet::ssl::stream_base::server, tnet::use_awaitable);
-        const char* sni =
-            SSL_get_servername(stream.native_handle(), TLSEXT_NAMETYPE_host_name);
+        const char* sni = SSL_get_servername(stream.native_handle(), TLSEXT_NAMETYPE_host_name);
         co_await exchange(stream, sni ? sni : "");
       } else {
         co_await exchange(socket, "");
@@ -123,8 +121,11 @@ class test_server {
     boost::beast::flat_buffer buffer;
     thttp::request<thttp::string_body> req;
     co_await thttp::async_read(stream, buffer, req, tnet::use_awaitable);
-    seen_request seen{std::string(req.method_string()), std::string(req.target()), req.body(),
-                      std::move(sni), {}};
+    seen_request seen{std::string(req.method_string()),
+                      std::string(req.target()),
+                      req.body(),
+                      std::move(sni),
+                      {}};
     for (const auto& f : req) seen.headers[std::string(f.name_string())] = std::string(f.value());
     std::size_t index = 0;
     {
@@ -186,14 +187,15 @@ struct test_pki {
     ca_cert = dir / "ca.crt";
     leaf_cert = dir / "leaf.crt";
     leaf_key = dir / "leaf.key";
-    std::ofstream(dir / "ext.cnf") << "basicConstraints=CA:FALSE\nsubjectAltName=DNS:" << host
-                                   << "\n";
+    std::ofstream(dir / "ext.cnf")
+        << "basicConstraints=CA:FALSE\nsubjectAltName=DNS:" << host << "\n";
     const std::string d = dir.string();
     const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
     const std::string cmd =
         "cd " + d + " && openssl req -x509" + ec +
         " -keyout ca.key -out ca.crt -days 2 -subj /CN=canary-test-ca 2>/dev/null && "
-        "openssl req" + ec + " -keyout leaf.key -out leaf.csr -subj /CN=" + host +
+        "openssl req" +
+        ec + " -keyout leaf.key -out leaf.csr -subj /CN=" + host +
         " 2>/dev/null && openssl x509 -req -in leaf.csr -CA ca.crt -CAkey ca.key "
         "-CAcreateserial -out leaf.crt -days 2 -extfile ext.cnf 2>/dev/null";
     ok = std::system(cmd.c_str()) == 0;

@@ -17,9 +17,7 @@ http_response ok(std::string body, int code = 200) {
   return r;
 }
 
-template_vars vars() {
-  return {"checkout", "v1", "v2 beta", std::chrono::milliseconds(10000)};
-}
+template_vars vars() { return {"checkout", "v1", "v2 beta", std::chrono::milliseconds(10000)}; }
 
 TEST(Templates, ExpandsTheFourVariables) {
   EXPECT_EQ(expand_template("{{route}}/{{stable}}/{{canary}}/[{{interval}}s]", vars()),
@@ -73,8 +71,8 @@ TEST(Prometheus, ScalarAndOneElementVectorGiveTheValue) {
 }
 
 TEST(Prometheus, EmptyVectorAndNaNAreEmpty) {
-  auto r = prometheus_result(
-      ok(R"({"status":"success","data":{"resultType":"vector","result":[]}})"));
+  auto r =
+      prometheus_result(ok(R"({"status":"success","data":{"resultType":"vector","result":[]}})"));
   EXPECT_EQ(r.status, st::empty);
   EXPECT_EQ(r.message, "no data (empty vector)");
   r = prometheus_result(ok(
@@ -94,8 +92,8 @@ TEST(Prometheus, TwoElementsAreAnError) {
 }
 
 TEST(Prometheus, StatusErrorNamesPrometheusMessage) {
-  const auto r = prometheus_result(ok(
-      R"({"status":"error","errorType":"bad_data","error":"parse error at char 5"})", 400));
+  const auto r = prometheus_result(
+      ok(R"({"status":"error","errorType":"bad_data","error":"parse error at char 5"})", 400));
   EXPECT_EQ(r.status, st::error);
   EXPECT_EQ(r.message, "HTTP 400: bad_data: parse error at char 5");
 }
@@ -107,8 +105,7 @@ TEST(Prometheus, NonJsonNon2xxTransportAndOtherTypesAreErrors) {
   r = prometheus_result(ok("not json"));
   EXPECT_EQ(r.status, st::error);
   EXPECT_NE(r.message.find("not a JSON object"), std::string::npos) << r.message;
-  r = prometheus_result(
-      ok(R"({"status":"success","data":{"resultType":"matrix","result":[]}})"));
+  r = prometheus_result(ok(R"({"status":"success","data":{"resultType":"matrix","result":[]}})"));
   EXPECT_EQ(r.status, st::error);
   EXPECT_NE(r.message.find("resultType matrix"), std::string::npos) << r.message;
   http_response timeout;
