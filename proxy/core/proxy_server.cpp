@@ -82,13 +82,22 @@ void serve_until_drained(std::shared_ptr<const config::proxy_config> cfg,
   for (int i = 0; i < n; ++i)
     workers.push_back(std::make_unique<worker>(i, shared, engine.snapshot()));
 
-  auto data_ep = resolve(control, cfg->listen);
-  std::uint16_t port = 0;
-  for (auto& w : workers) {
-    // Port 0: the first worker picks it, the others join it through SO_REUSEPORT.
-    port = w->listen(tcp::endpoint(data_ep.address(), port ? port : data_ep.port()));
+  if (!cfg->listen.text.empty()) {  // "" : TLS only
+    auto data_ep = resolve(control, cfg->listen);
+    std::uint16_t port = 0;
+    for (auto& w : workers) {
+      // Port 0: the first worker picks it, the others join it through SO_REUSEPORT.
+      port = w->listen(tcp::endpoint(data_ep.address(), port ? port : data_ep.port()));
+    }
+    spdlog::info("proxy listening on {} ({} workers)", host_port(data_ep.address(), port), n);
   }
-  spdlog::info("proxy listening on {} ({} workers)", host_port(data_ep.address(), port), n);
+  if (cfg->tls) {
+    auto tls_ep = resolve(control, cfg->tls->listen);
+    std::uint16_t port = 0;
+    for (auto& w : workers)
+      port = w->listen_tls(tcp::endpoint(tls_ep.address(), port ? port : tls_ep.port()));
+    spdlog::info("proxy listening on {} (TLS, {} workers)", host_port(tls_ep.address(), port), n);
+  }
 
   bool draining = false;
   std::vector<const metrics::worker_cells*> cells;

@@ -41,6 +41,9 @@ class worker {
 
   // Before run(): bind and listen (SO_REUSEPORT). Returns the bound port (for port 0).
   std::uint16_t listen(const tcp::endpoint& where);
+  // Before run(): the same for the TLS listener (its handshakes use the current snapshot's
+  // config.tls contexts, so a reload changes certificates for new connections only).
+  std::uint16_t listen_tls(const tcp::endpoint& where);
   // Thread body: runs until stop().
   void run();
 
@@ -103,7 +106,7 @@ class worker {
   void detach(http::session* s);
 
  private:
-  awaitable<void> accept_loop();
+  awaitable<void> accept_loop(acceptor_type& acceptor, bool tls);
   awaitable<void> sweep_loop();
   void install_now(std::shared_ptr<const snapshot> s);
 
@@ -113,6 +116,7 @@ class worker {
   // locking of its per-socket state (the scheduler keeps its lock for those posts).
   net::io_context ioc_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   acceptor_type acceptor_{ioc_.get_executor()};
+  acceptor_type tls_acceptor_{ioc_.get_executor()};
   timer_type sweep_timer_{ioc_.get_executor()};
   std::shared_ptr<const snapshot> snapshot_;
   std::vector<routing::wrr_state> wrr_;
