@@ -172,6 +172,12 @@ struct basic_state final : session::state {
   std::unique_ptr<upstream::connection> up_;
   std::unique_ptr<char[]> relay_;  // the worker's, while a body moves
   std::unique_ptr<char[]> relay_back_;  // the worker's, for a tunnel's second direction
+  // The current request's Upgrade value (upgrade_request); after a 101 to it, what the tunnel
+  // needs once exchange_once() has returned. Members, not locals: exchange_once's frame must
+  // stay small enough for Asio's frame recycling (a frame over ~1 KB is malloc'ed per request).
+  std::string_view upgrade_;
+  metrics::series_cells* tunnel_series_ = nullptr;
+  std::shared_ptr<const core::snapshot> tunnel_snap_;  // the access-log fields point into it
   std::string client_ip_;
   std::int64_t deadline_ns_ = 0;
   session_phase phase_ = session_phase::idle;
@@ -352,7 +358,10 @@ awaitable<void> basic_state<Stream>::serve([[maybe_unused]] std::unique_ptr<sess
       buf_.commit(n);
       worker_.refresh_now();
     }
-    if (!co_await exchange_once()) co_return;
+    if (!co_await exchange_once()) {
+      if (tunnel_series_) co_await tunnel(tunnel_snap_->config->timeouts, *tunnel_series_);
+      co_return;
+    }
   }
 }
 
@@ -411,7 +420,7 @@ awaitable<bool> basic_state<Stream>::exchange_once() {
   const bool keep_possible = client_keep && !has_body;  // after a local reply
   // An Upgrade (WebSocket) is routed like any request; only a 101 to it turns the connection
   // into a tunnel.
-  const std::string_view upgrade = upgrade_request(*ex.req, has_body);
+  upgrade_ = upgrade_request(*ex.req, has_body);
 
   // ---- route: which route, which side (the decided one, or the other when it has no endpoint
   // up: routing/failover.h)
@@ -475,7 +484,7 @@ awaitable<bool> basic_state<Stream>::exchange_once() {
   const bool head_method = r.method() == bhttp::verb::head;
   attempt_state attempt;
   bool request_sent_whole = true;
-  build_request_head(ex.head, *ex.req, client_ip_, is_tls, upgrade);
+  build_request_head(ex.head, *ex.req, client_ip_, is_tls, upgrade_);
   if (has_body) {
     if (auto it = r.find(bhttp::field::expect);
         it != r.end() && iequals(it->value(), "100-continue")) {
@@ -562,13 +571,13 @@ awaitable<bool> basic_state<Stream>::exchange_once() {
           co_return false;
         }
         resume(session_phase::upstream_response, head_deadline_ns);
-        build_request_head(ex.head, *ex.req, client_ip_, is_tls, upgrade);  // `head` is shared; a retry needs it
+        build_request_head(ex.head, *ex.req, client_ip_, is_tls, upgrade_);  // `head` is shared; a retry needs it
       }
     }
     // A 101 nobody asked for, or one that does not say what it switched to (RFC 9110 §15.2.2),
     // is a broken upstream.
     if (!hec && ex.res->get().result_int() == 101 &&
-        (upgrade.empty() || ex.res->get()[bhttp::field::upgrade].empty()))
+        (upgrade_.empty() || ex.res->get()[bhttp::field::upgrade].empty()))
       hec = bhttp::error::bad_status;
     if (!hec) break;
 
@@ -608,8 +617,9 @@ awaitable<bool> basic_state<Stream>::exchange_once() {
   auto& rs = ex.res->get();
   const unsigned status = rs.result_int();
   record_response_head(ups, series, status, started, attempt.body_sent);
-  if (status == 101) {
-    co_await tunnel(cfg.timeouts, series);
+  if (status == 101) {  // serve() runs the tunnel, from its own (per-connection) frame
+    tunnel_series_ = &series;
+    tunnel_snap_ = snap_ref;
     co_return false;
   }
 
