@@ -5,17 +5,27 @@ that leaves an open tunnel alone, a drain that cuts it at its deadline, tunnel_i
 counted when the tunnel closes, and Upgrade: h2c never forwarded."""
 
 import asyncio
-import json
 import os
 import signal
 import ssl
+import sys
 import threading
-import time
 import unittest
 
-import websockets
+try:
+    import websockets
+except ImportError:
+    # ctest runs the interpreter CMake found (it may be a pyenv one); python3-websockets is
+    # Debian's, installed for /usr/bin/python3: run this module there instead.
+    SYSTEM = "/usr/bin/python3"
+    if os.path.exists(SYSTEM) and os.path.realpath(sys.executable) != os.path.realpath(SYSTEM):
+        sys.stdout.flush()
+        argv = ([SYSTEM, os.path.abspath(__file__)] if __name__ == "__main__"
+                else [SYSTEM, "-m", "unittest", "-v", __name__])
+        os.execv(SYSTEM, argv)
+    raise
 
-from harness import (DEADLINE, E2ETestCase, http_call, make_config, poll, raw_exchange, route)
+from harness import DEADLINE, E2ETestCase, make_config, poll, raw_exchange, route
 from test_tls import CA, TlsProxy
 
 HOLD = [{"setWeight": 0}, {"pause": {}}]
