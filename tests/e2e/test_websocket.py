@@ -7,6 +7,7 @@ counted when the tunnel closes, and Upgrade: h2c never forwarded."""
 import asyncio
 import os
 import signal
+import socket
 import ssl
 import sys
 import threading
@@ -211,7 +212,82 @@ class WebSocketTest(E2ETestCase):
         self.assertEqual(self.blue.upgrade_headers[0].get("x-forwarded-proto"), "https")
 
 
+class RawUpgradeServer:
+    """One-connection upstream for a non-WebSocket upgrade: answers 101, echoes until the
+    client's half-close reaches it, then sends b"bye" and closes."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(DEADLINE)
+        self.endpoint = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.saw_eof = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(DEADLINE)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: raw\r\n"
+                         b"Connection: Upgrade\r\n\r\n")
+            rest = head.split(b"\r\n\r\n", 1)[1]
+            if rest:
+                conn.sendall(rest)
+            while True:
+                data = conn.recv(4096)
+                if not data:
+                    break
+                conn.sendall(data)
+            self.saw_eof.set()
+            conn.sendall(b"bye")
+
+    def close(self):
+        self.sock.close()
+        self.thread.join(DEADLINE)
+
+
+def read_until(sock, marker):
+    buf = b""
+    while marker not in buf:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
 class UpgradeRulesTest(E2ETestCase):
+
+    def test_a_client_half_close_reaches_the_upstream_and_its_answer_comes_back(self):
+        up = RawUpgradeServer()
+        self.addCleanup(up.close)
+        proxy = self.start_proxy(make_config({"blue": up.endpoint}, [route(steps=HOLD)]))
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=DEADLINE) as s:
+            s.sendall(b"GET /raw HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                      b"Upgrade: raw\r\n\r\n")
+            head = read_until(s, b"\r\n\r\n")
+            self.assertTrue(head.startswith(b"HTTP/1.1 101 "), head)
+            self.assertIn(b"\r\nUpgrade: raw\r\n", head)
+            s.sendall(b"ping")
+            self.assertEqual(read_until(s, b"ping").split(b"\r\n\r\n", 1)[-1][-4:], b"ping")
+            s.shutdown(socket.SHUT_WR)
+            self.assertTrue(up.saw_eof.wait(DEADLINE), "the half-close did not reach upstream")
+            rest = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                rest += chunk
+            self.assertEqual(rest, b"bye")
 
     def test_upgrade_h2c_is_not_forwarded(self):
         proxy = self.demo_proxy(steps=HOLD)
