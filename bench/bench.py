@@ -75,7 +75,8 @@ SCENARIOS = {
 }
 IDLE_SCENARIO = "f"
 MANY_ROUTES_SCENARIO = "g"  # canary-proxy alone: 10,000 host routes (start, reload, first/last)
-ALL_SCENARIOS = "abcdefghi"
+TUNNEL_SCENARIO = "j"  # canary-proxy against a direct connection: bench/tunnel_bench.py
+ALL_SCENARIOS = "abcdefghij"
 TLS_PROXIES = ("canary", "nginx")  # the TLS scenarios compare these two (HAProxy: not set up)
 # Mozilla "intermediate" TLS 1.2 suites: canary-proxy's list (tls/context.cpp), given to nginx
 # too. Both negotiate TLS 1.3 with wrk, where the suites are OpenSSL's defaults on both sides.
@@ -1118,7 +1119,7 @@ def parse_args(argv=None):
     ap.add_argument("--duration", type=float, default=4.0,
                     help="seconds per wrk run (default 4)")
     ap.add_argument("--only", default=ALL_SCENARIOS,
-                    help="scenarios to run, e.g. a,b or ae (default: all of a-i)")
+                    help="scenarios to run, e.g. a,b or ae (default: all of a-j)")
     ap.add_argument("--proxies", default="canary,nginx,haproxy",
                     help="comma list of canary, nginx, haproxy (default: all)")
     ap.add_argument("--connections", type=int, default=64, help="wrk -c (default 64)")
@@ -1327,6 +1328,13 @@ def main(argv=None) -> int:
                 time.sleep(1.0)  # let the proxy see the closes before the next one
                 if not p.alive():
                     p.ensure_running("the end of scenario (f)")
+
+        if TUNNEL_SCENARIO in args.only and "canary" in args.proxies:
+            import tunnel_bench  # bench/, next to this file
+            line = tunnel_bench.run(sys.modules[__name__], canary_bin, procs, tmp,
+                                    args.proxy_cpu, args.load_cpu, args.rounds, args.duration)
+            log(line)
+            notes.append(line)
 
         if do_many:
             many = run_many_routes(canary_bin, args, procs, tmp, ports, limits)
