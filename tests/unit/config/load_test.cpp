@@ -320,8 +320,9 @@ TEST(LoadConfig, Positions) {
 TEST(LoadErrors, UnknownRootKey) {
   EXPECT_THAT(errors_of(kBase + "foo: 1\n"),
               ElementsAre(at(6, 1,
-                             "foo: unknown key \"foo\" (expected one of: listen, tls, workers, admin, "
-                             "state_file, limits, timeouts, access_log, upstreams, routes)")));
+                             "foo: unknown key \"foo\" (expected one of: listen, tls, workers, "
+                             "admin, state_file, limits, timeouts, access_log, upstreams, "
+                             "routes)")));
 }
 
 TEST(LoadErrors, UnknownKeysAtAnyDepth) {
