@@ -16,6 +16,7 @@
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/flat_stream.hpp>
 #include <boost/beast/http/read.hpp>
 #include <charconv>
 #include <optional>
@@ -136,11 +137,14 @@ struct session::state {
 
 namespace {
 
-using tls_stream = net::ssl::stream<socket_type>;
+// Asio's SSL stream encrypts one buffer of a sequence per write_some: a chunk (size line, data,
+// CRLF) would leave as three TLS records and three sends. flat_stream copies a small sequence
+// into one buffer first (up to 64 KiB), so each write is one record and one send, as on TCP.
+using tls_stream = beast::flat_stream<net::ssl::stream<socket_type>>;
 
 // The TCP socket under a client stream: socket options, cancel, close, half-close.
 socket_type& lowest(socket_type& s) { return s; }
-socket_type& lowest(tls_stream& s) { return s.next_layer(); }
+socket_type& lowest(tls_stream& s) { return s.next_layer().next_layer(); }
 
 // One request path for both listeners: the client stream is a plain socket or a TLS stream.
 // Everything below is written once; only the handshake and X-Forwarded-Proto differ.
@@ -339,7 +343,8 @@ awaitable<void> basic_state<Stream>::serve([[maybe_unused]] std::unique_ptr<sess
     // The handshake is part of the first head: both within client_header (a slow handshake is
     // slowloris too). The sweep cancels it at the deadline.
     arm(session_phase::header, worker_.current()->config->timeouts.client_header);
-    auto [ec] = co_await sock_.async_handshake(net::ssl::stream_base::server, use_tuple);
+    auto [ec] =
+        co_await sock_.next_layer().async_handshake(net::ssl::stream_base::server, use_tuple);
     if (ec) {
       worker_.cells().tls_handshake(expired_ ? 2 : 1);
       co_return;

@@ -247,6 +247,54 @@ class TlsTest(TlsTestBase):
         s.close()
 
 
+class ChunkedUpstream:
+    """An HTTP/1.1 upstream answering every request with a chunked body of CHUNKS chunks."""
+    CHUNKS = [os.urandom(n) for n in (1, 100, 5000, 70000, 3)]
+
+    def __init__(self):
+        import http.server
+        import threading
+        chunks = self.CHUNKS
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for c in chunks:
+                    self.wfile.write(b"%x\r\n" % len(c) + c + b"\r\n")
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class TlsChunkedTest(TlsTestBase):
+
+    def test_a_chunked_response_arrives_intact_over_tls(self):
+        up = ChunkedUpstream()
+        self.addCleanup(up.stop)
+        cfg = self.config([self.site])
+        cfg["upstreams"]["blue"]["endpoints"] = [up.endpoint]
+        proxy = self.start_tls(cfg)
+        for _ in range(3):
+            status, body = self.https(proxy, "/stream")
+            self.assertEqual(status, 200)
+            self.assertEqual(body, b"".join(ChunkedUpstream.CHUNKS))
+
+
 class TlsConfigTest(TlsTestBase):
 
     def check(self, cfg):
