@@ -60,6 +60,7 @@ class Scenario:
     headers: tuple[str, ...] = ()
     script: str | None = None  # file in bench/lua, run before report.lua
     unit: str = "req/s"  # "MB/s": throughput is response bytes per second
+    tls: bool = False  # against the TLS listener (canary-proxy and nginx, same certificate)
 
 
 SCENARIOS = {
@@ -69,10 +70,35 @@ SCENARIOS = {
                   script="sticky.lua"),
     "d": Scenario("d", "new connection per request", script="close.lua"),
     "e": Scenario("e", "1 MB responses", path="/1m.bin", unit="MB/s"),
+    "h": Scenario("h", "TLS 1.3, keep-alive", tls=True),
+    "i": Scenario("i", "TLS 1.3, new handshake per request", script="close.lua", tls=True),
 }
 IDLE_SCENARIO = "f"
 MANY_ROUTES_SCENARIO = "g"  # canary-proxy alone: 10,000 host routes (start, reload, first/last)
-ALL_SCENARIOS = "abcdefg"
+TUNNEL_SCENARIO = "j"  # canary-proxy against a direct connection: bench/tunnel_bench.py
+ALL_SCENARIOS = "abcdefghij"
+TLS_PROXIES = ("canary", "nginx")  # the TLS scenarios compare these two (HAProxy: not set up)
+# Mozilla "intermediate" TLS 1.2 suites: canary-proxy's list (tls/context.cpp), given to nginx
+# too. Both negotiate TLS 1.3 with wrk, where the suites are OpenSSL's defaults on both sides.
+TLS12_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                 "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                 "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305")
+
+
+def make_certificate(tmp: Path) -> tuple[Path, Path]:
+    """A self-signed EC P-256 certificate for 127.0.0.1 (wrk does not verify it), shared by the
+    proxies of the TLS scenarios so that their handshakes cost the same."""
+    d = tmp / "tls"
+    d.mkdir(exist_ok=True)
+    cert, key = d / "cert.pem", d / "key.pem"
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(key), "-out",
+                        str(cert), "-days", "2", "-subj", "/CN=127.0.0.1"],
+                       capture_output=True, text=True, timeout=30)
+    if r.returncode != 0:
+        raise BenchError(f"openssl req failed:\n{r.stderr}")
+    os.chmod(key, 0o644)  # nginx reads it as root anyway; the workers never do
+    return cert, key
 PROXY_NAMES = {"canary": "canary-proxy", "nginx": "nginx", "haproxy": "HAProxy"}
 
 
@@ -300,6 +326,7 @@ class Proxy:
         self.cpu = cpu
         self.ports = ports
         self.port = ports[self.key]
+        self.tls_port = ports.get(self.key + "_tls")  # set when a TLS scenario runs
         self.log_path = self.dir / f"{self.key}.log"
         self.proc: subprocess.Popen | None = None
         self.crashes: list[str] = []
@@ -357,6 +384,11 @@ class CanaryProxy(Proxy):
         render("canary-proxy.yaml", self.conf, {
             "PORT": self.port, "ADMIN_PORT": self.ports["canary_admin"], "TMP": self.dir,
             "BLUE_PORT": self.ports["blue"], "GREEN_PORT": self.ports["green"], **self.limits})
+        if self.tls_port:
+            with open(self.conf, "a") as f:
+                f.write(f'\ntls:\n  listen: "127.0.0.1:{self.tls_port}"\n  certificates:\n'
+                        f'    - {{ cert: "{self.limits["TLS_CERT"]}", '
+                        f'key: "{self.limits["TLS_KEY"]}" }}\n')
         r = subprocess.run([str(self.binary), "--config", str(self.conf), "--check"],
                            capture_output=True, text=True, timeout=30)
         if r.returncode != 0:
@@ -447,6 +479,18 @@ class NginxProxy(Proxy):
         render("proxy.nginx.conf", self.conf, {
             "PORT": self.port, "TMP": self.dir,
             "BLUE_PORT": self.ports["blue"], "GREEN_PORT": self.ports["green"], **self.limits})
+        if self.tls_port:
+            text = self.conf.read_text()
+            listen = f"listen 127.0.0.1:{self.port} backlog=4096;"
+            if listen not in text:
+                raise BenchError("proxy.nginx.conf: no listen line to add TLS next to")
+            self.conf.write_text(text.replace(listen, listen + (
+                f"\n    listen 127.0.0.1:{self.tls_port} ssl backlog=4096;"
+                f"\n    ssl_certificate {self.limits['TLS_CERT']};"
+                f"\n    ssl_certificate_key {self.limits['TLS_KEY']};"
+                f"\n    ssl_protocols TLSv1.2 TLSv1.3;"
+                f"\n    ssl_ciphers {TLS12_CIPHERS};"
+                f"\n    ssl_prefer_server_ciphers on;")))
         r = subprocess.run(["nginx", "-t", "-q", "-p", f"{self.dir}/", "-c", str(self.conf),
                             "-e", str(self.dir / "nginx.error.log")],
                            capture_output=True, text=True, timeout=30)
@@ -527,7 +571,10 @@ def run_wrk(proxy: Proxy, sc: Scenario, args, tmp: Path, duration: float | None 
             "--timeout", "5s", "-s", str(wrk_script(tmp, sc))]
     for h in sc.headers:
         argv += ["-H", h]
-    argv.append(f"http://127.0.0.1:{proxy.port}{sc.path}")
+    if sc.tls:
+        argv.append(f"https://127.0.0.1:{proxy.tls_port}{sc.path}")
+    else:
+        argv.append(f"http://127.0.0.1:{proxy.port}{sc.path}")
     if args.load_cpu is not None:
         argv = ["taskset", "-c", str(args.load_cpu)] + argv
     pids = proxy.pids()
@@ -1072,7 +1119,7 @@ def parse_args(argv=None):
     ap.add_argument("--duration", type=float, default=4.0,
                     help="seconds per wrk run (default 4)")
     ap.add_argument("--only", default=ALL_SCENARIOS,
-                    help="scenarios to run, e.g. a,b or ae (default: all of a-g)")
+                    help="scenarios to run, e.g. a,b or ae (default: all of a-j)")
     ap.add_argument("--proxies", default="canary,nginx,haproxy",
                     help="comma list of canary, nginx, haproxy (default: all)")
     ap.add_argument("--connections", type=int, default=64, help="wrk -c (default 64)")
@@ -1202,8 +1249,13 @@ def main(argv=None) -> int:
     failed = True  # until the end of the try block: keep the logs of a failed run
     interrupted = False
     try:
-        ports = dict(zip(["blue", "green", "canary", "canary_admin", "nginx", "haproxy",
-                          "canary_many", "canary_many_admin"], free_ports(8)))
+        names = ["blue", "green", "canary", "canary_admin", "nginx", "haproxy", "canary_many",
+                 "canary_many_admin"]
+        if any(SCENARIOS[sk].tls for sk in scen):
+            cert, key = make_certificate(tmp)
+            limits["TLS_CERT"], limits["TLS_KEY"] = cert, key
+            names += [k + "_tls" for k in TLS_PROXIES if k in args.proxies]
+        ports = dict(zip(names, free_ports(len(names))))
         www = tmp / "www"
         www.mkdir()
         (www / "1m.bin").write_bytes(os.urandom(ONE_MB))
@@ -1248,6 +1300,8 @@ def main(argv=None) -> int:
             for sk in scen:
                 sc = SCENARIOS[sk]
                 for p in proxies:
+                    if sc.tls and not p.tls_port:
+                        continue
                     p.ensure_running(f"round {rnd} ({sk})")
                     r = run_wrk(p, sc, args, tmp)
                     results.setdefault(sk, {}).setdefault(p.key, []).append(r)
@@ -1274,6 +1328,13 @@ def main(argv=None) -> int:
                 time.sleep(1.0)  # let the proxy see the closes before the next one
                 if not p.alive():
                     p.ensure_running("the end of scenario (f)")
+
+        if TUNNEL_SCENARIO in args.only and "canary" in args.proxies:
+            import tunnel_bench  # bench/, next to this file
+            line = tunnel_bench.run(sys.modules[__name__], canary_bin, procs, tmp,
+                                    args.proxy_cpu, args.load_cpu, args.rounds, args.duration)
+            log(line)
+            notes.append(line)
 
         if do_many:
             many = run_many_routes(canary_bin, args, procs, tmp, ports, limits)

@@ -187,6 +187,18 @@ std::vector<prom::MetricFamily> collect_cells(
                            prom::MetricType::Counter);
   conn_total.metric.push_back(counter({}, static_cast<double>(total)));
   out.push_back(std::move(conn_total));
+  // ok: a TLS session is up; failed: the client or OpenSSL gave up (version, cipher, alert,
+  // reset); timeout: not done within timeouts.client_header.
+  auto handshakes = family("canary_proxy_tls_handshakes_total",
+                           "TLS handshakes on the TLS listener, by result.",
+                           prom::MetricType::Counter);
+  constexpr const char* handshake_results[] = {"ok", "failed", "timeout"};
+  for (std::size_t r = 0; r < 3; ++r) {
+    std::uint64_t n = 0;
+    for (const auto* w : workers) n += w->tls_handshakes(r);
+    handshakes.metric.push_back(counter({{"result", handshake_results[r]}}, static_cast<double>(n)));
+  }
+  out.push_back(std::move(handshakes));
   return out;
 }
 

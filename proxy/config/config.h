@@ -5,11 +5,16 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "config/analysis_config.h"
+
+namespace canary::tls {
+class context_set;
+}
 
 namespace canary::config {
 
@@ -34,7 +39,20 @@ struct endpoint_config {
 struct listen_config {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8080;
-  std::string text = "127.0.0.1:8080";
+  std::string text = "127.0.0.1:8080";  // "" for the data listener: off (TLS only)
+};
+
+// `tls:` a second data listener terminating TLS. The certificates are loaded with the config
+// (so a bad file is a config error and a reload swaps them); `contexts` is what handshakes use.
+struct tls_certificate_config {
+  std::string cert;  // absolute after load
+  std::string key;
+};
+struct tls_config {
+  listen_config listen{"127.0.0.1", 8443, "127.0.0.1:8443"};
+  std::vector<tls_certificate_config> certificates;  // the first is the default (no SNI match)
+  bool min_tls13 = false;                            // min_version "1.2" (default) or "1.3"
+  std::shared_ptr<const tls::context_set> contexts;
 };
 
 struct health_check_config {
@@ -128,6 +146,9 @@ struct timeouts_config {
   duration upstream_response = std::chrono::seconds(30);  // until the response head
   duration upstream_idle = std::chrono::seconds(30);  // below the backends' keep-alive
   duration drain = std::chrono::seconds(15);
+  // An upgraded connection (WebSocket) with no byte either way for this long is closed. Long:
+  // WebSocket peers ping every 20-60 s, and a chat tab may sit quiet far longer.
+  duration tunnel_idle = std::chrono::hours(1);
   // Bounds the resolution of ALL host names of one load (names are resolved concurrently, so
   // N slow names cost one timeout, not N). A reload runs while the old config serves: a hung
   // resolver must not stall it (or --check) forever. 5s is glibc's default per-query resolver
@@ -144,6 +165,7 @@ struct access_log_config {
 struct proxy_config {
   std::string file;  // the config file, as given
   listen_config listen;
+  std::optional<tls_config> tls;
   int workers = 0;  // 0 = one per CPU
   admin_config admin;
   std::string state_file = "canary-proxy.state.json";  // absolute after load

@@ -1,6 +1,8 @@
-// The top-level keys of the config: listen, workers, admin, state_file, limits, timeouts,
+// The top-level keys of the config: listen, tls, workers, admin, state_file, limits, timeouts,
 // access_log (upstreams and routes have files of their own). See reader.h.
 #include <limits>
+
+#include "tls/context.h"
 
 #include "config/reader.h"
 #include "config/syntax.h"
@@ -12,11 +14,20 @@ void config_reader::read_root(const item& at, proxy_config& cfg) {
     w_.error(at, "the config is empty (upstreams and routes are required)");
     return;
   }
-  auto m = w_.mapping(at, {"listen", "workers", "admin", "state_file", "limits", "timeouts",
+  auto m = w_.mapping(at, {"listen", "tls", "workers", "admin", "state_file", "limits", "timeouts",
                            "access_log", "upstreams", "routes"});
   if (!m) return;
   w_.require(*m, {"upstreams", "routes"});
-  if (auto* v = m->get("listen")) read_listen(*v, cfg.listen, pending_name::slot::listen);
+  if (auto* v = m->get("listen")) {
+    // "" turns the plain listener off: the proxy then serves TLS only.
+    if (v->node.IsScalar() && v->node.Scalar().empty())
+      cfg.listen = listen_config{"", 0, ""};
+    else
+      read_listen(*v, cfg.listen, pending_name::slot::listen);
+  }
+  if (auto* v = m->get("tls")) read_tls(*v, cfg);
+  if (cfg.listen.text.empty() && !cfg.tls)
+    w_.error(at, "listen is \"\" and there is no tls listener: nothing would serve requests");
   if (auto* v = m->get("workers"))
     if (auto n = w_.integer(*v, 0, std::numeric_limits<int>::max()))
       cfg.workers = static_cast<int>(*n);
@@ -53,6 +64,56 @@ void config_reader::read_listen(const item& at, listen_config& out, pending_name
     pending_names_.push_back({where, 0, 0, hp->host, at});
 }
 
+void config_reader::read_tls(const item& at, proxy_config& cfg) {
+  auto m = w_.mapping(at, {"listen", "certificates", "min_version"});
+  if (!m) return;
+  w_.require(*m, {"listen", "certificates"});
+  tls_config& t = cfg.tls.emplace();
+  tls_at_ = at;
+  if (auto* v = m->get("listen")) {
+    read_listen(*v, t.listen, pending_name::slot::tls_listen);
+    // Port 0 (tests) picks a free port for each listener: never the same one.
+    if (!cfg.listen.text.empty() && t.listen.port != 0 && t.listen.port == cfg.listen.port &&
+        (t.listen.text == cfg.listen.text || t.listen.host == cfg.listen.host))
+      w_.error(*v, "tls.listen is the same address as listen (" + quote(t.listen.text) + ")");
+  }
+  if (auto* v = m->get("min_version"))
+    if (auto s = w_.string(*v)) {
+      if (*s == "1.2" || *s == "1.3")
+        t.min_tls13 = *s == "1.3";
+      else
+        w_.error(*v, "unknown min_version " + quote(*s) +
+                         " (expected \"1.2\" or \"1.3\"; older versions are not offered)");
+    }
+  auto* certs = m->get("certificates");
+  if (!certs) return;
+  auto list = w_.sequence(*certs);
+  if (!list) return;
+  if (list->empty()) w_.error(*certs, "expected at least one {cert, key}");
+  for (const auto& c : *list) {
+    auto cm = w_.mapping(c, {"cert", "key"});
+    if (!cm) continue;
+    w_.require(*cm, {"cert", "key"});
+    tls_certificate_config files;
+    if (auto* v = cm->get("cert"))
+      if (auto s = w_.string(*v)) files.cert = resolve_path(*s);
+    if (auto* v = cm->get("key"))
+      if (auto s = w_.string(*v)) files.key = resolve_path(*s);
+    if (!files.cert.empty() && !files.key.empty()) t.certificates.push_back(std::move(files));
+  }
+}
+
+// The certificates are read with the config, so a bad file fails --check and a reload (the
+// running config keeps serving) rather than the first handshake.
+void config_reader::load_tls(proxy_config& cfg) {
+  if (!cfg.tls || !tls_at_ || cfg.tls->certificates.empty()) return;
+  std::vector<tls::certificate_files> files;
+  for (const auto& c : cfg.tls->certificates) files.push_back({c.cert, c.key});
+  std::string why;
+  cfg.tls->contexts = tls::context_set::load(files, cfg.tls->min_tls13, why);
+  if (!cfg.tls->contexts) w_.error(*tls_at_, why);
+}
+
 void config_reader::read_admin(const item& at, admin_config& out) {
   auto m = w_.mapping(at, {"listen", "token_file"});
   if (!m) return;
@@ -81,7 +142,8 @@ void config_reader::read_limits(const item& at, limits_config& out) {
 
 void config_reader::read_timeouts(const item& at, timeouts_config& out) {
   auto m = w_.mapping(at, {"client_header", "client_idle", "client_body_idle", "upstream_connect",
-                           "upstream_response", "upstream_idle", "drain", "resolve"});
+                           "upstream_response", "upstream_idle", "drain", "resolve",
+                           "tunnel_idle"});
   if (!m) return;
   // A zero drain means "cut at once", which is meaningful; a zero wait anywhere else would
   // fail every request (or every name).
@@ -97,6 +159,7 @@ void config_reader::read_timeouts(const item& at, timeouts_config& out) {
   read("upstream_idle", out.upstream_idle, false);
   read("drain", out.drain, true);
   read("resolve", out.resolve, false);
+  read("tunnel_idle", out.tunnel_idle, false);
 }
 
 void config_reader::read_access_log(const item& at, access_log_config& out) {

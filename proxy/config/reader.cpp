@@ -25,6 +25,7 @@ proxy_config config_reader::read(const YAML::Node& root, const std::string& file
   cfg.state_file = resolve_path(cfg.state_file);
   if (!cfg.admin.token_file.empty()) cfg.admin.token_file = resolve_path(cfg.admin.token_file);
   if (cfg.access_log.path != "-") cfg.access_log.path = resolve_path(cfg.access_log.path);
+  load_tls(cfg);
   // After the whole file: timeouts.resolve may stand below the addresses it bounds.
   resolve_names(cfg);
   check_admin_exposure(cfg);

@@ -39,7 +39,7 @@ class config_reader {
 
   // A host name to resolve once the whole file is read (timeouts.resolve may come after it).
   struct pending_name {
-    enum class slot { listen, admin_listen, endpoint };
+    enum class slot { listen, admin_listen, endpoint, tls_listen };
     slot where = slot::endpoint;
     std::size_t upstream = 0;  // slot::endpoint: cfg.upstreams[upstream].endpoints[endpoint]
     std::size_t endpoint = 0;
@@ -53,6 +53,8 @@ class config_reader {
   void read_root(const item& at, proxy_config& cfg);
   void read_listen(const item& at, listen_config& out, pending_name::slot where);
   void read_admin(const item& at, admin_config& out);
+  void read_tls(const item& at, proxy_config& cfg);
+  void load_tls(proxy_config& cfg);
   void read_limits(const item& at, limits_config& out);
   void read_timeouts(const item& at, timeouts_config& out);
   void read_access_log(const item& at, access_log_config& out);
@@ -86,7 +88,8 @@ class config_reader {
   const load_options& options_;
   std::filesystem::path base_dir_;
   std::vector<pending_name> pending_names_;
-  std::optional<item> admin_listen_;  // admin.listen as written, for check_admin_exposure
+  std::optional<item> admin_listen_;
+  std::optional<item> tls_at_;        // tls: as written, where certificate errors point  // admin.listen as written, for check_admin_exposure
   std::vector<item> upstream_refs_;   // each route's `upstream` value, checked at the end
   std::vector<route_marks> route_marks_;
 };

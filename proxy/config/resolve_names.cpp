@@ -41,6 +41,9 @@ void config_reader::resolve_names(proxy_config& cfg) {
       case pending_name::slot::admin_listen:
         cfg.admin.listen.host = *numeric;
         break;
+      case pending_name::slot::tls_listen:
+        if (cfg.tls) cfg.tls->listen.host = *numeric;
+        break;
       case pending_name::slot::endpoint:
         cfg.upstreams.at(p.upstream).endpoints.at(p.endpoint).address = *numeric;
         break;

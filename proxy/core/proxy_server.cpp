@@ -92,31 +92,56 @@ void serve_until_drained(std::shared_ptr<const config::proxy_config> cfg,
 
   int n = cfg->workers > 0 ? cfg->workers
                            : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  if (inherited && static_cast<std::size_t>(n) != inherited->data_fds.size()) {
+  const std::size_t handed_over =
+      inherited ? std::max(inherited->data_fds.size(), inherited->tls_fds.size()) : 0;
+  if (inherited && static_cast<std::size_t>(n) != handed_over) {
     // One worker per handed-over socket: closing one would reset the connections in its queue.
     spdlog::warn("upgrade: {} workers configured, {} listeners handed over: running {} (workers "
                  "change on a restart)",
-                 n, inherited->data_fds.size(), inherited->data_fds.size());
-    n = static_cast<int>(inherited->data_fds.size());
+                 n, handed_over, handed_over);
+    n = static_cast<int>(handed_over);
   }
   for (int i = 0; i < n; ++i)
     workers.push_back(std::make_unique<worker>(i, shared, engine.snapshot()));
 
-  auto data_ep = resolve(control, cfg->listen);
-  std::uint16_t port = 0;
-  for (std::size_t i = 0; i < workers.size(); ++i) {
-    if (inherited) {
-      port = workers[i]->adopt(inherited->data_fds[i]);
-      continue;
+  // Listeners: bound here, or the ones a binary upgrade handed over (never bound anew: closing a
+  // reuseport socket would reset the connections waiting in its queue).
+  auto listen_all = [&](const config::listen_config& where, bool tls,
+                        const std::vector<int>* handed, const char* what) {
+    const auto ep = resolve(control, where);
+    std::uint16_t port = 0;
+    for (std::size_t i = 0; i < workers.size(); ++i) {
+      if (handed) {
+        port = tls ? workers[i]->adopt_tls((*handed)[i]) : workers[i]->adopt((*handed)[i]);
+        continue;
+      }
+      // Port 0: the first worker picks it, the others join it through SO_REUSEPORT.
+      const tcp::endpoint at(ep.address(), port ? port : ep.port());
+      port = tls ? workers[i]->listen_tls(at) : workers[i]->listen(at);
     }
-    // Port 0: the first worker picks it, the others join it through SO_REUSEPORT.
-    port = workers[i]->listen(tcp::endpoint(data_ep.address(), port ? port : data_ep.port()));
+    if (handed && ep.port() != 0 && ep.port() != port)
+      spdlog::warn("upgrade: {} {} differs from the handed-over port {}; it changes on a restart",
+                   what, where.text, port);
+    spdlog::info("proxy listening on {} ({}{} workers)", host_port(ep.address(), port),
+                 tls ? "TLS, " : "", n);
+  };
+  const bool plain_on = !cfg->listen.text.empty();  // "": TLS only
+  if (inherited) {
+    // What the old process listened on is what this one serves until a restart.
+    if (!inherited->data_fds.empty())
+      listen_all(plain_on ? cfg->listen : config::listen_config{"0.0.0.0", 0, "(handed over)"},
+                 false, &inherited->data_fds, "listen");
+    if (!inherited->tls_fds.empty())
+      listen_all(cfg->tls ? cfg->tls->listen
+                          : config::listen_config{"0.0.0.0", 0, "(handed over)"},
+                 true, &inherited->tls_fds, "tls.listen");
+    if (plain_on != !inherited->data_fds.empty() || cfg->tls.has_value() != !inherited->tls_fds.empty())
+      spdlog::warn("upgrade: the config's listeners differ from the handed-over ones; they "
+                   "change on a restart");
+  } else {
+    if (plain_on) listen_all(cfg->listen, false, nullptr, "listen");
+    if (cfg->tls) listen_all(cfg->tls->listen, true, nullptr, "tls.listen");
   }
-  if (inherited && data_ep.port() != 0 && data_ep.port() != port)
-    spdlog::warn("upgrade: listen {} differs from the handed-over port {}; it changes on a "
-                 "restart",
-                 cfg->listen.text, port);
-  spdlog::info("proxy listening on {} ({} workers)", host_port(data_ep.address(), port), n);
 
   bool draining = false;
   pid_t successor = -1;  // from a SIGUSR2 hand-over on: the new process
@@ -278,8 +303,13 @@ void serve_until_drained(std::shared_ptr<const config::proxy_config> cfg,
     auto h = std::make_shared<handover>(control);
     h->channel.assign(net::local::stream_protocol(), child.channel);
     std::vector<int> data_fds;
-    for (auto& w : workers) data_fds.push_back(w->listen_handle());
-    if (auto err = upgrade::send_listeners(child.channel, data_fds, admin_server.listen_handle());
+    std::vector<int> tls_fds;
+    for (auto& w : workers) {
+      if (w->listen_handle() >= 0) data_fds.push_back(w->listen_handle());
+      if (w->tls_listen_handle() >= 0) tls_fds.push_back(w->tls_listen_handle());
+    }
+    if (auto err = upgrade::send_listeners(child.channel, data_fds, tls_fds,
+                                           admin_server.listen_handle());
         !err.empty()) {
       upgrade_failed(h, err, true);
       return;

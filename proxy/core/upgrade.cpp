@@ -93,12 +93,17 @@ std::optional<inherited> receive_listeners(std::chrono::milliseconds timeout) {
   };
   if ((msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) != 0) fail("hand-over message truncated");
   if (!body.starts_with(header_magic)) fail("unknown hand-over message");
+  // "<data> <tls>\n"; a process without TLS support sent "<data>\n" (tls = 0).
   const std::string count_text(body.substr(header_magic.size()));
-  const long data = std::strtol(count_text.c_str(), nullptr, 10);
-  if (data < 1 || static_cast<std::size_t>(data) + 1 != fds.size())
-    fail("hand-over message names " + std::to_string(data) + " data listeners but carries " +
-         std::to_string(fds.size()) + " descriptors");
-  in.data_fds.assign(fds.begin(), fds.end() - 1);
+  char* rest = nullptr;
+  const long data = std::strtol(count_text.c_str(), &rest, 10);
+  const long tls = std::strtol(rest, nullptr, 10);
+  if (data < 0 || tls < 0 || data + tls < 1 ||
+      static_cast<std::size_t>(data + tls) + 1 != fds.size())
+    fail("hand-over message names " + std::to_string(data) + " data and " + std::to_string(tls) +
+         " TLS listeners but carries " + std::to_string(fds.size()) + " descriptors");
+  in.data_fds.assign(fds.begin(), fds.begin() + data);
+  in.tls_fds.assign(fds.begin() + data, fds.end() - 1);
   in.admin_fd = fds.back();
   return in;
 }
@@ -164,11 +169,14 @@ child spawn(const exec_target& target) {
   return out;
 }
 
-std::string send_listeners(int channel, const std::vector<int>& data_fds, int admin_fd) {
+std::string send_listeners(int channel, const std::vector<int>& data_fds,
+                           const std::vector<int>& tls_fds, int admin_fd) {
   std::vector<int> fds = data_fds;
+  fds.insert(fds.end(), tls_fds.begin(), tls_fds.end());
   fds.push_back(admin_fd);
   if (fds.size() > max_fds) return "upgrade: too many listeners to hand over";
-  const std::string text = std::string(header_magic) + std::to_string(data_fds.size()) + "\n";
+  const std::string text = std::string(header_magic) + std::to_string(data_fds.size()) + " " +
+                           std::to_string(tls_fds.size()) + "\n";
   std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
   iovec iov{const_cast<char*>(text.data()), text.size()};
   msghdr msg{};

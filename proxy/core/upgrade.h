@@ -34,6 +34,7 @@ exec_target resolve_self(int argc, char** argv);
 struct inherited {
   int channel = -1;           // to answer "ready" on
   std::vector<int> data_fds;  // listening data sockets, one per worker of the old process
+  std::vector<int> tls_fds;   // listening TLS sockets, one per worker (none without `tls:`)
   int admin_fd = -1;          // the admin listener
 };
 
@@ -58,9 +59,11 @@ struct child {
 // process in the new one).
 child spawn(const exec_target& target);
 
-// Sends the listeners over `channel` (one message: a text header and the descriptors). "" or the
-// error.
-std::string send_listeners(int channel, const std::vector<int>& data_fds, int admin_fd);
+// Sends the listeners over `channel` (one message: a text header with the two counts, then the
+// descriptors: data, TLS, admin). Either list may be empty (`listen: ""`, no `tls:`), not both.
+// "" or the error.
+std::string send_listeners(int channel, const std::vector<int>& data_fds,
+                           const std::vector<int>& tls_fds, int admin_fd);
 
 // "exited with status 1", "was killed by signal 9": a waitpid() status for a log line.
 std::string describe_wait_status(int status);

@@ -12,6 +12,7 @@
 
 #include "http/exchange.h"
 #include "http/session.h"
+#include "tls/context.h"
 
 namespace canary::core {
 
@@ -39,28 +40,44 @@ worker::~worker() {
   for (int i = 0; i < 1000 && !sessions_.empty(); ++i) ioc_.run_one_for(std::chrono::milliseconds(10));
 }
 
-std::uint16_t worker::listen(const tcp::endpoint& where) {
-  acceptor_.open(where.protocol());
-  acceptor_.set_option(net::socket_base::reuse_address(true));
+namespace {
+std::uint16_t listen_on(acceptor_type& acceptor, const tcp::endpoint& where) {
+  acceptor.open(where.protocol());
+  acceptor.set_option(net::socket_base::reuse_address(true));
   int one = 1;
-  if (::setsockopt(acceptor_.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+  if (::setsockopt(acceptor.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
     throw std::system_error(errno, std::generic_category(), "setsockopt(SO_REUSEPORT)");
-  acceptor_.bind(where);
-  acceptor_.listen(net::socket_base::max_listen_connections);
-  return acceptor_.local_endpoint().port();
+  acceptor.bind(where);
+  acceptor.listen(net::socket_base::max_listen_connections);
+  return acceptor.local_endpoint().port();
+}
+}  // namespace
+
+std::uint16_t worker::listen(const tcp::endpoint& where) { return listen_on(acceptor_, where); }
+
+std::uint16_t worker::listen_tls(const tcp::endpoint& where) {
+  return listen_on(tls_acceptor_, where);
 }
 
-std::uint16_t worker::adopt(int fd) {
+namespace {
+std::uint16_t adopt_on(acceptor_type& acceptor, int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
   if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
     throw std::system_error(errno, std::generic_category(), "getsockname(handed-over socket)");
-  acceptor_.assign(ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd);
-  return acceptor_.local_endpoint().port();
+  acceptor.assign(ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd);
+  return acceptor.local_endpoint().port();
 }
+}  // namespace
+
+std::uint16_t worker::adopt(int fd) { return adopt_on(acceptor_, fd); }
+
+std::uint16_t worker::adopt_tls(int fd) { return adopt_on(tls_acceptor_, fd); }
 
 void worker::run() {
-  net::co_spawn(ioc_, accept_loop(), net::detached);
+  if (acceptor_.is_open()) net::co_spawn(ioc_, accept_loop(acceptor_, false), net::detached);
+  if (tls_acceptor_.is_open())
+    net::co_spawn(ioc_, accept_loop(tls_acceptor_, true), net::detached);
   net::co_spawn(ioc_, sweep_loop(), net::detached);
   // A handler that throws must not take the worker down (see
   // docs/architecture.md#data-plane-rules): log and keep running.
@@ -115,6 +132,7 @@ void worker::drain(std::chrono::milliseconds idle_grace) {
     draining_ = true;
     boost::system::error_code ec;
     acceptor_.close(ec);
+    tls_acceptor_.close(ec);
     pool_.clear();
     // on_drain may close the session's socket; its coroutine detaches later, not now.
     auto close_idle = [this] {
@@ -154,19 +172,30 @@ void worker::detach(http::session* s) {
   open_sessions_.fetch_sub(1, std::memory_order_relaxed);
 }
 
-awaitable<void> worker::accept_loop() {
+awaitable<void> worker::accept_loop(acceptor_type& acceptor, bool tls) {
   for (;;) {
     // The peer address comes with accept (no getpeername per connection).
     socket_type sock(ioc_.get_executor());
     tcp::endpoint peer;
-    auto [ec] = co_await acceptor_.async_accept(sock, peer, use_tuple);
+    auto [ec] = co_await acceptor.async_accept(sock, peer, use_tuple);
     if (ec) {
-      if (ec == net::error::operation_aborted || !acceptor_.is_open()) co_return;
+      if (ec == net::error::operation_aborted || !acceptor.is_open()) co_return;
       // EMFILE and friends: back off briefly instead of spinning.
       spdlog::warn("worker {}: accept: {}", index_, ec.message());
       timer_type t(ioc_.get_executor(), std::chrono::milliseconds(50));
       co_await t.async_wait(use_tuple);
       continue;
+    }
+    // A reload may have removed the tls section: the listener lives on (listeners change on
+    // restart only) but has no certificate to offer, and never speaks plain HTTP.
+    std::shared_ptr<const tls::context_set> contexts;
+    if (tls) {
+      if (snapshot_->config->tls) contexts = snapshot_->config->tls->contexts;
+      if (!contexts) {
+        boost::system::error_code ignored;
+        sock.close(ignored);
+        continue;
+      }
     }
     // TCP_NODELAY is set by the session before its second write (a connection that sees one
     // response never needs it: Linux's Nagle holds no first write).
@@ -178,7 +207,8 @@ awaitable<void> worker::accept_loop() {
       continue;
     }
     cells_.connection_opened();
-    auto s = std::make_unique<http::session>(*this, std::move(sock), peer);
+    auto s = tls ? std::make_unique<http::session>(*this, std::move(sock), peer, contexts)
+                 : std::make_unique<http::session>(*this, std::move(sock), peer);
     net::co_spawn(ioc_, http::session::run(std::move(s)), net::detached);
   }
 }

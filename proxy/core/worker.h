@@ -44,8 +44,14 @@ class worker {
   // Before run(), instead of listen(): accept on a listening socket handed over by the process
   // this one replaces (binary upgrade). Returns its port.
   std::uint16_t adopt(int fd);
-  // The listening socket, to hand over (control thread, while run() runs: only read).
-  int listen_handle() { return acceptor_.native_handle(); }
+  std::uint16_t adopt_tls(int fd);
+  // The listening sockets, to hand over (control thread, while run() runs: only read); -1 when
+  // that listener is off.
+  int listen_handle() { return acceptor_.is_open() ? acceptor_.native_handle() : -1; }
+  int tls_listen_handle() { return tls_acceptor_.is_open() ? tls_acceptor_.native_handle() : -1; }
+  // Before run(): the same for the TLS listener (its handshakes use the current snapshot's
+  // config.tls contexts, so a reload changes certificates for new connections only).
+  std::uint16_t listen_tls(const tcp::endpoint& where);
   // Thread body: runs until stop().
   void run();
 
@@ -112,7 +118,7 @@ class worker {
   void detach(http::session* s);
 
  private:
-  awaitable<void> accept_loop();
+  awaitable<void> accept_loop(acceptor_type& acceptor, bool tls);
   awaitable<void> sweep_loop();
   void install_now(std::shared_ptr<const snapshot> s);
 
@@ -122,6 +128,7 @@ class worker {
   // locking of its per-socket state (the scheduler keeps its lock for those posts).
   net::io_context ioc_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   acceptor_type acceptor_{ioc_.get_executor()};
+  acceptor_type tls_acceptor_{ioc_.get_executor()};
   timer_type sweep_timer_{ioc_.get_executor()};
   timer_type drain_timer_{ioc_.get_executor()};
   std::shared_ptr<const snapshot> snapshot_;

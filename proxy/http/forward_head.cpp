@@ -44,8 +44,29 @@ void append_status_and_fields(std::string& out, const response_parser_type& res)
 
 }  // namespace
 
+std::string_view upgrade_request(const request_parser_type& req, bool has_body) noexcept {
+  if (has_body || req.version() != 11) return {};
+  const auto it = req.find(bhttp::field::upgrade);
+  if (it == req.end() || it->value().empty()) return {};
+  connection_tokens conn;
+  for (const auto& f : req)
+    if (f.name() == bhttp::field::connection) conn.add_list(f.value());
+  if (!conn.contains("upgrade")) return {};
+  // Any h2c among the offered protocols: HTTP/2 is ours to speak or refuse, never to tunnel.
+  std::string_view rest = it->value();
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    auto token = rest.substr(0, comma);
+    while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
+    while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
+    if (iequals(token, "h2c")) return {};
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+  }
+  return it->value();
+}
+
 void build_request_head(std::string& out, const request_parser_type& req,
-                        std::string_view client_ip) {
+                        std::string_view client_ip, bool https, std::string_view upgrade) {
   out.clear();
   out.append(req.method_string());
   out += ' ';
@@ -81,10 +102,15 @@ void build_request_head(std::string& out, const request_parser_type& req,
     out += ", "sv;
   }
   out.append(client_ip);
-  out += "\r\nX-Forwarded-Proto: http\r\n"sv;
+  out += https ? "\r\nX-Forwarded-Proto: https\r\n"sv : "\r\nX-Forwarded-Proto: http\r\n"sv;
   if (!host.empty()) {
     out += "X-Forwarded-Host: "sv;
     out.append(host);
+    out += "\r\n"sv;
+  }
+  if (!upgrade.empty()) {
+    out += "Connection: upgrade\r\nUpgrade: "sv;
+    out.append(upgrade);
     out += "\r\n"sv;
   }
   if (req.chunked()) {
@@ -95,6 +121,13 @@ void build_request_head(std::string& out, const request_parser_type& req,
     out += "\r\n"sv;
   }
   out += "\r\n"sv;
+}
+
+void build_switching_head(std::string& out, const response_parser_type& res) {
+  append_status_and_fields(out, res);
+  out += "Connection: upgrade\r\nUpgrade: "sv;
+  out.append(res[bhttp::field::upgrade]);
+  out += "\r\n\r\n"sv;
 }
 
 void build_interim_head(std::string& out, const response_parser_type& res) {

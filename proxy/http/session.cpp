@@ -12,11 +12,15 @@
 
 #include <array>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/flat_stream.hpp>
 #include <boost/beast/http/read.hpp>
 #include <charconv>
 #include <optional>
+#include <type_traits>
 
 #include "core/worker.h"
 #include "http/exchange.h"
@@ -25,9 +29,11 @@
 #include "http/local_reply.h"
 #include "http/request_rules.h"
 #include "http/response_plan.h"
+#include "http/tunnel.h"
 #include "http/upstream_failure.h"
 #include "log/access_log.h"
 #include "routing/failover.h"
+#include "tls/context.h"
 #include "upstream/outlier.h"
 #include "upstream/pool.h"
 #include "upstream/select.h"
@@ -115,21 +121,67 @@ std::array<net::const_buffer, 3> body_buffers(const chunk_line& line, const char
 
 }  // namespace
 
+// What the session's owner (the worker) may ask of it, whatever its stream.
 struct session::state {
-  state(core::worker& worker, socket_type s, const tcp::endpoint& peer)
-      : worker_(worker),
-        sock_(std::move(s)),
+  explicit state(core::worker& worker) : worker_(worker) {}
+  virtual ~state() = default;
+  state(const state&) = delete;
+  state& operator=(const state&) = delete;
+  virtual awaitable<void> serve(std::unique_ptr<session> owner) = 0;
+  virtual void on_tick(std::int64_t now_ns) = 0;
+  virtual void on_drain() = 0;
+  virtual void close() = 0;
+
+  core::worker& worker_;
+};
+
+namespace {
+
+// Asio's SSL stream encrypts one buffer of a sequence per write_some: a chunk (size line, data,
+// CRLF) would leave as three TLS records and three sends. flat_stream copies a small sequence
+// into one buffer first (up to 64 KiB), so each write is one record and one send, as on TCP.
+using tls_stream = beast::flat_stream<net::ssl::stream<socket_type>>;
+
+// The TCP socket under a client stream: socket options, cancel, close, half-close.
+socket_type& lowest(socket_type& s) { return s; }
+socket_type& lowest(tls_stream& s) { return s.next_layer().next_layer(); }
+
+// One request path for both listeners: the client stream is a plain socket or a TLS stream.
+// Everything below is written once; only the handshake and X-Forwarded-Proto differ.
+template <class Stream>
+struct basic_state final : session::state {
+  static constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
+
+  template <class... StreamArgs>
+  basic_state(core::worker& worker, const tcp::endpoint& peer,
+              std::shared_ptr<const tls::context_set> tls, StreamArgs&&... stream_args)
+      : state(worker),
+        tls_(std::move(tls)),
+        sock_(std::forward<StreamArgs>(stream_args)...),
         buf_(std::max<std::size_t>(worker_.current()->config->limits.max_request_header_bytes +
                                        4096,
                                    64 * 1024)),
         client_ip_(address_text(peer.address())) {}
+  ~basic_state() override {
+    worker_.give_exchange(std::move(exchange_));
+    worker_.give_buffer(std::move(relay_));
+    worker_.give_buffer(std::move(relay_back_));
+  }
 
-  core::worker& worker_;
-  socket_type sock_;
+  // Declared before the stream, so the contexts outlive the SSL object that points into them.
+  std::shared_ptr<const tls::context_set> tls_;
+  Stream sock_;
   beast::flat_buffer buf_;                // bounded: a head over the limit is a 431, never a throw
   std::unique_ptr<exchange> exchange_;    // the worker's, while a request is in progress
   std::unique_ptr<upstream::connection> up_;
   std::unique_ptr<char[]> relay_;  // the worker's, while a body moves
+  std::unique_ptr<char[]> relay_back_;  // the worker's, for a tunnel's second direction
+  // The current request's Upgrade value (upgrade_request); after a 101 to it, what the tunnel
+  // needs once exchange_once() has returned. Members, not locals: exchange_once's frame must
+  // stay small enough for Asio's frame recycling (a frame over ~1 KB is malloc'ed per request).
+  std::string_view upgrade_;
+  metrics::series_cells* tunnel_series_ = nullptr;
+  std::shared_ptr<const core::snapshot> tunnel_snap_;  // the access-log fields point into it
   std::string client_ip_;
   std::int64_t deadline_ns_ = 0;
   session_phase phase_ = session_phase::idle;
@@ -160,7 +212,7 @@ struct session::state {
     if (nodelay_) return;
     if (client_writes_++ == 0) return;
     error_code ignored;
-    sock_.set_option(tcp::no_delay(true), ignored);
+    lowest(sock_).set_option(tcp::no_delay(true), ignored);
     nodelay_ = true;
   }
   char* relay_buffer() {
@@ -173,7 +225,10 @@ struct session::state {
   }
 
   // `owner` keeps the session alive exactly as long as this coroutine (one frame, not two).
-  awaitable<void> serve(std::unique_ptr<session> owner);
+  awaitable<void> serve(std::unique_ptr<session> owner) override;
+  void on_tick(std::int64_t now_ns) override;
+  void on_drain() override;
+  void close() override;
   awaitable<bool> exchange_once();
   routing::decision decide(const core::route_view& route, std::size_t route_index);
   acquire_status take_pooled(const core::snapshot& snap, int upstream_index, steady::time_point now,
@@ -185,6 +240,7 @@ struct session::state {
                                       std::uint64_t remaining);
   awaitable<body_result> relay_request_body(const config::timeouts_config& t, bool chunked,
                                             std::uint64_t& sent);
+  awaitable<void> tunnel(const config::timeouts_config& t, metrics::series_cells& series);
   awaitable<bool> refuse(unsigned code, std::string_view text, bool keep_possible);
   awaitable<void> local_reply(unsigned code, std::string_view text, bool close);
   awaitable<void> lingering_close();
@@ -199,15 +255,23 @@ struct session::state {
   void release_when_idle();
 };
 
+}  // namespace
+
 session::session(core::worker& worker, socket_type sock, const tcp::endpoint& peer)
-    : st_(std::make_unique<state>(worker, std::move(sock), peer)) {
+    : st_(std::make_unique<basic_state<socket_type>>(worker, peer, nullptr, std::move(sock))) {
+  worker.attach(this);
+}
+
+session::session(core::worker& worker, socket_type sock, const tcp::endpoint& peer,
+                 std::shared_ptr<const tls::context_set> tls)
+    : st_(std::make_unique<basic_state<tls_stream>>(worker, peer, tls, std::move(sock),
+                                                    tls->initial())) {
   worker.attach(this);
 }
 
 session::~session() {
   auto& worker = st_->worker_;
-  worker.give_exchange(std::move(st_->exchange_));
-  worker.give_buffer(std::move(st_->relay_));
+  st_.reset();
   worker.detach(this);
   worker.shared().connections.fetch_sub(1, std::memory_order_relaxed);
   worker.cells().connection_closed();
@@ -218,8 +282,13 @@ awaitable<void> session::run(std::unique_ptr<session> self) {
   return st.serve(std::move(self));
 }
 
-void session::on_tick(std::int64_t now_ns) {
-  auto& s = *st_;
+void session::on_tick(std::int64_t now_ns) { st_->on_tick(now_ns); }
+void session::close() { st_->close(); }
+void session::on_drain() { st_->on_drain(); }
+
+template <class Stream>
+void basic_state<Stream>::on_tick(std::int64_t now_ns) {
+  auto& s = *this;
   if (s.deadline_ns_ == 0 || now_ns < s.deadline_ns_) return;
   s.deadline_ns_ = 0;
   s.expired_ = true;
@@ -227,7 +296,7 @@ void session::on_tick(std::int64_t now_ns) {
   switch (s.phase_) {
     case session_phase::header:
     case session_phase::client_body:
-      s.sock_.cancel(ec);  // the session answers 408
+      lowest(s.sock_).cancel(ec);  // the session answers 408 (a handshake ends)
       break;
     case session_phase::connecting:
     case session_phase::upstream_response:
@@ -236,22 +305,25 @@ void session::on_tick(std::int64_t now_ns) {
     case session_phase::idle:
     case session_phase::upstream_body:
     case session_phase::writing:
-      s.sock_.close(ec);
+    case session_phase::tunnel:
+      lowest(s.sock_).close(ec);
       if (s.up_) s.up_->sock.close(ec);
       break;
   }
 }
 
-void session::close() {
+template <class Stream>
+void basic_state<Stream>::close() {
   error_code ec;
-  st_->sock_.close(ec);
-  if (st_->up_) st_->up_->sock.close(ec);
+  lowest(sock_).close(ec);
+  if (up_) up_->sock.close(ec);
 }
 
-void session::on_drain() {
-  if (st_->phase_ == session_phase::idle) {
+template <class Stream>
+void basic_state<Stream>::on_drain() {
+  if (phase_ == session_phase::idle) {
     error_code ec;
-    st_->sock_.close(ec);
+    lowest(sock_).close(ec);
   }
 }
 
@@ -265,7 +337,20 @@ awaitable<void> reject_over_limit(socket_type sock) {
   sock.close(ec);
 }
 
-awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> owner) {
+template <class Stream>
+awaitable<void> basic_state<Stream>::serve([[maybe_unused]] std::unique_ptr<session> owner) {
+  if constexpr (is_tls) {
+    // The handshake is part of the first head: both within client_header (a slow handshake is
+    // slowloris too). The sweep cancels it at the deadline.
+    arm(session_phase::header, worker_.current()->config->timeouts.client_header);
+    auto [ec] =
+        co_await sock_.next_layer().async_handshake(net::ssl::stream_base::server, use_tuple);
+    if (ec) {
+      worker_.cells().tls_handshake(expired_ ? 2 : 1);
+      co_return;
+    }
+    worker_.cells().tls_handshake(0);
+  }
   for (;;) {
     if (buf_.size() == 0) {
       // A response written before the drain began promised keep-alive: during a binary
@@ -280,13 +365,17 @@ awaitable<void> session::state::serve([[maybe_unused]] std::unique_ptr<session> 
       buf_.commit(n);
       worker_.refresh_now();
     }
-    if (!co_await exchange_once()) co_return;
+    if (!co_await exchange_once()) {
+      if (tunnel_series_) co_await tunnel(tunnel_snap_->config->timeouts, *tunnel_series_);
+      co_return;
+    }
   }
 }
 
 // One request and its response. True when the connection stays open for the next. A coroutine
 // of its own so that an idle connection holds only serve()'s small frame, not this one.
-awaitable<bool> session::state::exchange_once() {
+template <class Stream>
+awaitable<bool> basic_state<Stream>::exchange_once() {
   std::shared_ptr<const core::snapshot> snap_ref = worker_.current();
   const core::snapshot& snap = *snap_ref;
   const auto& cfg = *snap.config;
@@ -336,6 +425,9 @@ awaitable<bool> session::state::exchange_once() {
   const bool has_body = ex.req->chunked() || (ex.req->content_length() && *ex.req->content_length() > 0);
   const bool client_keep = ex.req->keep_alive() && !worker_.draining();
   const bool keep_possible = client_keep && !has_body;  // after a local reply
+  // An Upgrade (WebSocket) is routed like any request; only a 101 to it turns the connection
+  // into a tunnel.
+  upgrade_ = upgrade_request(*ex.req, has_body);
 
   // ---- route: which route, which side (the decided one, or the other when it has no endpoint
   // up: routing/failover.h)
@@ -399,7 +491,7 @@ awaitable<bool> session::state::exchange_once() {
   const bool head_method = r.method() == bhttp::verb::head;
   attempt_state attempt;
   bool request_sent_whole = true;
-  build_request_head(ex.head, *ex.req, client_ip_);
+  build_request_head(ex.head, *ex.req, client_ip_, is_tls, upgrade_);
   if (has_body) {
     if (auto it = r.find(bhttp::field::expect);
         it != r.end() && iequals(it->value(), "100-continue")) {
@@ -486,10 +578,14 @@ awaitable<bool> session::state::exchange_once() {
           co_return false;
         }
         resume(session_phase::upstream_response, head_deadline_ns);
-        build_request_head(ex.head, *ex.req, client_ip_);  // `head` is shared; a retry needs it
+        build_request_head(ex.head, *ex.req, client_ip_, is_tls, upgrade_);  // `head` is shared; a retry needs it
       }
     }
-    if (!hec && ex.res->get().result_int() == 101) hec = bhttp::error::bad_status;
+    // A 101 nobody asked for, or one that does not say what it switched to (RFC 9110 §15.2.2),
+    // is a broken upstream.
+    if (!hec && ex.res->get().result_int() == 101 &&
+        (upgrade_.empty() || ex.res->get()[bhttp::field::upgrade].empty()))
+      hec = bhttp::error::bad_status;
     if (!hec) break;
 
     if (!request_sent_whole) {
@@ -528,6 +624,11 @@ awaitable<bool> session::state::exchange_once() {
   auto& rs = ex.res->get();
   const unsigned status = rs.result_int();
   record_response_head(ups, series, status, started, attempt.body_sent);
+  if (status == 101) {  // serve() runs the tunnel, from its own (per-connection) frame
+    tunnel_series_ = &series;
+    tunnel_snap_ = snap_ref;
+    co_return false;
+  }
 
   // ---- relay the response; framing rebuilt from what was parsed (http/response_plan.h). The
   // rest of a request body the upstream did not take is never read: it must not be parsed as
@@ -605,7 +706,8 @@ awaitable<bool> session::state::exchange_once() {
 
 // A response head arrived: passive health (outlier detection), latency and status metrics,
 // the access-log fields known now.
-void session::state::record_response_head(const core::upstream_view& ups,
+template <class Stream>
+void basic_state<Stream>::record_response_head(const core::upstream_view& ups,
                                           metrics::series_cells& series, unsigned status,
                                           steady::time_point started, std::uint64_t body_sent) {
   auto& ex = *exchange_;
@@ -618,7 +720,7 @@ void session::state::record_response_head(const core::upstream_view& ups,
   }
   series.observe_latency(static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(head_at - started).count()));
-  series.by_code[status % 1000].add();
+  if (status != 101) series.by_code[status % 1000].add();  // a tunnel counts when it closes
   ex.entry.bytes_received = body_sent;
   ex.entry.endpoint = up_->target->text;
   if (worker_.access_log().enabled())
@@ -628,7 +730,8 @@ void session::state::record_response_head(const core::upstream_view& ups,
 
 // Body bytes the upstream sent with the head, through the parser into the relay buffer: how
 // many (0 is possible: a partial chunk line), or nullopt for garbage after a valid head.
-std::optional<std::size_t> session::state::take_buffered_body() {
+template <class Stream>
+std::optional<std::size_t> basic_state<Stream>::take_buffered_body() {
   auto& res = *exchange_->res;
   res.body().data = relay_buffer();
   res.body().size = core::worker::relay_buffer_size;
@@ -641,7 +744,8 @@ std::optional<std::size_t> session::state::take_buffered_body() {
 
 // The router's inputs from the request (views into it; several Cookie fields are joined into
 // the exchange's buffer), and its decision.
-routing::decision session::state::decide(const core::route_view& route, std::size_t route_index) {
+template <class Stream>
+routing::decision basic_state<Stream>::decide(const core::route_view& route, std::size_t route_index) {
   const auto& r = exchange_->req->get();
   const auto& rule = route.rule;
   routing::request_inputs in;
@@ -673,7 +777,8 @@ routing::decision session::state::decide(const core::route_view& route, std::siz
 // A local reply for a request refused before it reached an upstream. True when the connection
 // stays open (`keep_possible`: the client keeps it alive and sent no body we would have to
 // skip).
-awaitable<bool> session::state::refuse(unsigned code, std::string_view text, bool keep_possible) {
+template <class Stream>
+awaitable<bool> basic_state<Stream>::refuse(unsigned code, std::string_view text, bool keep_possible) {
   co_await local_reply(code, text, !keep_possible);
   if (!keep_possible) co_return false;
   release_when_idle();
@@ -682,7 +787,8 @@ awaitable<bool> session::state::refuse(unsigned code, std::string_view text, boo
 
 // Between requests a keep-alive connection holds no parser state (field storage), and a read
 // buffer grown by a large head goes back: idle connections stay small.
-void session::state::release_when_idle() {
+template <class Stream>
+void basic_state<Stream>::release_when_idle() {
   worker_.give_exchange(std::move(exchange_));
   if (buf_.size() == 0 && buf_.capacity() > head_read_size) buf_.shrink_to_fit();
 }
@@ -691,7 +797,8 @@ void session::state::release_when_idle() {
 // length-delimited body straight from the socket into the relay buffer, a chunked or
 // close-delimited one through the parser, flushed as it arrives (server-sent events).
 // False when either side failed (the connection must close).
-awaitable<bool> session::state::relay_response_body(const config::timeouts_config& t,
+template <class Stream>
+awaitable<bool> basic_state<Stream>::relay_response_body(const config::timeouts_config& t,
                                                     const core::upstream_view& ups, framing out,
                                                     std::uint64_t remaining) {
   auto& res = *exchange_->res;
@@ -749,8 +856,77 @@ awaitable<bool> session::state::relay_response_body(const config::timeouts_confi
   co_return true;
 }
 
+// After a 101 to an upgrade request: the head goes to the client, then bytes flow both ways
+// until both sides have closed, either fails, or nothing moves for tunnel_idle. A client's
+// half-close is passed on (shutdown of the upstream's sending side); so is the upstream's to a
+// plain client, while on TLS it ends the tunnel (a close_notify would need the stream's read
+// side, which the other direction holds). Counted with code 101 when it ends; the connection
+// then closes (it is no longer HTTP).
+template <class Stream>
+awaitable<void> basic_state<Stream>::tunnel(const config::timeouts_config& t,
+                                            metrics::series_cells& series) {
+  auto& ex = *exchange_;
+  build_switching_head(ex.head, *ex.res);
+  auto finish = [&] {
+    series.by_code[101].add();
+    log_request(101, false);
+    end_exchange();
+  };
+  if (auto [wec, wn] = co_await write_client(net::buffer(ex.head)); wec) co_return finish();
+  // Bytes behind either head already belong to the new protocol.
+  if (up_->buffer.size() != 0) {
+    auto [wec, wn] = co_await write_client(up_->buffer.data());
+    if (wec) co_return finish();
+    up_->buffer.consume(wn);
+  }
+  if (buf_.size() != 0) {
+    arm(session_phase::writing, t.client_idle);
+    auto [wec, wn] = co_await net::async_write(up_->sock, buf_.data(), use_tuple);
+    if (wec) co_return finish();
+    ex.entry.bytes_received += wn;
+    buf_.consume(wn);
+  }
+  char* to_client_buf = relay_buffer();
+  if (!relay_back_) relay_back_ = worker_.take_buffer();
+  char* to_upstream_buf = relay_back_.get();
+  const auto idle = t.tunnel_idle;
+  auto progress = [this, idle] { arm(session_phase::tunnel, idle); };
+  progress();
+  std::uint64_t to_client = 0;
+  std::uint64_t to_upstream = 0;
+  auto cut = [this] {
+    error_code ec;
+    lowest(sock_).close(ec);
+    up_->sock.close(ec);
+  };
+  auto upward = [&]() -> awaitable<void> {
+    const auto end = co_await pump(sock_, up_->sock, to_upstream_buf,
+                                   core::worker::relay_buffer_size, progress, to_upstream);
+    error_code ec;
+    if (end == pump_end::eof)
+      up_->sock.shutdown(tcp::socket::shutdown_send, ec);
+    else
+      cut();
+  };
+  auto downward = [&]() -> awaitable<void> {
+    const auto end = co_await pump(up_->sock, sock_, to_client_buf,
+                                   core::worker::relay_buffer_size, progress, to_client);
+    error_code ec;
+    if (end == pump_end::eof && !is_tls)
+      lowest(sock_).shutdown(tcp::socket::shutdown_send, ec);
+    else
+      cut();
+  };
+  using namespace net::experimental::awaitable_operators;
+  co_await (upward() && downward());
+  ex.entry.bytes_sent += to_client;
+  ex.entry.bytes_received += to_upstream;
+  finish();
+}
+
 // The first up endpoint in round-robin order, if a pooled connection to it is idle.
-acquire_status session::state::take_pooled(const core::snapshot& snap, int upstream_index,
+template <class Stream>
+acquire_status basic_state<Stream>::take_pooled(const core::snapshot& snap, int upstream_index,
                                            steady::time_point now, std::uint32_t& start) {
   const auto& u = snap.upstreams[static_cast<std::size_t>(upstream_index)];
   start = worker_.next_rr(static_cast<std::size_t>(upstream_index));
@@ -763,7 +939,8 @@ acquire_status session::state::take_pooled(const core::snapshot& snap, int upstr
 
 // Endpoints in round-robin order from `start` until one connects; a refused one is held off
 // (and counts toward its outlier ejection). The whole walk shares one upstream_connect budget.
-awaitable<acquire_status> session::state::connect(const core::snapshot& snap, int upstream_index,
+template <class Stream>
+awaitable<acquire_status> basic_state<Stream>::connect(const core::snapshot& snap, int upstream_index,
                                                   bool allow_pool, std::uint32_t start) {
   const auto& u = snap.upstreams[static_cast<std::size_t>(upstream_index)];
   const auto& cfg = *snap.config;
@@ -804,7 +981,8 @@ awaitable<acquire_status> session::state::connect(const core::snapshot& snap, in
 // Streams the request body to the upstream: a length-delimited body straight from the socket
 // (after what the head read already buffered), a chunked one through the parser, re-chunked.
 // `sent` counts the bytes consumed from the client.
-awaitable<body_result> session::state::relay_request_body(const config::timeouts_config& t,
+template <class Stream>
+awaitable<body_result> basic_state<Stream>::relay_request_body(const config::timeouts_config& t,
                                                           bool chunked, std::uint64_t& sent) {
   auto& req = *exchange_->req;
   auto& r = req.get();
@@ -862,7 +1040,8 @@ awaitable<body_result> session::state::relay_request_body(const config::timeouts
   co_return body_result::ok;
 }
 
-void session::state::note_failure(const core::upstream_view& u, upstream::endpoint& ep,
+template <class Stream>
+void basic_state<Stream>::note_failure(const core::upstream_view& u, upstream::endpoint& ep,
                                   steady::time_point now) {
   const auto e = upstream::record_failure(ep, u.endpoints, *u.outlier, now);
   if (e.ejected) {
@@ -873,7 +1052,8 @@ void session::state::note_failure(const core::upstream_view& u, upstream::endpoi
 }
 
 // One access-log line for the request that just ended (a no-op when the log is off).
-void session::state::log_request(unsigned status, bool local) {
+template <class Stream>
+void basic_state<Stream>::log_request(unsigned status, bool local) {
   auto& log = worker_.access_log();
   if (!log.enabled()) return;
   auto& ex = *exchange_;
@@ -892,7 +1072,8 @@ void session::state::log_request(unsigned status, bool local) {
   log.write(ex.entry);
 }
 
-awaitable<void> session::state::local_reply(unsigned code, std::string_view text, bool close) {
+template <class Stream>
+awaitable<void> basic_state<Stream>::local_reply(unsigned code, std::string_view text, bool close) {
   worker_.cells().local_reply(code);
   auto& ex = *exchange_;
   const auto status = bhttp::int_to_status(code);
@@ -923,9 +1104,10 @@ awaitable<void> session::state::local_reply(unsigned code, std::string_view text
 // Closing with unread request bytes makes the kernel send RST, which can destroy the reply we
 // just wrote before the client reads it: shut our side, then drain briefly (nginx's
 // lingering_close).
-awaitable<void> session::state::lingering_close() {
+template <class Stream>
+awaitable<void> basic_state<Stream>::lingering_close() {
   error_code ec;
-  sock_.shutdown(tcp::socket::shutdown_send, ec);
+  lowest(sock_).shutdown(tcp::socket::shutdown_send, ec);
   arm(session_phase::idle, std::chrono::duration_cast<std::chrono::milliseconds>(linger_timeout));
   char* data = relay_buffer();
   std::size_t drained = 0;
@@ -935,7 +1117,7 @@ awaitable<void> session::state::lingering_close() {
     if (rec) break;
     drained += n;
   }
-  sock_.close(ec);
+  lowest(sock_).close(ec);
 }
 
 }  // namespace canary::http

@@ -1,7 +1,8 @@
-// One downstream client connection: reads requests, routes each, exchanges it with an upstream
-// and relays the response, until close. Lives on its worker's thread; owned by its own
-// coroutine. Timeouts are deadlines checked by the worker's sweep (on_tick), not per-operation
-// timers: the sweep cancels or closes the socket the session is blocked on.
+// One downstream client connection, plain or TLS: reads requests, routes each, exchanges it with
+// an upstream and relays the response (or, after a 101, tunnels bytes both ways), until close.
+// Lives on its worker's thread; owned by its own coroutine. Timeouts are deadlines checked by
+// the worker's sweep (on_tick), not per-operation timers: the sweep cancels or closes the socket
+// the session is blocked on.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +15,9 @@
 namespace canary::core {
 class worker;
 }
+namespace canary::tls {
+class context_set;
+}
 
 namespace canary::http {
 
@@ -25,11 +29,16 @@ enum class session_phase : std::uint8_t {
   client_body,        // reading the request body
   upstream_body,      // reading the response body
   writing,            // writing to the client or the upstream
+  tunnel,             // upgraded (101): relaying bytes both ways under tunnel_idle
 };
 
 class session {
  public:
   session(core::worker& worker, socket_type sock, const tcp::endpoint& peer);
+  // A connection on the TLS listener: the handshake (under timeouts.client_header) comes first.
+  // `tls` (the config's contexts at accept) stays alive with the connection.
+  session(core::worker& worker, socket_type sock, const tcp::endpoint& peer,
+          std::shared_ptr<const tls::context_set> tls);
   ~session();
   session(const session&) = delete;
   session& operator=(const session&) = delete;
@@ -47,8 +56,9 @@ class session {
 
   std::list<session*>::iterator self_in_worker;
 
+  struct state;  // session.cpp: one implementation per client stream type
+
  private:
-  struct state;
   std::unique_ptr<state> st_;
 };
 

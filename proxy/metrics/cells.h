@@ -139,6 +139,8 @@ class worker_cells {
   void local_reply(unsigned code) { local_replies_[code % 1000].add(); }
   void connection_opened() { connections_opened_.add(); }
   void connection_closed() { connections_closed_.add(); }
+  // canary_proxy_tls_handshakes_total{result}, by tls_handshake_result.
+  void tls_handshake(std::size_t result) { tls_handshakes_[result].add(); }
 
   // Reader side (any thread): null when never written.
   const series_cells* find_series(std::uint32_t id) const { return series_.find(id); }
@@ -146,6 +148,7 @@ class worker_cells {
   const upstream_cells* find_upstream(std::uint32_t id) const { return upstreams_.find(id); }
   std::uint64_t local_replies(unsigned code) const { return local_replies_[code % 1000].get(); }
   std::uint64_t connections_total() const { return connections_opened_.get(); }
+  std::uint64_t tls_handshakes(std::size_t result) const { return tls_handshakes_[result].get(); }
   // Opened minus closed, from two single-writer counters (no read-modify-write on either).
   std::uint64_t connections_active() const {
     return connections_opened_.get() - connections_closed_.get();
@@ -158,6 +161,7 @@ class worker_cells {
   std::array<cell, 1000> local_replies_;
   cell connections_opened_;  // also canary_proxy_connections_total
   cell connections_closed_;
+  std::array<cell, 3> tls_handshakes_;  // ok, failed, timeout
 };
 
 }  // namespace canary::metrics

@@ -214,8 +214,11 @@ api_result engine::reload(const config::proxy_config& next) {
     for (const auto& e : refused.errors) spdlog::error("reload: {}", e);
     return refused;
   }
+  const auto tls_listen = [](const config::proxy_config& c) {
+    return c.tls ? c.tls->listen.text : std::string();
+  };
   if (next.listen.text != cfg_->listen.text || next.admin.listen.text != cfg_->admin.listen.text ||
-      next.workers != cfg_->workers)
+      tls_listen(next) != tls_listen(*cfg_) || next.workers != cfg_->workers)
     spdlog::warn("reload: listen addresses and workers change only on restart");
 
   if (next.state_file != cfg_->state_file)

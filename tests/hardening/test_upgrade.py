@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import stat
 import subprocess
 import time
@@ -67,10 +68,12 @@ class UpgradeTest(HardeningTestCase):
         self.notify.settimeout(10)
         self.addCleanup(self.notify.close)
 
-    def start(self, exe, workers=2, steps=None):
+    def start(self, exe, workers=2, steps=None, tls=None):
         steps = steps or [{"setWeight": 20}, {"pause": {}}]
         cfg = make_config({"blue": self.blue.endpoint, "green": self.green.endpoint},
                           [route(steps=steps)], workers=workers)
+        if tls:
+            cfg["tls"] = tls
         proxy = UpgradeProxy(self.tmp, cfg, exe, self.notify_path)
         self.addCleanup(self._dump_logs_on_failure, proxy)
         self.addCleanup(proxy.stop)
@@ -146,6 +149,36 @@ class UpgradeTest(HardeningTestCase):
         self.assertEqual(self.rollout_key(proxy), before)
         self.assertLessEqual(set(proxy.colors(10)), {"blue", "green"})
         self.assertEqual(proxy.op(NAME, "promote").json()["stable"], "green")
+
+    def test_tls_listeners_are_handed_over_too(self):
+        from test_tls import CA  # tests/e2e, on the path with the harness
+        ca = CA(self.tmp)
+        cert, key = ca.issue("site", "localhost", ["localhost"])
+        proxy = self.start(binary("canary-proxy"),
+                           tls={"listen": "127.0.0.1:0", "certificates": [{"cert": cert,
+                                                                            "key": key}]})
+        port = int(proxy.process.wait_for_log(
+            r"proxy listening on 127\.0\.0\.1:(\d+) \(TLS, \d+ workers?\)").group(1))
+        ctx = ssl.create_default_context(cafile=ca.cert)
+
+        def https_color():
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+                with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                    s.sendall(b"GET /color HTTP/1.1\r\nHost: localhost\r\n"
+                              b"Connection: close\r\n\r\n")
+                    data = b""
+                    while chunk := s.recv(65536):
+                        data += chunk
+            return data
+
+        self.assertIn(b" 200 ", https_color().split(b"\r\n", 1)[0])
+        old = proxy.process.pid
+        new = self.hand_over(proxy, old, proxy.process.log_mark())
+        self.assertEqual(proxy.process.wait(timeout=30), 0)
+        # The new process serves TLS on the same port, on the handed-over socket (never bound
+        # anew: its log says it adopted the listeners).
+        self.assertTrue(os.path.exists(f"/proc/{new}"))
+        self.assertIn(b" 200 ", https_color().split(b"\r\n", 1)[0])
 
     def copy_binary(self):
         exe = self.path("canary-proxy-copy")

@@ -320,8 +320,9 @@ TEST(LoadConfig, Positions) {
 TEST(LoadErrors, UnknownRootKey) {
   EXPECT_THAT(errors_of(kBase + "foo: 1\n"),
               ElementsAre(at(6, 1,
-                             "foo: unknown key \"foo\" (expected one of: listen, workers, admin, "
-                             "state_file, limits, timeouts, access_log, upstreams, routes)")));
+                             "foo: unknown key \"foo\" (expected one of: listen, tls, workers, "
+                             "admin, state_file, limits, timeouts, access_log, upstreams, "
+                             "routes)")));
 }
 
 TEST(LoadErrors, UnknownKeysAtAnyDepth) {
@@ -365,7 +366,7 @@ TEST(LoadErrors, UnknownKeysAtAnyDepth) {
           at(16, 12,
              "timeouts.connect: unknown key \"connect\" (expected one of: client_header, "
              "client_idle, client_body_idle, upstream_connect, upstream_response, upstream_idle, "
-             "drain, resolve)"),
+             "drain, resolve, tunnel_idle)"),
           at(17, 14,
              "access_log.file: unknown key \"file\" (expected one of: enabled, path, format)")));
 }

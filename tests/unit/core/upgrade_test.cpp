@@ -55,7 +55,7 @@ TEST(upgrade, listeners_arrive_as_the_same_sockets) {
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
   const int admin = a[1];
-  ASSERT_EQ(send_listeners(ch.old_end, {a[0], b[0]}, admin), "");
+  ASSERT_EQ(send_listeners(ch.old_end, {a[0], b[0]}, {}, admin), "");
 
   const auto in = receive_listeners(1s);
   ASSERT_TRUE(in.has_value());
@@ -74,6 +74,31 @@ TEST(upgrade, listeners_arrive_as_the_same_sockets) {
             "ready " + std::to_string(::getpid()) + "\n");
   for (int fd : {a[0], a[1], b[0], b[1], in->data_fds[0], in->data_fds[1], in->admin_fd})
     ::close(fd);
+}
+
+// TLS listeners travel in the same message, after the data ones; a TLS-only proxy has none of
+// the latter.
+TEST(upgrade, tls_listeners_arrive_apart_from_the_data_ones) {
+  for (const bool plain : {true, false}) {
+    channel_pair ch;
+    int a[2], t[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, t), 0);
+    std::vector<int> data;
+    if (plain) data.push_back(a[0]);
+    ASSERT_EQ(send_listeners(ch.old_end, data, {t[0]}, a[1]), "");
+    const auto in = receive_listeners(1s);
+    ASSERT_TRUE(in.has_value());
+    ASSERT_EQ(in->data_fds.size(), plain ? 1u : 0u);
+    if (plain) {
+      EXPECT_EQ(inode(in->data_fds[0]), inode(a[0]));
+    }
+    ASSERT_EQ(in->tls_fds.size(), 1u);
+    EXPECT_EQ(inode(in->tls_fds[0]), inode(t[0]));
+    EXPECT_EQ(inode(in->admin_fd), inode(a[1]));
+    for (int fd : in->data_fds) ::close(fd);
+    for (int fd : {a[0], a[1], t[0], t[1], in->tls_fds[0], in->admin_fd, in->channel}) ::close(fd);
+  }
 }
 
 TEST(upgrade, a_closed_channel_or_a_bad_message_is_an_error) {

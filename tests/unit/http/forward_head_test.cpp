@@ -139,5 +139,55 @@ TEST(forward_response_head, interim_as_received_minus_hop_by_hop) {
   EXPECT_EQ(out, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n");
 }
 
+// ---- Upgrade (WebSocket) and TLS
+
+std::string upgrade_of(std::string_view raw, bool has_body = false) {
+  request_parser_type p;
+  parse(p, raw);
+  return std::string(upgrade_request(p, has_body));
+}
+
+TEST(upgrade_request, needs_http11_connection_upgrade_and_no_body_and_never_h2c) {
+  EXPECT_EQ(upgrade_of("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\n"
+                       "Upgrade: websocket\r\n\r\n"),
+            "websocket");
+  EXPECT_EQ(upgrade_of("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"), "");
+  EXPECT_EQ(upgrade_of("GET /ws HTTP/1.0\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"),
+            "");
+  EXPECT_EQ(upgrade_of("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n"
+                       "Upgrade: websocket\r\n\r\n",
+                       true),
+            "");
+  EXPECT_EQ(upgrade_of("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                       "Upgrade: h2c\r\n\r\n"),
+            "");
+  EXPECT_EQ(upgrade_of("GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n"
+                       "Upgrade: foo/2, H2C \r\n\r\n"),
+            "");
+}
+
+TEST(forward_request_head, an_upgrade_is_forwarded_with_connection_upgrade) {
+  request_parser_type p;
+  parse(p, "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+           "Sec-WebSocket-Key: k\r\n\r\n");
+  std::string out;
+  build_request_head(out, p, "10.0.0.7", true, upgrade_request(p, false));
+  EXPECT_EQ(out,
+            "GET /ws HTTP/1.1\r\nHost: a\r\nSec-WebSocket-Key: k\r\n"
+            "X-Forwarded-For: 10.0.0.7\r\nX-Forwarded-Proto: https\r\n"
+            "X-Forwarded-Host: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n");
+}
+
+TEST(forward_response_head, switching_protocols_keeps_upgrade_and_connection) {
+  response_parser_type p;
+  parse(p, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade, X\r\n"
+           "X: 1\r\nSec-WebSocket-Accept: abc\r\n\r\n");
+  std::string out;
+  build_switching_head(out, p);
+  EXPECT_EQ(out,
+            "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: abc\r\n"
+            "Connection: upgrade\r\nUpgrade: websocket\r\n\r\n");
+}
+
 }  // namespace
 }  // namespace canary::http
