@@ -23,7 +23,7 @@ inline constexpr int grid_size = 2 * grid_half + 1;
 struct sequential_data {
   double r0 = 1;
   double confidence = 0.99;
-  std::uint64_t canary_requests = 0, stable_requests = 0;  // strata with information only
+  std::uint64_t canary_requests = 0, stable_requests = 0;  // every stratum added
   std::uint64_t canary_bad = 0, stable_bad = 0;
   std::uint64_t strata = 0;  // informative strata added
   double max_log_e = 0;      // the largest log e-value seen (the anytime p-value is exp(-it))
@@ -39,7 +39,7 @@ class sequential_test {
 
   // One stratum: requests and bad requests of each variant over a span with one weight. A
   // stratum without canary or stable requests, or without any bad request, carries no
-  // information about the ratio and is skipped (it still counts in no total).
+  // information about the ratio: it only adds to the totals.
   void add_stratum(std::uint64_t n_c, std::uint64_t n_s, std::uint64_t bad_c, std::uint64_t bad_s);
 
   // The mixture e-value M (>= 0): under r <= r0, P(M ever >= 1/alpha) <= alpha (Ville).
