@@ -64,8 +64,9 @@ class webhook_dispatcher {
   };
   std::vector<count> counts() const;
 
+  struct state;  // opaque; named here for the implementation's helpers
+
  private:
-  struct state;
   std::shared_ptr<state> state_;
 };
 
