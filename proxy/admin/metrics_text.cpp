@@ -269,6 +269,16 @@ std::vector<prom::MetricFamily> collect_analysis(const rollout::engine& engine) 
   }
   out.push_back(std::move(values));
   out.push_back(std::move(phases));
+
+  auto calls = family("canary_proxy_webhook_calls_total",
+                      "Webhook calls by route, webhook and result (after retries).",
+                      prom::MetricType::Counter);
+  if (const auto* hooks = engine.webhooks())
+    for (const auto& c : hooks->counts())
+      calls.metric.push_back(
+          counter({{"route", c.route}, {"webhook", c.webhook}, {"result", c.result}},
+                  static_cast<double>(c.n)));
+  out.push_back(std::move(calls));
   return out;
 }
 

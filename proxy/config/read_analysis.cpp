@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <set>
 
+#include "analysis/providers.h"
 #include "config/reader.h"
 #include "config/syntax.h"
 
@@ -34,8 +35,6 @@ constexpr builtin_name builtins[] = {
     {"latency_p99", metric_config::builtin::latency_p99, metric_config::kind::threshold, true},
 };
 
-constexpr std::string_view template_variables[] = {"route", "stable", "canary", "interval"};
-
 struct webhook_type_name {
   std::string_view name;
   webhook_config::kind value;
@@ -50,23 +49,6 @@ constexpr webhook_type_name webhook_types[] = {
     {"rollback", webhook_config::kind::rollback},
     {"event", webhook_config::kind::event},
 };
-
-// The first `{{name}}` in `text` that is not a template variable, or "" when all are known.
-std::string unknown_template_variable_in(std::string_view text) {
-  std::size_t pos = 0;
-  while ((pos = text.find("{{", pos)) != std::string_view::npos) {
-    std::size_t end = text.find("}}", pos + 2);
-    if (end == std::string_view::npos) return std::string(text.substr(pos));
-    std::string_view name = text.substr(pos + 2, end - pos - 2);
-    while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
-    while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
-    bool known = false;
-    for (auto v : template_variables) known = known || v == name;
-    if (!known) return "{{" + std::string(name) + "}}";
-    pos = end + 2;
-  }
-  return "";
-}
 
 }  // namespace
 
@@ -83,9 +65,8 @@ std::optional<double> config_reader::read_number(const item& at) {
 }
 
 void config_reader::check_template(const item& at, const std::string& text) {
-  std::string bad = unknown_template_variable_in(text);
-  if (!bad.empty())
-    w_.error(at, "unknown template variable " + bad +
+  if (auto bad = analysis::unknown_template_variable(text))
+    w_.error(at, "unknown template variable {{" + *bad + "}}" +
                      " (expected {{route}}, {{stable}}, {{canary}} or {{interval}})");
 }
 
@@ -213,8 +194,7 @@ const item* config_reader::read_metric(const item& at, metric_config& out) {
       read_http_target(*wm, "url", out.target);
       if (auto* j = wm->get("json_path"))
         if (auto s = w_.string(*j)) {
-          if (!s->empty() && s->front() != '$')
-            w_.error(*j, "a json_path starts with \"$\" (like $.a.b[0])");
+          if (auto bad = analysis::json_path_error(*s)) w_.error(*j, "bad json_path: " + *bad);
           out.json_path = *s;
         }
     }

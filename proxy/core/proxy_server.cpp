@@ -20,6 +20,7 @@
 #include "admin/stats.h"  // [observability]
 #include "admin/server.h"
 #include "core/worker.h"
+#include "analysis/http_client.h"
 #include "rollout/engine.h"
 #include "rollout/state_file.h"
 #include "upstream/health_checker.h"
@@ -93,6 +94,11 @@ void serve_until_drained(std::shared_ptr<const config::proxy_config> cfg,
   bool draining = false;
   std::vector<const metrics::worker_cells*> cells;
   for (auto& w : workers) cells.push_back(&w->cells());
+  // Provider metrics are asked on the client's own thread; answers come back to this one.
+  analysis::http_client providers(
+      [&control](std::function<void()> fn) { net::post(control, std::move(fn)); });
+  analysis::webhook_dispatcher hooks(providers);
+  engine.set_webhooks(&hooks);
   // The analysis reads the same cells as /metrics, on the control thread.
   engine.set_analysis_inputs(
       [&engine, &cells](const std::string& route) {
@@ -101,7 +107,7 @@ void serve_until_drained(std::shared_ptr<const config::proxy_config> cfg,
         return admin::sample_route(engine.series(), cells, route, st->state->stable,
                                    st->state->canary);
       },
-      {});
+      rollout::http_provider(providers));
   admin::api_options api_opts;
   api_opts.token = options.admin_token;
   api_opts.listen_host = cfg->admin.listen.host;

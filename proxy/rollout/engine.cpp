@@ -5,6 +5,7 @@
 #include <set>
 #include <stdexcept>
 #include <string_view>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -284,6 +285,7 @@ void engine::tick() {
     spdlog::warn("rollout timer: {} holds until the state can be saved", join(names));
   }
   analysis_tick(now);
+  webhook_tick(now);
 }
 
 std::uint64_t engine::subscribe(std::function<void(const std::string&)> fn) {
@@ -328,6 +330,8 @@ api_result engine::commit_routes(state_map changed) {
     return {503, err, {}};
   }
   install(std::move(snap), names);
+  // `changed` now holds the states before the change.
+  for (const auto& [name, old] : changed) webhooks_after_commit(name, old, states_.at(name));
   return {};
 }
 
@@ -342,10 +346,13 @@ api_result engine::commit_config(state_map next,
   }
   if (next != states_)
     if (auto err = save(next); !err.empty()) return {503, err, {}};
-  states_ = std::move(next);
+  state_map before = std::exchange(states_, std::move(next));
   cfg_ = compiled->config;
   compiled_ = std::move(compiled);
   install(std::move(snap), routes);
+  for (const auto& name : routes)
+    if (auto it = before.find(name); it != before.end())
+      webhooks_after_commit(name, it->second, states_.at(name));
   return {};
 }
 

@@ -13,8 +13,10 @@
 #include <tuple>
 #include <vector>
 
+#include "analysis/http_client.h"
 #include "analysis/providers.h"
 #include "analysis/run.h"
+#include "analysis/webhooks.h"
 #include "config/load.h"
 #include "core/snapshot.h"
 #include "metrics/registry.h"
@@ -48,6 +50,12 @@ struct route_status {
 // Pure; the engine calls it on every changed state before saving it.
 void sync_analysis_run(route_state& s, const config::route_config& route, wall_time now);
 
+// The production provider: prometheus and web metrics asked through `client` (which must
+// outlive the engine's use of it), answers parsed by analysis/providers.h.
+std::function<void(const config::metric_config&, const analysis::template_vars&,
+                   std::function<void(analysis::provider_result)>)>
+http_provider(analysis::http_client& client);
+
 // The states a start with `cfg` begins from: what the store loaded (`where` names it in
 // messages), checked against `cfg`, plus a fresh state for every route it lacks. Pure: the engine
 // and `canary-proxy --check` run the same checks. Throws std::runtime_error with a
@@ -77,6 +85,11 @@ class engine {
 
   // Without a sampler no measurement is taken (runs still start and end with the rollout).
   void set_analysis_inputs(sampler_fn sampler, provider_fn provider);
+
+  // Webhooks (event, post-rollout, rollback) go through `hooks` (nullptr: none are called). It
+  // must outlive the engine's ticks and commits.
+  void set_webhooks(analysis::webhook_dispatcher* hooks) { hooks_ = hooks; }
+  const analysis::webhook_dispatcher* webhooks() const { return hooks_; }
 
   // canary_proxy_analysis_measurements_total: (route, metric, phase) -> count since start.
   using measurement_key = std::tuple<std::string, std::string, std::string>;
@@ -146,6 +159,15 @@ class engine {
   bool analysis_gates(route_state& st, const config::route_config& route, wall_time now);
   analysis::interval_sample take_delta(const std::string& route, analysis_clock& clk);
 
+  // engine_webhooks.cpp: after a committed change of `route` from `before` to `after`: event
+  // notifications, post-rollout calls.
+  void webhooks_after_commit(const std::string& route, const route_state& before,
+                             const route_state& after);
+  // rollback webhooks, asked every analysis interval (10 s without analysis) while live.
+  void webhook_tick(wall_time now);
+  void rollback_answered(const std::string& route, const std::string& canary,
+                         const std::string& hook, const analysis::webhook_result& result);
+
   std::shared_ptr<const config::proxy_config> cfg_;
   std::shared_ptr<const core::compiled_config> compiled_;
   clock_fn clock_;
@@ -165,6 +187,9 @@ class engine {
   provider_fn provider_;
   std::map<std::string, analysis_clock> analysis_clocks_;  // by route
   std::map<measurement_key, std::uint64_t> measurement_counts_;
+  analysis::webhook_dispatcher* hooks_ = nullptr;
+  std::map<std::string, wall_time> rollback_due_;  // by route
+  std::map<std::string, int> rollback_in_flight_;  // by route: calls not yet answered
   // Provider answers may arrive after the engine is gone: they check this first.
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };

@@ -110,6 +110,25 @@ void sync_analysis_run(route_state& s, const config::route_config& route, wall_t
   }
 }
 
+std::function<void(const config::metric_config&, const analysis::template_vars&,
+                   std::function<void(analysis::provider_result)>)>
+http_provider(analysis::http_client& client) {
+  return [&client](const config::metric_config& m, const analysis::template_vars& vars,
+                   std::function<void(analysis::provider_result)> done) {
+    if (m.what == config::metric_config::kind::prometheus) {
+      client.send(analysis::prometheus_request(m, vars),
+                  [done = std::move(done)](analysis::http_response r) {
+                    done(analysis::prometheus_result(r));
+                  });
+    } else {
+      client.send(analysis::web_request(m, vars),
+                  [done = std::move(done), path = m.json_path](analysis::http_response r) {
+                    done(analysis::web_result(r, path));
+                  });
+    }
+  };
+}
+
 void engine::set_analysis_inputs(sampler_fn sampler, provider_fn provider) {
   sampler_ = std::move(sampler);
   provider_ = std::move(provider);
@@ -166,7 +185,7 @@ void engine::analysis_tick(wall_time now) {
       clk = analysis_clock{};
       clk.run_id = cur.analysis.run->id;
       clk.next_due = cur.analysis.run->started + cfg.initial_delay + cfg.interval;
-      if (clk.next_due < now) clk.next_due = now + cfg.interval;
+      if (clk.next_due <= now) clk.next_due = now + cfg.interval;
       if (sampler_) clk.baseline = sampler_(r.name);
     }
     if (sampler_ && !clk.measuring && now >= clk.next_due) {

@@ -408,7 +408,7 @@ op_result pause(route_state& s, const config::route_config& route, wall_time now
 
 op_result resume(route_state& s, const config::route_config& route, wall_time now) {
   if (s.phase == phase::paused && s.paused_by == paused_by::step)
-    return refuse("resume", s, "Paused by user; promote ends a step's pause");
+    return refuse("resume", s, "Paused by user or analysis; promote ends a step's pause");
   if (s.phase != phase::paused ||
       (s.paused_by != paused_by::user && s.paused_by != paused_by::analysis))
     return refuse("resume", s, "Paused by user or analysis");

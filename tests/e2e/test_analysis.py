@@ -10,7 +10,7 @@ import json
 import threading
 import time
 
-from harness import E2ETestCase, DataClient, make_config, poll
+from harness import E2ETestCase, DataClient, closed_port, make_config
 
 NAME = "checkout"
 # Every load loop is bounded in count and in time.
@@ -189,6 +189,59 @@ class AnalysisTest(E2ETestCase):
             proxy, lambda s: s["analysis"]["metrics"][0]["successful"] >= before + 1,
             "one more Successful measurement")
         self.assertEqual(s["analysis"]["run"], run)
+
+    def test_web_provider_gates_an_inline_step(self):
+        blue = self.server("blue")
+        green = self.server("green")
+        scores = []
+
+        def score():
+            scores.append(1)
+            return json.dumps({"score": 1.5})
+        provider = self.server("provider", body=score)
+        smoke = {"name": "smoke", "max": 3,
+                 "web": {"url": f"http://{provider.address}/s?v={{{{canary}}}}",
+                         "json_path": "$.score", "timeout": "2s"}}
+        steps = [{"setWeight": 50}, {"analysis": {"duration": "1s", "metrics": ["smoke"]}},
+                 {"setWeight": 80}, {"pause": {}}]
+        proxy = self.proxy_for(blue, green, steps, analysis([smoke], background=False))
+        self.set_upstream(proxy)
+        s = proxy.wait_status(lambda s: s["step"] == 3, NAME, timeout=20,
+                              what="the step after the inline analysis")
+        self.assertEqual(s["weight"], 80)
+        m = s["analysis"]["metrics"][0]
+        self.assertEqual(m["kind"], "web")
+        self.assertGreaterEqual(m["successful"], 1)
+        self.assertEqual(m["last"]["value"], 1.5)
+        self.assertTrue(scores)
+
+    def test_web_provider_above_its_bound_aborts(self):
+        blue = self.server("blue")
+        green = self.server("green")
+        provider = self.server("provider", body=json.dumps({"score": 7}))
+        smoke = {"name": "smoke", "max": 3,
+                 "web": {"url": f"http://{provider.address}/s", "json_path": "$.score"}}
+        proxy = self.proxy_for(blue, green, [{"setWeight": 50}, {"pause": {}}],
+                               analysis([smoke]))
+        self.set_upstream(proxy)
+        s = proxy.wait_status(lambda s: s["phase"] == "Degraded", NAME, timeout=20,
+                              what="an abort")
+        self.assertTrue(s["message"].startswith("AnalysisFailed: smoke"), s["message"])
+
+    def test_unreachable_provider_errors_abort_past_error_limit(self):
+        blue = self.server("blue")
+        green = self.server("green")
+        smoke = {"name": "smoke", "max": 3,
+                 "web": {"url": f"http://127.0.0.1:{closed_port()}/s", "timeout": "1s"}}
+        proxy = self.proxy_for(blue, green, [{"setWeight": 50}, {"pause": {}}],
+                               analysis([smoke], error_limit=2))
+        self.set_upstream(proxy)
+        s = proxy.wait_status(lambda s: s["phase"] == "Degraded", NAME, timeout=20,
+                              what="an abort")
+        m = s["analysis"]["metrics"][0]
+        self.assertEqual(m["errors"], 3)
+        self.assertEqual(m["last"]["phase"], "Error")
+        self.assertEqual(proxy.events(NAME)["events"][-1]["cause"], "analysis")
 
 
 if __name__ == "__main__":

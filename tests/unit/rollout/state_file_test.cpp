@@ -232,7 +232,8 @@ TEST(state_file_parse, wrong_types_name_route_and_field) {
       {"stable", nullptr, "route \"web\": field \"stable\" must be a string"},
       {"aborted", "yes", "route \"web\": field \"aborted\" must be true or false"},
       {"paused_by", "nobody",
-       "route \"web\": field \"paused_by\" must be \"step\", \"user\" or null, not \"nobody\""},
+       "route \"web\": field \"paused_by\" must be \"step\", \"user\", \"analysis\", "
+       "\"webhook\" or null, not \"nobody\""},
       {"pause_remaining_ms", -5,
        "route \"web\": field \"pause_remaining_ms\" must be a non-negative integer"},
       {"updated_at", "yesterday",
@@ -267,8 +268,8 @@ TEST(state_file_parse, missing_field_and_bad_route_or_event) {
   file = valid_file();
   web(file)["events"].as_array()[2].as_object()["cause"] = "cron";
   EXPECT_EQ(error_of(file),
-            "route \"web\": event 2: field \"cause\" must be step, api, config or timer, not "
-            "\"cron\"");
+            "route \"web\": event 2: field \"cause\" must be step, api, config, timer, analysis "
+            "or webhook, not \"cron\"");
 
   file = valid_file();
   web(file)["events"].as_array()[0].as_object().erase("time");
