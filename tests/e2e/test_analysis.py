@@ -171,6 +171,24 @@ class AnalysisTest(E2ETestCase):
         self.assertEqual(s["analysis"]["phase"], "DryRun")
         self.assertEqual(s["actual_weight"], 50)
 
+    def test_header_forced_requests_are_not_judged(self):
+        blue = self.server("blue")
+        green = self.server("green", fail_every=2)
+        proxy = self.proxy_for(blue, green, [{"setWeight": 0}, {"pause": {}}],
+                               analysis([ERRORS]))
+        self.set_upstream(proxy)
+        client = DataClient(proxy.port)
+        self.addCleanup(client.close)
+        forced = [client.request("GET", "/", headers={"X-Canary": "always"}).status
+                  for _ in range(200)]
+        self.assertIn(500, forced)  # QA traffic did reach the failing canary
+        s = self.load_until(proxy, lambda s: s["analysis"]["metrics"][0]["inconclusive"] >= 2,
+                            "two measurements")
+        m = s["analysis"]["metrics"][0]
+        self.assertEqual(m["failed"], 0)
+        self.assertEqual(m["last"]["canary_requests"], 0)
+        self.assertEqual(s["phase"], "Paused")
+
     def test_kill9_mid_run_resumes_the_counts(self):
         blue = self.server("blue")
         green = self.server("green")
