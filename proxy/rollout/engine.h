@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <set>
 #include <tuple>
 #include <vector>
 
@@ -165,6 +166,9 @@ class engine {
                              const route_state& after);
   // rollback webhooks, asked every analysis interval (10 s without analysis) while live.
   void webhook_tick(wall_time now);
+  void confirm_tick(const config::route_config& route, wall_time now);
+  void confirm_answered(const std::string& route, const std::string& canary,
+                        const std::vector<std::pair<std::string, analysis::webhook_result>>& all);
   void rollback_answered(const std::string& route, const std::string& canary,
                          const std::string& hook, const analysis::webhook_result& result);
 
@@ -190,6 +194,8 @@ class engine {
   analysis::webhook_dispatcher* hooks_ = nullptr;
   std::map<std::string, wall_time> rollback_due_;  // by route
   std::map<std::string, int> rollback_in_flight_;  // by route: calls not yet answered
+  std::map<std::string, wall_time> confirm_due_;   // by route: next confirm-promotion ask
+  std::set<std::string> confirm_in_flight_;        // by route
   // Provider answers may arrive after the engine is gone: they check this first.
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };

@@ -87,6 +87,7 @@ void engine::webhooks_after_commit(const std::string& route, const route_state& 
 void engine::webhook_tick(wall_time now) {
   if (hooks_ == nullptr) return;
   for (const auto& r : cfg_->routes) {
+    if (has_confirm_promotion(r)) confirm_tick(r, now);
     bool any = false;
     for (const auto& hook : r.webhooks) any = any || hook.type == hook_kind::rollback;
     if (!any) continue;
@@ -111,6 +112,74 @@ void engine::webhook_tick(wall_time now) {
                    });
     }
   }
+}
+
+void engine::confirm_tick(const config::route_config& r, wall_time now) {
+  const auto& st = states_.at(r.name);
+  if (!awaiting_promotion(st, r)) {
+    confirm_due_.erase(r.name);
+    return;
+  }
+  // Asked at once when the hold starts, then every interval (10 s without analysis).
+  const auto every = r.analysis ? r.analysis->interval : std::chrono::milliseconds(10000);
+  auto [due, fresh] = confirm_due_.try_emplace(r.name, now);
+  if (now < due->second || confirm_in_flight_.contains(r.name)) return;
+  due->second = now + every;
+  (void)fresh;
+  struct pending {
+    std::vector<std::pair<std::string, analysis::webhook_result>> answers;
+    std::size_t left = 0;
+  };
+  auto p = std::make_shared<pending>();
+  for (const auto& hook : r.webhooks)
+    if (hook.type == hook_kind::confirm_promotion) ++p->left;
+  confirm_in_flight_.insert(r.name);
+  const std::weak_ptr<int> alive = alive_;
+  for (const auto& hook : r.webhooks) {
+    if (hook.type != hook_kind::confirm_promotion) continue;
+    hooks_->call(r.name, hook, payload_of(r.name, st, "confirm-promotion", st.message),
+                 [this, alive, p, route = r.name, canary = st.canary,
+                  name = hook.name](analysis::webhook_result res) {
+                   if (alive.expired()) return;
+                   p->answers.emplace_back(name, std::move(res));
+                   if (--p->left == 0) confirm_answered(route, canary, p->answers);
+                 });
+  }
+}
+
+void engine::confirm_answered(
+    const std::string& route, const std::string& canary,
+    const std::vector<std::pair<std::string, analysis::webhook_result>>& all) {
+  confirm_in_flight_.erase(route);
+  const auto* r = cfg_->find_route(route);
+  auto it = states_.find(route);
+  if (r == nullptr || it == states_.end() || !awaiting_promotion(it->second, *r) ||
+      it->second.canary != canary)
+    return;
+  const auto now = clock_();
+  const route_state& before = it->second;
+  route_state st = before;
+  std::string refused;
+  for (const auto& [name, res] : all)
+    if (!res.ok && refused.empty())
+      refused = "waiting for confirm-promotion webhook " + name + ": " + res.detail;
+  if (refused.empty()) {
+    confirm_promotion(st, *r,
+                      "Rollout completed: " + canary +
+                          " is now stable (confirm-promotion webhooks answered 2xx)",
+                      now);
+    analysis_after_change(before, st, *r, now);
+  } else if (st.message != refused) {
+    st.message = refused;
+    st.updated_at = now;
+  } else {
+    return;
+  }
+  state_map changed;
+  changed.emplace(route, std::move(st));
+  if (auto res = commit_routes(std::move(changed)); res.status != 200)
+    spdlog::error("route \"{}\": the confirm-promotion answer could not be saved: {}", route,
+                  res.error);
 }
 
 void engine::rollback_answered(const std::string& route, const std::string& canary,

@@ -186,6 +186,17 @@ void advance(route_state& s, const config::route_config& route, wall_time now) {
     return;
   }
   const phase from = s.phase;
+  if (has_confirm_promotion(route)) {
+    // Flagger's confirm-promotion: the engine asks the webhooks and completes on their 2xx
+    // (confirm_promotion), or a person does with promote.
+    if (s.phase == phase::paused && s.paused_by == paused_by::webhook) return;
+    clear_pause(s);
+    s.phase = phase::paused;
+    s.paused_by = paused_by::webhook;
+    s.message = "waiting for confirm-promotion webhook gate";
+    record(s, now, from, cause::step, "Rollout is waiting for the confirm-promotion webhooks");
+    return;
+  }
   const std::string version = s.canary;
   complete(s, route);
   record(s, now, from, cause::step, "Rollout completed: " + version + " is now stable");
@@ -209,6 +220,24 @@ bool is(const route_state& s, std::initializer_list<phase> phases) {
 }
 
 }  // namespace
+
+bool has_confirm_promotion(const config::route_config& route) {
+  for (const auto& h : route.webhooks)
+    if (h.type == config::webhook_config::kind::confirm_promotion) return true;
+  return false;
+}
+
+bool awaiting_promotion(const route_state& s, const config::route_config& route) {
+  return s.in_progress() && !s.aborted && s.phase == phase::paused &&
+         s.paused_by == paused_by::webhook && s.step >= route.steps.size();
+}
+
+void confirm_promotion(route_state& s, const config::route_config& route,
+                       const std::string& message, wall_time now) {
+  const phase from = s.phase;
+  complete(s, route);
+  record(s, now, from, cause::webhook, message);
+}
 
 route_state initial_state(const config::route_config& route, wall_time now) {
   route_state s;
@@ -290,6 +319,7 @@ void on_config_load(route_state& s, const config::route_config& route, wall_time
     return;
   }
   const phase from = s.phase;
+  if (awaiting_promotion(s, route) && has_confirm_promotion(route)) return;  // still gated
   if (s.step >= count) {
     // The position is kept, but no step is left at or after it: the rollout is complete.
     const std::string why =
@@ -327,6 +357,14 @@ op_result promote(route_state& s, const config::route_config& route, wall_time n
   const phase from = s.phase;
   const auto count = route.steps.size();
   std::string message;
+  if (awaiting_promotion(s, route)) {
+    // A person decides over the confirm-promotion gate.
+    const std::string version = s.canary;
+    complete(s, route);
+    record(s, now, from, cause::api,
+           "Rollout promoted over the confirm-promotion gate: " + version + " is now stable");
+    return {};
+  }
   if (const auto* st = current_step(s, route); st == nullptr) {
     message = "Rollout promoted";
   } else if (s.phase == phase::paused && st->what == step_kind::set_weight) {

@@ -144,6 +144,13 @@ bool hold(route_state& s, const config::route_config& route, enum paused_by who,
 void complete_analysis_step(route_state& s, const config::route_config& route, cause why,
                             const std::string& message, wall_time now);
 
+// Confirm-promotion (docs/analysis.md#webhooks): with such webhooks the rollout holds after
+// its last step (Paused, paused_by webhook) until confirm_promotion() or promote.
+bool has_confirm_promotion(const config::route_config& route);
+bool awaiting_promotion(const route_state& s, const config::route_config& route);
+void confirm_promotion(route_state& s, const config::route_config& route,
+                       const std::string& message, wall_time now);
+
 // The current step is an inline analysis step (whatever the phase).
 bool at_analysis_step(const route_state& s, const config::route_config& route);
 

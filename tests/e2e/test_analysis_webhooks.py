@@ -110,6 +110,30 @@ class WebhookTest(E2ETestCase):
         self.assertTrue(s["message"].startswith("RollbackWebhook: guard"), s["message"])
         self.assertEqual(proxy.events(NAME)["events"][-1]["cause"], "webhook")
 
+    def test_confirm_promotion_holds_until_2xx_and_promote_overrides(self):
+        gate = self.receiver(503)
+        proxy = self.proxy_for(
+            [{"setWeight": 50}],
+            [{"name": "gate", "type": "confirm-promotion", "url": gate.url()}],
+            {"interval": "500ms", "metrics": [{"name": "errors", "builtin": "error_rate_vs_stable",
+                                                "dry_run": True}]})
+        proxy.op(NAME, "upstream", {"upstream": "green"})
+        s = proxy.wait_status(
+            lambda s: s["message"] == "waiting for confirm-promotion webhook gate: HTTP 503",
+            NAME, what="the gate's refusal")
+        self.assertEqual((s["phase"], s["paused_by"], s["canary"]), ("Paused", "webhook", "green"))
+        gate.status = 200
+        s = proxy.wait_status(lambda s: s["phase"] == "Healthy", NAME, what="completion")
+        self.assertEqual(s["stable"], "green")
+        self.assertEqual(proxy.events(NAME)["events"][-1]["cause"], "webhook")
+        # promote decides over a gate that keeps refusing.
+        gate.status = 503
+        proxy.op(NAME, "upstream", {"upstream": "blue"})
+        s = proxy.wait_status(lambda s: s["paused_by"] == "webhook", NAME, what="the hold")
+        proxy.op(NAME, "promote")
+        s = proxy.status(NAME)
+        self.assertEqual((s["phase"], s["stable"]), ("Healthy", "blue"))
+
 
 if __name__ == "__main__":
     import unittest
