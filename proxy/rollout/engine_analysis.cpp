@@ -241,7 +241,14 @@ void engine::start_measurement(const config::route_config& route, const route_st
     if (m.what == config::metric_config::kind::prometheus ||
         m.what == config::metric_config::kind::web)
       asks.push_back(&m);
-  if (asks.empty() || !provider_) {
+  // `rollout` webhooks are judged with the interval's measurement, like metrics named after
+  // them (2xx Successful, anything else Failed).
+  std::vector<const config::webhook_config*> hooks;
+  if (hooks_ != nullptr)
+    for (const auto& h : route.webhooks)
+      if (h.type == config::webhook_config::kind::rollout) hooks.push_back(&h);
+  if (!provider_) asks.clear();
+  if (asks.empty() && hooks.empty()) {
     finish_measurement(route.name, clk.run_id, delta, {});
     return;
   }
@@ -257,20 +264,45 @@ void engine::start_measurement(const config::route_config& route, const route_st
   p->route = route.name;
   p->run_id = clk.run_id;
   p->delta = delta;
-  p->left = asks.size();
+  p->left = asks.size() + hooks.size();
   clk.measuring = true;
   const analysis::template_vars vars{route.name, st.stable, st.canary, route.analysis->interval};
   std::weak_ptr<int> alive = alive_;
+  auto answered = [this, alive, p](const std::string& name, analysis::provider_result res) {
+    if (alive.expired()) return;
+    p->answers[name] = std::move(res);
+    if (--p->left != 0) return;
+    if (auto it = analysis_clocks_.find(p->route);
+        it != analysis_clocks_.end() && it->second.run_id == p->run_id)
+      it->second.measuring = false;
+    finish_measurement(p->route, p->run_id, p->delta, p->answers);
+  };
   for (const auto* m : asks)
-    provider_(*m, vars, [this, alive, p, name = m->name](analysis::provider_result res) {
-      if (alive.expired()) return;
-      p->answers[name] = std::move(res);
-      if (--p->left != 0) return;
-      if (auto it = analysis_clocks_.find(p->route);
-          it != analysis_clocks_.end() && it->second.run_id == p->run_id)
-        it->second.measuring = false;
-      finish_measurement(p->route, p->run_id, p->delta, p->answers);
+    provider_(*m, vars, [answered, name = m->name](analysis::provider_result res) {
+      answered(name, std::move(res));
     });
+  for (const auto* h : hooks) {
+    analysis::webhook_payload payload;
+    payload.route = route.name;
+    payload.phase = std::string(to_string(st.phase));
+    payload.stable = st.stable;
+    payload.canary = st.canary;
+    payload.step = st.step;
+    payload.weight = st.weight;
+    payload.event = "rollout";
+    payload.message = st.message;
+    hooks_->call(route.name, *h, payload,
+                 [answered, name = h->name](analysis::webhook_result res) {
+                   analysis::provider_result r;
+                   if (res.status != 0) {
+                     r.status = analysis::provider_result::status::value;
+                     r.value = res.status;
+                   } else {
+                     r.message = res.detail;
+                   }
+                   answered(name, std::move(r));
+                 });
+  }
 }
 
 void engine::finish_measurement(const std::string& route, const std::string& run_id,

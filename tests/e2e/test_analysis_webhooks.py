@@ -134,6 +134,20 @@ class WebhookTest(E2ETestCase):
         s = proxy.status(NAME)
         self.assertEqual((s["phase"], s["stable"]), ("Healthy", "blue"))
 
+    def test_a_failing_rollout_webhook_is_judged_like_a_metric(self):
+        hook = self.receiver(500)
+        proxy = self.proxy_for(
+            [{"setWeight": 50}, {"pause": {}}],
+            [{"name": "smoke", "type": "rollout", "url": hook.url()}],
+            {"interval": "500ms", "metrics": [{"name": "errors", "builtin": "error_rate_vs_stable",
+                                                "dry_run": True}]})
+        proxy.op(NAME, "upstream", {"upstream": "green"})
+        s = proxy.wait_status(lambda s: s["phase"] == "Degraded", NAME, what="an abort")
+        self.assertTrue(s["message"].startswith("AnalysisFailed: smoke"), s["message"])
+        m = [m for m in s["analysis"]["metrics"] if m["name"] == "smoke"][0]
+        self.assertEqual((m["kind"], m["failed"]), ("webhook", 1))
+        self.assertTrue(hook.received())
+
 
 if __name__ == "__main__":
     import unittest
