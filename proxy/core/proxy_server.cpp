@@ -27,6 +27,7 @@
 #include "admin/server.h"
 #include "core/upgrade.h"
 #include "core/worker.h"
+#include "analysis/http_client.h"
 #include "rollout/engine.h"
 #include "rollout/state_file.h"
 #include "upstream/health_checker.h"
@@ -147,6 +148,20 @@ void serve_until_drained(std::shared_ptr<const config::proxy_config> cfg,
   pid_t successor = -1;  // from a SIGUSR2 hand-over on: the new process
   std::vector<const metrics::worker_cells*> cells;
   for (auto& w : workers) cells.push_back(&w->cells());
+  // Provider metrics are asked on the client's own thread; answers come back to this one.
+  analysis::http_client providers(
+      [&control](std::function<void()> fn) { net::post(control, std::move(fn)); });
+  analysis::webhook_dispatcher hooks(providers);
+  engine.set_webhooks(&hooks);
+  // The analysis reads the same cells as /metrics, on the control thread.
+  engine.set_analysis_inputs(
+      [&engine, &cells](const std::string& route) {
+        const auto st = engine.status(route);
+        if (!st) return analysis::interval_sample{};
+        return admin::sample_route(engine.series(), cells, route, st->state->stable,
+                                   st->state->canary);
+      },
+      rollout::http_provider(providers));
   admin::api_options api_opts;
   api_opts.token = options.admin_token;
   api_opts.listen_host = cfg->admin.listen.host;
@@ -281,6 +296,7 @@ void serve_until_drained(std::shared_ptr<const config::proxy_config> cfg,
     spdlog::error("upgrade failed: {}; new process {} {}; this process keeps serving", why,
                   successor, how);
     successor = -1;
+    engine.hold_writes(false);
   };
   auto start_upgrade = [&] {
     if (draining || successor >= 0) {
@@ -299,6 +315,7 @@ void serve_until_drained(std::shared_ptr<const config::proxy_config> cfg,
       return;
     }
     successor = child.pid;
+    engine.hold_writes(true);
     spdlog::info("SIGUSR2: handing over to pid {} ({})", child.pid, options.self.path);
     auto h = std::make_shared<handover>(control);
     h->channel.assign(net::local::stream_protocol(), child.channel);

@@ -48,6 +48,11 @@ using steady = std::chrono::steady_clock;
 
 namespace {
 
+std::uint64_t micros_since(steady::time_point t) {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - t).count());
+}
+
 constexpr std::size_t head_read_size = 1024;  // per read while a head arrives (malloc-cache sized)
 constexpr std::size_t max_response_header_bytes = 64 * 1024;
 constexpr std::size_t combine_limit = 16 * 1024;  // body bytes sent in the same write as the head
@@ -231,6 +236,9 @@ struct basic_state final : session::state {
   void close() override;
   awaitable<bool> exchange_once();
   routing::decision decide(const core::route_view& route, std::size_t route_index);
+  // The analysis' per-variant counts (metrics/cells.h decided_cells) at the end of a request.
+  void count_decided(const core::route_view& route, routing::variant side, routing::reason why,
+                     unsigned status, std::uint64_t micros);
   acquire_status take_pooled(const core::snapshot& snap, int upstream_index, steady::time_point now,
                              std::uint32_t& start);
   awaitable<acquire_status> connect(const core::snapshot& snap, int upstream_index, bool allow_pool,
@@ -449,6 +457,7 @@ awaitable<bool> basic_state<Stream>::exchange_once() {
   auto why = choice.why;
   if (!choice.available) {
     worker_.cells().series(route.metric_series[static_cast<int>(side)]).by_code[503].add();
+    count_decided(route, side, why, 503, 0);
     co_return co_await refuse(503, "no upstream endpoint is up", keep_possible);
   }
 
@@ -476,6 +485,7 @@ awaitable<bool> basic_state<Stream>::exchange_once() {
     // failure: the client gets the same answer either way.
     const unsigned code = acquired == acquire_status::timeout ? 504u : 503u;
     series.by_code[code].add();
+    count_decided(route, side, why, code, micros_since(now));
     co_return co_await refuse(
         code, code == 504 ? "upstream connect timeout" : "no upstream endpoint is up",
         keep_possible);
@@ -597,6 +607,7 @@ awaitable<bool> basic_state<Stream>::exchange_once() {
       end_exchange();
       count_upstream_error(ups, metrics::upstream_error::reset);
       series.by_code[502].add();
+      count_decided(route, side, why, 502, micros_since(started));
       co_await local_reply(502, "upstream connection failed while sending the request", true);
       co_return false;
     }
@@ -610,6 +621,7 @@ awaitable<bool> basic_state<Stream>::exchange_once() {
     const auto failure = classify_head_failure(expired_, hec);
     count_upstream_error(ups, failure.error);
     series.by_code[failure.status].add();
+    count_decided(route, side, why, failure.status, micros_since(started));
     co_await local_reply(failure.status, failure.message, true);
     co_return false;
   }
@@ -617,6 +629,7 @@ awaitable<bool> basic_state<Stream>::exchange_once() {
     end_exchange();
     count_upstream_error(ups, metrics::upstream_error::protocol);
     series.by_code[502].add();
+    count_decided(route, side, why, 502, micros_since(started));
     co_await local_reply(502, "bad upstream response", true);
     co_return false;
   }
@@ -624,6 +637,7 @@ awaitable<bool> basic_state<Stream>::exchange_once() {
   auto& rs = ex.res->get();
   const unsigned status = rs.result_int();
   record_response_head(ups, series, status, started, attempt.body_sent);
+  count_decided(route, side, why, status, micros_since(started));
   if (status == 101) {  // serve() runs the tunnel, from its own (per-connection) frame
     tunnel_series_ = &series;
     tunnel_snap_ = snap_ref;
@@ -744,6 +758,19 @@ std::optional<std::size_t> basic_state<Stream>::take_buffered_body() {
 
 // The router's inputs from the request (views into it; several Cookie fields are joined into
 // the exchange's buffer), and its decision.
+template <class Stream>
+void basic_state<Stream>::count_decided(const core::route_view& route, routing::variant side,
+                                        routing::reason why, unsigned status,
+                                        std::uint64_t micros) {
+  // Header/cookie-forced requests are QA or preview traffic: they would bias the comparison.
+  if (why != routing::reason::weight && why != routing::reason::sticky) return;
+  auto& c = worker_.cells().route(route.metric_route_id).decided[static_cast<int>(side)];
+  c.requests.add();
+  if (status >= 500 && status <= 599) c.bad.add();
+  for (std::uint8_t k = 0; k < route.slow_count; ++k)
+    if (micros > route.slow_us[k]) c.slow[k].add();
+}
+
 template <class Stream>
 routing::decision basic_state<Stream>::decide(const core::route_view& route, std::size_t route_index) {
   const auto& r = exchange_->req->get();

@@ -357,7 +357,7 @@ TEST(LoadErrors, UnknownKeysAtAnyDepth) {
              "sticky_cookie_max_age)"),
           at(13, 5,
              "routes[0].stepz: unknown key \"stepz\" (expected one of: name, hosts, path_prefix, "
-             "upstream, canary, steps)"),
+             "upstream, canary, steps, analysis, webhooks)"),
           at(14, 35, "admin.token: unknown key \"token\" (expected one of: listen, token_file)"),
           at(15, 10,
              "limits.max_body: unknown key \"max_body\" (expected one of: "
@@ -728,7 +728,8 @@ TEST(LoadConfig, EmptyStepListPromotesAtOnce) {
 
 TEST(LoadErrors, BadSteps) {
   const std::string step_shape =
-      "a step is a mapping with one key: setWeight: N, pause: {} or pause: {duration: 30s}";
+      "a step is a mapping with one key: setWeight: N, pause: {}, pause: {duration: 30s} or "
+      "analysis: {duration: 2m}";
   EXPECT_THAT(
       errors_of(kUpstreams + "routes:\n"                               // 4
                              "  - name: r\n"                           // 5
@@ -756,7 +757,8 @@ TEST(LoadErrors, BadSteps) {
           at(14, 32, "routes[0].steps[6].pause.x: unknown key \"x\" (expected one of: duration)"),
           at(15, 9, "routes[0].steps[7]: " + step_shape),
           at(16, 9,
-             "routes[0].steps[8].wait: unknown key \"wait\" (expected one of: setWeight, pause)"),
+             "routes[0].steps[8].wait: unknown key \"wait\" (expected one of: setWeight, pause, "
+             "analysis)"),
           at(17, 9, "routes[0].steps[9]: " + step_shape),
           at(18, 16,
              "routes[0].steps[10].pause: expected a mapping: pause: {} or pause: {duration: "

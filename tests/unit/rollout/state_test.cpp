@@ -738,19 +738,21 @@ TEST(rollout_operations, each_operation_in_each_phase) {
         ""}},
       {"pause",
        [&](route_state& s, const route_config& r) { return pause(s, r, t); },
-       {"cannot pause: rollout is Healthy (pause is valid when Progressing or Paused by step)", "",
-        "",
+       {"cannot pause: rollout is Healthy (pause is valid when Progressing or Paused by step, "
+        "analysis or webhook)",
+        "", "",
         "cannot pause: rollout is Paused by user (pause is valid when Progressing or Paused by "
-        "step)",
+        "step, analysis or webhook)",
         "cannot pause: rollout is Degraded (pause is valid when Progressing or Paused by "
-        "step)"}},
+        "step, analysis or webhook)"}},
       {"resume",
        [&](route_state& s, const route_config& r) { return resume(s, r, t); },
-       {"cannot resume: rollout is Healthy (resume is valid when Paused by user)",
-        "cannot resume: rollout is Progressing (resume is valid when Paused by user)",
-        "cannot resume: rollout is Paused by step (resume is valid when Paused by user; promote "
-        "ends a step's pause)",
-        "", "cannot resume: rollout is Degraded (resume is valid when Paused by user)"}},
+       {"cannot resume: rollout is Healthy (resume is valid when Paused by user or analysis)",
+        "cannot resume: rollout is Progressing (resume is valid when Paused by user or analysis)",
+        "cannot resume: rollout is Paused by step (resume is valid when Paused by user or "
+        "analysis; promote ends a step's pause)",
+        "",
+        "cannot resume: rollout is Degraded (resume is valid when Paused by user or analysis)"}},
       {"set weight",
        [&](route_state& s, const route_config& r) { return set_weight(s, r, 33, t); },
        {"cannot set weight: rollout is Healthy (set weight is valid when Progressing or Paused)",
