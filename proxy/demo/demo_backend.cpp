@@ -75,7 +75,8 @@ std::string usage() {
          "  --color NAME        the version's colour, returned by /color as \"NAME\"\n"
          "  --error-rate R      answer a share R (0..1) of /color requests with 500, evenly\n"
          "                      spaced (0.5: every other one, 0.05: one in 20)\n"
-         "  --latency D         wait D before answering /color (250ms, 1s, 1.5s, 2; at most 24h)\n";
+         "  --latency D         wait D before answering /color (250ms, 1s, 1.5s, 2; at most 24h)\n"
+         "  -h, --help          print this help and exit\n";
 }
 
 parse_result parse_args(const std::vector<std::string>& args) {
