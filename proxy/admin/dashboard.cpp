@@ -194,10 +194,16 @@ function fmtValue(x, unit) {
   if (unit === "ms") return ms(x);
   return String(Number(x.toPrecision(6)));
 }
+// Whether a measurement's value means something: the proxy writes 0 when a provider could not be
+// asked (Error) or the canary had no request to measure.
+function hasValue(m, x) {
+  if (x.phase === "Error" || x.phase === "Pending") return false;
+  return !((m.kind === "sequential" || m.kind === "threshold") && x.canary_requests === 0);
+}
 // The last value against the bound: "2.1 % > 1.0\u00d7 stable 0.9 %", "97.2 % < min 99.0 %".
 function boundText(m) {
   const v = m.last ? m.last.value : null;
-  if (!isNum(v)) return "\u2013";
+  if (!isNum(v) || !hasValue(m, m.last)) return "\u2013";
   const u = unitOf(m), f = x => fmtValue(x, u);
   if (m.kind === "sequential") {
     const s = m.last.stable_value, b = isNum(m.max) ? m.max : 1;

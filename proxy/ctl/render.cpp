@@ -101,6 +101,20 @@ std::string ratio_text(double r) {
   return s;
 }
 
+// Whether a measurement's value means something: the server writes 0 when a provider could not
+// be asked (Error) or when the canary had no request to measure, and "0.0 % < min 99.0 %" would
+// read as a verdict on data that does not exist.
+bool has_value(const json::value& metric, const json::value& m) {
+  std::string phase = text_of(m, "phase");
+  if (phase == "Error" || phase == "Pending") return false;
+  std::string kind = text_of(metric, "kind");
+  if (kind == "sequential" || kind == "threshold") {
+    auto requests = number_of(field(m, "canary_requests"));
+    if (requests && *requests == 0) return false;
+  }
+  return true;
+}
+
 // "◌ Running"; "-" for null or missing (no measurement yet).
 std::string analysis_phase_text(const json::value* phase) {
   if (phase == nullptr || !phase->is_string()) return "-";
@@ -214,15 +228,17 @@ std::string step_duration(const json::value* d) {
   return "";
 }
 
-// "analysis: 2m" or "analysis: 2m (errors, success)"; "" when the step has other keys.
+// "analysis: 2m", "analysis: 2m (errors, success)", "analysis" (no duration); "" when the step
+// has other keys.
 std::string analysis_step(const json::value& a) {
   if (!a.is_object()) return "";
   const auto& obj = a.as_object();
-  std::string duration = step_duration(obj.if_contains("duration"));
+  const json::value* d = obj.if_contains("duration");
+  std::string duration = step_duration(d);
   const json::value* metrics = obj.if_contains("metrics");
-  std::size_t known = (obj.contains("duration") ? 1 : 0) + (metrics ? 1 : 0);
-  if (duration.empty() || known != obj.size()) return "";
-  std::string out = "analysis: " + duration;
+  std::size_t known = (d ? 1 : 0) + (metrics ? 1 : 0);
+  if ((d && duration.empty()) || known != obj.size()) return "";
+  std::string out = duration.empty() ? "analysis" : "analysis: " + duration;
   if (metrics && !metrics->is_null()) {
     if (!metrics->is_array()) return "";
     std::string names;
@@ -313,6 +329,7 @@ std::string_view analysis_icon(std::string_view phase) {
   if (phase == "Failed") return "✖";
   if (phase == "Error") return "⚠";
   if (phase == "DryRun") return "•";
+  if (phase == "Pending") return "◷";
   return "?";
 }
 
@@ -349,7 +366,7 @@ std::string format_value(double v, value_unit unit) {
 std::string render_bound(const json::value& metric) {
   const json::value* last = field(metric, "last");
   auto v = last ? number_of(field(*last, "value")) : std::nullopt;
-  if (!v) return "-";
+  if (!v || !has_value(metric, *last)) return "-";
   value_unit unit = unit_of_metric(metric);
   auto fmt = [unit](double d) { return format_value(d, unit); };
   auto min = number_of(field(metric, "min"));
@@ -410,8 +427,10 @@ std::string render_measurements(const json::value& reply, const json::value& sta
     std::string name = text_of(m, "metric");
     const json::value* metric = find_metric(status_analysis, name);
     value_unit unit = metric ? unit_of_metric(*metric) : value_unit::number;
+    bool valued = has_value(metric ? *metric : json::value(), m);
     rows.push_back({text_of(m, "time"), name, analysis_phase_text(field(m, "phase")),
-                    value_text(field(m, "value"), unit), value_text(field(m, "stable_value"), unit),
+                    valued ? value_text(field(m, "value"), unit) : "-",
+                    valued ? value_text(field(m, "stable_value"), unit) : "-",
                     text_of(m, "canary_requests"), text_of(m, "stable_requests"),
                     text_of(m, "message")});
   }

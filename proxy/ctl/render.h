@@ -40,9 +40,10 @@ value_unit unit_of_metric(const boost::json::value& metric);
 std::string format_value(double v, value_unit unit);
 // A metric's last value against its bound: "2.1 % > 1.0x stable 0.9 %" (sequential: the canary's
 // bad rate against max times the stable's), "97.2 % < min 99.0 %", "312 ms > max 250 ms",
-// "99.5 % >= min 99.0 %"; "-" without a value.
+// "99.5 % >= min 99.0 %"; "-" without a value (none yet, an Error, or no canary request).
 std::string render_bound(const boost::json::value& metric);
-// Analysis phase icons: ✔ Successful, ◌ Running, ✖ Failed, ⚠ Error, ? Inconclusive, • DryRun.
+// Analysis phase icons: ✔ Successful, ◌ Running, ✖ Failed, ⚠ Error, ? Inconclusive, • DryRun,
+// ◷ Pending (a metric not measured yet).
 std::string_view analysis_icon(std::string_view phase);
 
 // The `list` table from the `rollouts` array.

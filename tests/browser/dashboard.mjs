@@ -80,8 +80,9 @@ async function waitTraffic(page) {
   }
 }
 
-// An analysis block mid-run (times relative to `now`): a sequential metric and a latency
-// threshold failed, a rate threshold passing, a provider erroring, a metric not measured yet.
+// An analysis block mid-run (times relative to `now`) as the proxy writes it: a sequential metric
+// and a latency threshold failed, a rate threshold passing, a provider erroring (value 0, which
+// the page must not show), a metric not measured yet.
 function fixtureAnalysis(now) {
   const t = (s) => new Date(now - s * 1000).toISOString();
   const last = (s, phase, value, extra) => ({ time: t(s), phase, value, stable_value: null, canary_requests: 250,
@@ -96,8 +97,8 @@ function fixtureAnalysis(now) {
       { name: "p99", kind: "threshold", min: null, max: 250, phase: "Failed", successful: 4, failed: 2, inconclusive: 0,
         errors: 0, last: last(10, "Failed", 312) },
       { name: "apdex", kind: "prometheus", min: 0.9, max: null, phase: "Error", successful: 0, failed: 0, inconclusive: 0,
-        errors: 5, last: last(10, "Error", null, { message: "connect: connection refused" }) },
-      { name: "slow", kind: "sequential", min: null, max: 1.5, phase: null, successful: 0, failed: 0, inconclusive: 0,
+        errors: 5, last: last(10, "Error", 0, { canary_requests: 0, stable_requests: 0, message: "connect: connection refused" }) },
+      { name: "slow", kind: "sequential", min: null, max: 1.5, phase: "Pending", successful: 0, failed: 0, inconclusive: 0,
         errors: 0, last: null },
     ],
   };
@@ -271,7 +272,7 @@ async function run(context) {
       success: ["success", "threshold", "Running", "99.5 % \u2265 min 99.0 %", "5", "1", "0", "0"],
       p99: ["p99", "threshold", "Failed", "312 ms > max 250 ms", "4", "2", "0", "0"],
       apdex: ["apdex", "prometheus", "Error", "\u2013", "0", "0", "0", "5"],
-      slow: ["slow", "sequential", "\u2013", "\u2013", "0", "0", "0", "0"],
+      slow: ["slow", "sequential", "Pending", "\u2013", "0", "0", "0", "0"],
     };
     for (const [name, cells] of Object.entries(want)) {
       if (!rows[name] || JSON.stringify(rows[name].cells) !== JSON.stringify(cells))

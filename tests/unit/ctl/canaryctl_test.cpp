@@ -376,7 +376,10 @@ TEST(RenderStep, Forms) {
       render_step(json::parse(R"({"analysis": {"duration": "2m", "metrics": ["errors", "ok"]}})")),
       "analysis: 2m (errors, ok)");
   EXPECT_EQ(render_step(json::parse(R"({"analysis": {"metrics": ["errors"]}})")),
-            R"({"analysis":{"metrics":["errors"]}})");
+            "analysis (errors)");
+  EXPECT_EQ(render_step(json::parse(R"({"analysis": {}})")), "analysis");
+  EXPECT_EQ(render_step(json::parse(R"({"analysis": {"duration": true}})")),
+            R"({"analysis":{"duration":true}})");
   EXPECT_EQ(render_step(json::parse(R"({"setMirror": 10})")), "setMirror: 10");
   EXPECT_EQ(render_step(json::parse(R"({"setWeight": 5, "pause": {}})")),
             R"({"setWeight":5,"pause":{}})");
@@ -412,7 +415,7 @@ json::value analysis_status() {
        "last": {"time": "2026-11-26T13:03:00Z", "phase": "Error", "value": null,
                 "stable_value": null, "canary_requests": 0, "stable_requests": 0,
                 "message": "connect: connection refused"}},
-      {"name": "slow", "kind": "sequential", "min": null, "max": 1.5, "phase": null,
+      {"name": "slow", "kind": "sequential", "min": null, "max": 1.5, "phase": "Pending",
        "successful": 0, "failed": 0, "inconclusive": 0, "errors": 0, "last": null}]})");
   return s;
 }
@@ -432,7 +435,7 @@ TEST(RenderGet, AnalysisTableAfterTheSteps) {
                      "312 ms > max 250 ms\n"
                      "  apdex    prometheus  ⚠ Error    0           0       0             5       "
                      "-\n"
-                     "  slow     sequential  -          0           0       0             0       "
+                     "  slow     sequential  ◷ Pending  0           0       0             0       "
                      "-\n"),
             std::string::npos)
       << out;
@@ -493,6 +496,22 @@ TEST(RenderBound, EachKindAgainstItsBound) {
   EXPECT_EQ(render_bound(metric(R"({"kind": "threshold", "min": 0.99})")), "-");
   EXPECT_EQ(render_bound(metric(R"({"kind": "threshold", "min": 0.99, "last": {"value": "x"}})")),
             "-");
+  // The server's 0 for "nothing to measure" is no value: an Error, or no canary request.
+  EXPECT_EQ(render_bound(metric(R"({"kind": "prometheus", "min": 0.9,
+    "last": {"phase": "Error", "value": 0, "canary_requests": 0}})")),
+            "-");
+  EXPECT_EQ(render_bound(metric(R"({"kind": "threshold", "min": 0.99,
+    "last": {"phase": "Inconclusive", "value": 0, "canary_requests": 0}})")),
+            "-");
+  EXPECT_EQ(render_bound(metric(R"({"kind": "sequential", "max": 1,
+    "last": {"phase": "Inconclusive", "value": 0, "stable_value": 0, "canary_requests": 0}})")),
+            "-");
+  EXPECT_EQ(render_bound(metric(R"({"kind": "threshold", "min": 0.99,
+    "last": {"phase": "Inconclusive", "value": 1, "canary_requests": 3}})")),
+            "100.0 % >= min 99.0 %");
+  EXPECT_EQ(render_bound(metric(R"({"kind": "web", "max": 3,
+    "last": {"phase": "Successful", "value": 2, "canary_requests": 0}})")),
+            "2 <= max 3");
 }
 
 TEST(FormatValue, Units) {
@@ -530,6 +549,7 @@ TEST(AnalysisIcon, Phases) {
   EXPECT_EQ(analysis_icon("Error"), "⚠");
   EXPECT_EQ(analysis_icon("Inconclusive"), "?");
   EXPECT_EQ(analysis_icon("DryRun"), "•");
+  EXPECT_EQ(analysis_icon("Pending"), "◷");
 }
 
 TEST(RenderMeasurements, TableInEachMetricsUnit) {
@@ -539,8 +559,8 @@ TEST(RenderMeasurements, TableInEachMetricsUnit) {
     {"time": "2026-11-26T13:02:50Z", "metric": "p99", "phase": "Failed", "value": 312,
      "stable_value": null, "canary_requests": 200, "stable_requests": 800,
      "message": "p99 312 ms > max 250 ms"},
-    {"time": "2026-11-26T13:03:00Z", "metric": "apdex", "phase": "Error", "value": null,
-     "stable_value": null, "canary_requests": null, "stable_requests": null,
+    {"time": "2026-11-26T13:03:00Z", "metric": "apdex", "phase": "Error", "value": 0,
+     "stable_value": 0, "canary_requests": 0, "stable_requests": 0,
      "message": "connect: connection refused"},
     {"time": "2026-11-26T13:03:00Z", "metric": "gone", "phase": "Inconclusive", "value": 0.5,
      "stable_value": null, "canary_requests": 3, "stable_requests": 9, "message": ""}]})");
@@ -552,7 +572,7 @@ TEST(RenderMeasurements, TableInEachMetricsUnit) {
             "2026-11-26T13:02:50Z  errors  ✔ Successful    0.8 %   0.9 %   800         3200\n"
             "2026-11-26T13:02:50Z  p99     ✖ Failed        312 ms  -       200         800         "
             "p99 312 ms > max 250 ms\n"
-            "2026-11-26T13:03:00Z  apdex   ⚠ Error         -       -       -           -           "
+            "2026-11-26T13:03:00Z  apdex   ⚠ Error         -       -       0           0           "
             "connect: connection refused\n"
             "2026-11-26T13:03:00Z  gone    ? Inconclusive  0.5     -       3           9\n");
   // Without the status block, values are plain numbers.
