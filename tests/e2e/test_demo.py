@@ -7,15 +7,18 @@ file in the test's directory).
 
 - every upstream of the demo config is a backend the script starts, on the endpoint's port, with
   the upstream's name as its colour;
-- yellow, the faulty version, answers every other /color with 500 (--error-rate 0.5), on its own
-  and as the canary of the demo route.
+- yellow, the faulty version, answers every other /color with 500 (--error-rate 0.5);
+- the README walk: with traffic like the demo page's, `canaryctl set-upstream canary-demo yellow`
+  and the proxy aborts by itself (AnalysisFailed, event cause analysis, everything back to blue),
+  while green passes the same analysis and stays at the manual pause.
 """
 
 import os
 import re
 import shlex
+import time
 
-from harness import REPO_ROOT, Backend, DataClient, E2ETestCase, Proxy
+from harness import REPO_ROOT, Backend, DataClient, E2ETestCase, Proxy, ctl
 
 SCRIPT = os.path.join(REPO_ROOT, "scripts", "run-demo.sh")
 CONFIG = os.path.join(REPO_ROOT, "config", "canary-demo.yaml")
@@ -86,24 +89,52 @@ class DemoTest(E2ETestCase):
         self.assertEqual(sorted(p for ps in upstreams.values() for p in ps), sorted(backends))
 
     def test_yellow_fails_every_other_request(self):
-        proxy, backends = self.start_demo()
+        _, backends = self.start_demo()
         yellow = backends[config_upstreams(open(CONFIG).read())["yellow"][0]]
         client = DataClient(yellow.port)
         self.addCleanup(client.close)
         statuses = [client.request("GET", "/color").status for _ in range(20)]
         self.assertEqual(statuses, [200, 500] * 10)
 
-        # As the demo route's canary: forced to it by header, the proxy passes the 500s on.
-        proxy.op(ROUTE, "upstream", {"upstream": "yellow"})
-        proxy.wait_status(lambda s: (s["phase"], s["canary"], s["weight"]) ==
-                          ("Paused", "yellow", 20), what="Paused at 20 % to yellow")
+    def traffic_until(self, proxy, done, limit=20000, seconds=30):
+        """GET /color on one connection until done(status) (asked every 100 requests), at most
+        `limit` requests or `seconds`; returns the last status."""
         client = DataClient(proxy.port)
         self.addCleanup(client.close)
-        replies = [client.request("GET", "/color", {"X-Canary": "always"}) for _ in range(20)]
-        self.assertEqual([r.text for r in replies], ['"yellow"'] * 20)
-        self.assertEqual(sorted(r.status for r in replies), [200] * 10 + [500] * 10)
-        blue = [client.request("GET", "/color", {"X-Canary": "never"}) for _ in range(10)]
-        self.assertEqual({(r.status, r.text) for r in blue}, {(200, '"blue"')})
+        deadline = time.monotonic() + seconds
+        status = proxy.status(ROUTE)
+        for i in range(limit):
+            client.request("GET", "/color")
+            if i % 100 == 99:
+                status = proxy.status(ROUTE)
+                if done(status) or time.monotonic() > deadline:
+                    break
+        return status
+
+    def test_yellow_aborts_by_itself(self):
+        proxy, _ = self.start_demo()
+        r = ctl(proxy.admin_url, "set-upstream", ROUTE, "yellow")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        s = self.traffic_until(proxy, lambda s: s["phase"] == "Degraded")
+        self.assertEqual(s["phase"], "Degraded", s)
+        self.assertTrue(s["message"].startswith("AnalysisFailed: "), s["message"])
+        self.assertEqual(s["actual_weight"], 0)
+        self.assertEqual(proxy.events(ROUTE)["events"][-1]["cause"], "analysis")
+        out = ctl(proxy.admin_url, "get", ROUTE).stdout
+        self.assertRegex(out, r"(?m)^Analysis:\s+✖ Failed \(run \S+\)$")
+        self.assertEqual(proxy.colors(20), {"blue": 20})
+
+    def test_green_passes_the_same_analysis(self):
+        proxy, _ = self.start_demo()
+        proxy.op(ROUTE, "upstream", {"upstream": "green"})
+
+        def errors_metric(s):
+            return next(m for m in s["analysis"]["metrics"] if m["name"] == "errors")
+
+        s = self.traffic_until(proxy, lambda s: errors_metric(s)["phase"] == "Successful")
+        self.assertEqual(errors_metric(s)["phase"], "Successful", s["analysis"])
+        self.assertEqual((s["phase"], s["paused_by"], s["step"]), ("Paused", "step", 1), s)
+        self.assertNotEqual(s["analysis"]["phase"], "Failed", s["analysis"])
 
 
 if __name__ == "__main__":
