@@ -355,7 +355,10 @@ std::string format_value(double v, value_unit unit) {
       return printf_text("%.1f", p) + " %";
     }
     case value_unit::milliseconds:
-      return printf_text(std::fabs(v) < 10 ? "%.2f" : std::fabs(v) < 100 ? "%.1f" : "%.0f", v) +
+      return printf_text(std::fabs(v) < 10    ? "%.2f"
+                         : std::fabs(v) < 100 ? "%.1f"
+                                              : "%.0f",
+                         v) +
              " ms";
     case value_unit::number:
       return printf_text("%.6g", v);
@@ -399,8 +402,8 @@ std::string render_analysis(const json::value& analysis) {
   if (metrics == nullptr || !metrics->is_array() || metrics->as_array().empty()) {
     return out + "  (no metrics)\n";
   }
-  std::vector<std::vector<std::string>> rows{{"METRIC", "KIND", "PHASE", "SUCCESSFUL", "FAILED",
-                                              "INCONCLUSIVE", "ERRORS", "LAST"}};
+  std::vector<std::vector<std::string>> rows{
+      {"METRIC", "KIND", "PHASE", "SUCCESSFUL", "FAILED", "INCONCLUSIVE", "ERRORS", "LAST"}};
   for (const auto& m : metrics->as_array()) {
     rows.push_back({text_of(m, "name"), text_of(m, "kind"), analysis_phase_text(field(m, "phase")),
                     text_of(m, "successful"), text_of(m, "failed"), text_of(m, "inconclusive"),
@@ -421,8 +424,8 @@ std::string render_measurements(const json::value& reply, const json::value& sta
   if (list == nullptr || !list->is_array() || list->as_array().empty()) {
     return "No measurements.\n";
   }
-  std::vector<std::vector<std::string>> rows{{"TIME", "METRIC", "PHASE", "VALUE", "STABLE",
-                                              "CANARY-REQ", "STABLE-REQ", "MESSAGE"}};
+  std::vector<std::vector<std::string>> rows{
+      {"TIME", "METRIC", "PHASE", "VALUE", "STABLE", "CANARY-REQ", "STABLE-REQ", "MESSAGE"}};
   for (const auto& m : list->as_array()) {
     std::string name = text_of(m, "metric");
     const json::value* metric = find_metric(status_analysis, name);
