@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# `make run`: blue and green demo backends and the proxy on the demo config, in the foreground.
+# `make run`: the blue and green demo backends, a faulty yellow one (every other answer a 500),
+# and the proxy on the demo config, in the foreground. The backends' ports are the endpoints of
+# config/canary-demo.yaml's upstreams (tests/e2e/test_demo.py checks they agree).
 # Ctrl-C stops all of it.
 set -euo pipefail
 bin=${1:-build/bin}
@@ -15,6 +17,7 @@ trap cleanup INT TERM EXIT
 "$bin/canary-proxy" --config "$config" --check
 "$bin/demo-backend" --listen 127.0.0.1:9001 --color blue & pids+=($!)
 "$bin/demo-backend" --listen 127.0.0.1:9002 --color green & pids+=($!)
+"$bin/demo-backend" --listen 127.0.0.1:9003 --color yellow --error-rate 0.5 & pids+=($!)
 "$bin/canary-proxy" --config "$config" & pids+=($!)
 
 for _ in $(seq 1 100); do
@@ -37,6 +40,8 @@ cat <<MSG
     curl -H 'X-Canary: always' http://127.0.0.1:8080/color   # always green while it runs
     $bin/canaryctl promote canary-demo                # 50 %, then 70 %, 30 s each, then 100 %
     $bin/canaryctl abort canary-demo                  # or: everything back to blue
+    $bin/canaryctl set-upstream canary-demo yellow    # a bad version: half its answers are 500
+    $bin/canaryctl analysis canary-demo               # what the analysis measured
   Or edit 'upstream:' in $config and run: $bin/canaryctl reload
 
 MSG

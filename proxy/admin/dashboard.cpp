@@ -1,7 +1,9 @@
 // Dashboard page; see dashboard.h. One self-contained page (inline CSS, JS and SVG; no CDN, no
 // framework): the only network calls are to the admin API of the listener that served it —
 // one /api/v1/watch event stream for every route's status, /api/v1/stats once a second for the
-// per-variant charts, and the rollout operations. A 401 on an operation asks for the token
+// per-variant charts, GET .../analysis every 2 s for routes with an analysis run (failed
+// measurements are marked on the charts; a new measurement re-reads the status), and the rollout
+// operations. A 401 on an operation asks for the token
 // (kept in sessionStorage) and retries. Lost streams reconnect with a backoff, so the page
 // survives a proxy restart without a reload.
 #include "admin/dashboard.h"
@@ -95,6 +97,22 @@ std::string_view dashboard_html() {
                                 vertical-align: middle; background: currentColor; }
   .legend .s { color: var(--stable); } .legend .c { color: var(--canary); }
   .chart .legend i { font-style: normal; } .chart .legend i.max { margin-left: auto; }
+  .analysis { display: none; margin-top: 12px; }
+  .analysis.on { display: block; }
+  .analysis h3 { display: flex; gap: 10px; align-items: baseline; }
+  .analysis h3 .run { text-transform: none; letter-spacing: 0; font-weight: 400; }
+  .aphase { font-weight: 600; font-size: 12px; padding: 1px 8px; border-radius: 9px; background: #eceff3;
+            color: var(--muted); text-transform: none; letter-spacing: 0; }
+  .aphase.Successful { background: #d6f5e1; color: #146c3a; }
+  .aphase.Running { background: #dce8ff; color: #1f4fb3; }
+  .aphase.Inconclusive { background: #fff0c2; color: #7a5a00; }
+  .aphase.Failed, .aphase.Error { background: #ffd9d9; color: #9b1c1c; }
+  table.metrics { border-collapse: collapse; width: 100%; max-width: 980px; font-variant-numeric: tabular-nums; }
+  table.metrics th, table.metrics td { text-align: left; padding: 4px 10px; border-bottom: 1px solid var(--line); }
+  table.metrics th { color: var(--muted); font-weight: 500; font-size: 12px; }
+  table.metrics .n { text-align: right; }
+  table.metrics tr[data-phase="Failed"] td:first-child { box-shadow: inset 3px 0 var(--bad); }
+  .legend .f { color: var(--bad); }
   details.events { margin-top: 10px; font-size: 13px; }
   details.events summary { cursor: pointer; color: var(--muted); }
   details.events table { border-collapse: collapse; margin-top: 6px; }
@@ -150,8 +168,55 @@ function rate(x) { return x >= 100 ? x.toFixed(0) : x.toFixed(1); }
 function ms(x) { return x === null || x === undefined ? "\u2013" : (x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : x.toFixed(0)) + " ms"; }
 function stepText(s) {
   if (s && "setWeight" in s) return "setWeight: " + s.setWeight;
+  if (s && "setMirror" in s) return "setMirror: " + s.setMirror;
   if (s && s.pause) return s.pause.duration ? "pause: " + s.pause.duration : "pause: {} (until promoted)";
+  if (s && s.analysis && s.analysis.duration !== undefined) {
+    const d = typeof s.analysis.duration === "number" ? s.analysis.duration + "s" : s.analysis.duration;
+    return "analysis: " + d + (s.analysis.metrics && s.analysis.metrics.length ? " (" + s.analysis.metrics.join(", ") + ")" : "");
+  }
   return JSON.stringify(s);
+}
+// Analysis values in each metric's unit (as canaryctl shows them): sequential metrics compare
+// bad-request rates; a threshold metric is a latency in ms when a bound or its value exceeds 1
+// (a rate cannot), a rate otherwise; provider and webhook results are plain numbers.
+function isNum(x) { return typeof x === "number" && isFinite(x); }
+function unitOf(m) {
+  if (m.kind === "sequential") return "fraction";
+  if (m.kind !== "threshold") return "number";
+  return [m.min, m.max, m.last ? m.last.value : null].some(x => isNum(x) && x > 1) ? "ms" : "fraction";
+}
+function fmtValue(x, unit) {
+  if (!isNum(x)) return "\u2013";
+  if (unit === "fraction") {
+    const p = 100 * x;
+    return (p !== 0 && Math.abs(p) < 0.1 ? String(Number(p.toPrecision(2))) : p.toFixed(1)) + " %";
+  }
+  if (unit === "ms") return ms(x);
+  return String(Number(x.toPrecision(6)));
+}
+// Whether a measurement's value means something: the proxy writes 0 when a provider could not be
+// asked (Error) or the canary had no request to measure.
+function hasValue(m, x) {
+  if (x.phase === "Error" || x.phase === "Pending") return false;
+  return !((m.kind === "sequential" || m.kind === "threshold") && x.canary_requests === 0);
+}
+// The last value against the bound: "2.1 % > 1.0\u00d7 stable 0.9 %", "97.2 % < min 99.0 %".
+function boundText(m) {
+  const v = m.last ? m.last.value : null;
+  if (!isNum(v) || !hasValue(m, m.last)) return "\u2013";
+  const u = unitOf(m), f = x => fmtValue(x, u);
+  if (m.kind === "sequential") {
+    const s = m.last.stable_value, b = isNum(m.max) ? m.max : 1;
+    if (!isNum(s)) return f(v) + " vs stable \u2013";
+    const r = b.toFixed(2).replace(/0$/, "");
+    return f(v) + (v > b * s ? " > " : " \u2264 ") + r + "\u00d7 stable " + f(s);
+  }
+  if (isNum(m.max) && v > m.max) return f(v) + " > max " + f(m.max);
+  if (isNum(m.min) && v < m.min) return f(v) + " < min " + f(m.min);
+  if (isNum(m.min) && isNum(m.max)) return f(m.min) + " \u2264 " + f(v) + " \u2264 " + f(m.max);
+  if (isNum(m.max)) return f(v) + " \u2264 max " + f(m.max);
+  if (isNum(m.min)) return f(v) + " \u2265 min " + f(m.min);
+  return f(v);
 }
 function weightPct(s, w) { return s.weight_total ? 100 * w / s.weight_total : 0; }
 function fmtWeight(s, w) {
@@ -249,10 +314,20 @@ function buildCard(name) {
     box.el = el("div", {class: "chart"},
       el("div", {class: "title"}, el("span", {}, title), box.value), box.svg,
       el("div", {class: "legend"}, el("span", {class: "s"}, "stable"), el("span", {class: "c"}, "canary"),
+         box.fails = el("i", {class: "f", "data-field": "failed-marks"}),
          box.span = el("i", {}), box.max = el("i", {class: "max"})));
     return box;
   };
   c.charts = {rps: chartBox("requests / s"), err: chartBox("error rate"), p99: chartBox("p99 latency")};
+  c.analysisPhase = el("span", {class: "aphase"});
+  c.analysisRun = el("span", {class: "run"});
+  c.metrics = el("tbody");
+  c.analysisBox = el("div", {class: "analysis", "data-field": "analysis"},
+    el("h3", {}, el("span", {}, "Analysis"), c.analysisPhase, c.analysisRun),
+    el("table", {class: "metrics"},
+      el("thead", {}, el("tr", {}, ...["metric", "kind", "phase", "last value vs bound", "successful", "failed", "inconclusive", "errors"]
+        .map((h, i) => el("th", {class: i >= 4 ? "n" : ""}, h)))),
+      c.metrics));
   c.events = el("tbody");
   c.eventsBox = el("details", {class: "events"}, el("summary", {}, "Recent events"), el("table", {}, c.events));
   c.eventsBox.addEventListener("toggle", () => { if (c.eventsBox.open) loadEvents(name); });
@@ -276,6 +351,7 @@ function buildCard(name) {
     el("table", {class: "variants"},
       el("thead", {}, el("tr", {}, ...["variant", "upstream", "req/s", "error rate", "p50", "p99", "share"].map(h => el("th", {}, h)))),
       el("tbody", {}, variantRow("stable"), variantRow("canary"))),
+    c.analysisBox,
     el("div", {class: "charts"}, c.charts.rps.el, c.charts.err.el, c.charts.p99.el),
     c.eventsBox);
   return c;
@@ -313,7 +389,8 @@ function render(r) {
   c.buttons.abort.disabled = !active;
   c.buttons.retry.disabled = s.phase !== "Degraded";
   c.buttons.pause.disabled = !(s.phase === "Progressing" || (s.phase === "Paused" && s.paused_by === "step"));
-  c.buttons.resume.disabled = !(s.phase === "Paused" && s.paused_by === "user");
+  // Resuming a pause for analysis resets the metrics' inconclusive streaks.
+  c.buttons.resume.disabled = !(s.phase === "Paused" && (s.paused_by === "user" || s.paused_by === "analysis"));
   c.buttons.setWeight.disabled = !active;
   c.weightInput.disabled = !active;
   c.weightInput.max = s.weight_total;
@@ -322,13 +399,47 @@ function render(r) {
     const up = v === "stable" ? s.stable : s.canary;
     c.rows[v].upstream.textContent = up || "\u2013";
   }
+  renderAnalysis(r);
   if (c.eventsBox.open) loadEvents(s.name);
+}
+
+// The status's analysis block: hidden when it is missing or null (no analysis on the route).
+function renderAnalysis(r) {
+  const a = r.status.analysis, c = r.card;
+  const on = a !== null && typeof a === "object";
+  c.analysisBox.classList.toggle("on", on);
+  if (!on) {
+    c.metrics.replaceChildren();
+    r.marks.clear();
+    r.analysisKey = undefined;
+    return;
+  }
+  c.analysisBox.dataset.phase = a.phase || "";
+  c.analysisPhase.className = "aphase " + (a.phase || "");
+  c.analysisPhase.textContent = a.phase || "no run";
+  c.analysisRun.textContent = a.run ? "run " + a.run : "";
+  const metrics = Array.isArray(a.metrics) ? a.metrics : [];
+  const rows = metrics.map(m => el("tr", {"data-metric": m.name, "data-phase": m.phase || ""},
+    el("td", {}, m.name), el("td", {}, m.kind || "\u2013"),
+    el("td", {}, el("span", {class: "aphase " + (m.phase || "")}, m.phase || "\u2013")),
+    el("td", {"data-field": "last", title: m.last && m.last.message ? m.last.message : ""}, boundText(m)),
+    ...["successful", "failed", "inconclusive", "errors"].map(k => el("td", {class: "n"}, isNum(m[k]) ? m[k] : "\u2013"))));
+  c.metrics.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", {colspan: 8, class: "none"}, "no metrics"))]));
+  for (const m of metrics) if (m.last && m.last.phase === "Failed") addMark(r, a.run, m.name, m.last);
+}
+
+// A failed measurement to mark on the charts, at its time on the proxy's clock.
+function addMark(r, run, metric, m) {
+  if (r.marksRun !== run) { r.marks.clear(); r.marksRun = run; }
+  const t = Date.parse(m.time);
+  if (!isNaN(t)) r.marks.set(metric + "@" + m.time, {t, metric, message: m.message || ""});
 }
 
 function renderPause(r) {
   const s = r.status, c = r.card;
   if (s.pause_remaining_s === null || s.pause_remaining_s === undefined) {
-    c.pause.textContent = s.phase === "Paused" ? (s.paused_by === "user" ? "held by user" : "until promoted") : "\u2013";
+    const why = {user: "held by user", analysis: "held by analysis", webhook: "waiting for a webhook"}[s.paused_by];
+    c.pause.textContent = s.phase === "Paused" ? why || "until promoted" : "\u2013";
     return;
   }
   const held = s.paused_by === "user";
@@ -339,7 +450,7 @@ function renderPause(r) {
 function update(s) {
   let r = routes.get(s.name);
   if (!r) {
-    r = {status: s, received: Date.now(), card: buildCard(s.name), history: []};
+    r = {status: s, received: Date.now(), card: buildCard(s.name), history: [], marks: new Map()};
     routes.set(s.name, r);
     placeCards();
   }
@@ -434,16 +545,18 @@ function applyStats(j) {
     const observed = total > 0 ? 100 * v.canary.share : 0;
     c.barObserved.style.width = observed + "%";
     c.pctObserved.textContent = total > 0 ? observed.toFixed(1) + " %" : "no traffic";
-    drawChart(c.charts.rps, r.history, h => h.rps, x => rate(x) + "/s");
-    drawChart(c.charts.err, r.history, h => h.rps > 0 ? h.error_rate : null, x => pct(x), 0.05);
-    drawChart(c.charts.p99, r.history, h => h.p99_ms, x => ms(x));
+    for (const [k, m] of r.marks) if (m.t < now - HISTORY_MS) r.marks.delete(k);
+    const marks = [...r.marks.values()];
+    drawChart(c.charts.rps, r.history, h => h.rps, x => rate(x) + "/s", 0, marks);
+    drawChart(c.charts.err, r.history, h => h.rps > 0 ? h.error_rate : null, x => pct(x), 0.05, marks);
+    drawChart(c.charts.p99, r.history, h => h.p99_ms, x => ms(x), 0, marks);
   }
   for (const r of routes.values()) renderPause(r);
 }
 
 // Two polylines (stable, canary); x spans the history kept (1 to 5 minutes), y runs from 0 to
-// the visible maximum.
-function drawChart(box, history, pick, fmt, minTop) {
+// the visible maximum. Failed analysis measurements are red vertical lines at their time.
+function drawChart(box, history, pick, fmt, minTop, marks) {
   const W = 300, H = 64, pad = 3, now = Date.now();
   const span = Math.min(HISTORY_MS, Math.max(60000, history.length ? now - history[0].t : 0));
   let top = minTop || 0;
@@ -469,7 +582,20 @@ function drawChart(box, history, pick, fmt, minTop) {
     }
     flush();
   }
+  let shown = 0;
+  for (const m of marks || []) {
+    const x = W * (1 - (now - m.t) / span);
+    if (x < 0 || x > W) continue;
+    const line = svg("line", {x1: x, y1: 0, x2: x, y2: H, stroke: "var(--bad)", "stroke-width": 1.5,
+                              "stroke-dasharray": "3 2", "vector-effect": "non-scaling-stroke", "data-mark": "failed"});
+    const title = svg("title", {});
+    title.textContent = "analysis: " + m.metric + " failed" + (m.message ? ": " + m.message : "");
+    line.append(title);
+    kids.push(line);
+    shown++;
+  }
   box.svg.replaceChildren(...kids);
+  box.fails.textContent = shown ? "\u2716 " + shown + " failed" : "";
   const last = history.length ? history[history.length - 1] : null;
   const parts = [];
   if (last) for (const v of ["stable", "canary"]) {
@@ -481,9 +607,40 @@ function drawChart(box, history, pick, fmt, minTop) {
   box.max.textContent = "max " + fmt(top);
 }
 
+// --- analysis measurements of routes with a run: marks for failed ones; a new measurement also
+// re-reads the status (the metrics table), whether or not the stream reported a change.
+let analysisBusy = false;
+async function pollAnalysis() {
+  if (analysisBusy) return;
+  analysisBusy = true;
+  try {
+    for (const [name, r] of [...routes]) {
+      const a = r.status.analysis;
+      if (!a || !a.run) continue;
+      const base = "/api/v1/rollouts/" + encodeURIComponent(name);
+      const res = await fetch(base + "/analysis", {cache: "no-store"});
+      if (!res.ok) continue;
+      const j = await res.json();
+      const list = Array.isArray(j.measurements) ? j.measurements : [];
+      for (const m of list) if (m.phase === "Failed") addMark(r, j.run, m.metric, m);
+      const key = j.run + ":" + list.length + ":" + (list.length ? list[list.length - 1].time : "");
+      if (r.analysisKey !== undefined && key !== r.analysisKey) {
+        const st = await fetch(base, {cache: "no-store"});
+        if (st.ok) update(await st.json());
+      }
+      r.analysisKey = key;
+    }
+  } catch (e) {
+    /* the proxy is restarting: the stream shows it */
+  } finally {
+    analysisBusy = false;
+  }
+}
+
 connect();
 pollStats();
 setInterval(pollStats, 1000);
+setInterval(pollAnalysis, 2000);
 setInterval(refreshList, 10000);
 </script>
 </body>

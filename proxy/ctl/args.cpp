@@ -29,6 +29,7 @@ constexpr command_spec command_specs[] = {
     {"set-weight", 2, "set-weight NAME N"},
     {"set-upstream", 2, "set-upstream NAME UPSTREAM"},
     {"events", 1, "events NAME"},
+    {"analysis", 1, "analysis NAME"},
     {"reload", 0, "reload"},
     {"wait", 1, "wait NAME --for=healthy|paused|degraded [--timeout 10m]"},
     {"version", 0, "version"},

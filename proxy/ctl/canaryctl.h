@@ -1,6 +1,6 @@
 // canaryctl: the command-line client of the control API (like `kubectl argo rollouts`).
 //   args.h     the command line: options, commands, usage, the server URL
-//   render.h   the API's JSON as text (get, list, events, status lines) and pretty JSON
+//   render.h   the API's JSON as text (get, list, events, analysis, status lines), pretty JSON
 //   wait.h     what `wait` does with each phase it sees
 //   sse.h      the text/event-stream parser behind `get --watch` and `wait`
 //   client.h   the HTTP client (the only Beast code of the CLI)

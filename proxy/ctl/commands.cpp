@@ -1,4 +1,5 @@
-// canaryctl's commands (list, get, events, reload, the mutations, wait) and run(): the program.
+// canaryctl's commands (list, get, events, analysis, reload, the mutations, wait) and run(): the
+// program.
 // Single-threaded; no state outlives run().
 #include <unistd.h>
 
@@ -41,6 +42,7 @@ class cli {
     if (cmd == "list") return list();
     if (cmd == "get") return opts_.watch ? watch_get() : get();
     if (cmd == "events") return events();
+    if (cmd == "analysis") return analysis();
     if (cmd == "wait") return wait();
     if (cmd == "reload") return reload();
     return mutate();
@@ -125,6 +127,22 @@ class cli {
       const json::value* list = field(*v, "events");
       std::cout << render_events(list ? *list : json::value()) << std::flush;
     }
+    return 0;
+  }
+
+  // The measurements of the current run. The status comes too: its metrics' kinds and bounds
+  // decide how values read (%, ms or plain numbers).
+  int analysis() {
+    auto v = call(http_method::get, rollout_path() + "/analysis");
+    if (!v) return 1;
+    if (opts_.output == output_format::json) {
+      print_json(*v);
+      return 0;
+    }
+    auto status = call(http_method::get, rollout_path());
+    if (!status) return 1;
+    const json::value* block = field(*status, "analysis");
+    std::cout << render_measurements(*v, block ? *block : json::value()) << std::flush;
     return 0;
   }
 

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <optional>
 #include <sstream>
 #include <vector>
@@ -80,9 +81,61 @@ std::string render_table(const std::vector<std::vector<std::string>>& rows) {
     for (std::size_t c = 0; c < row.size(); ++c) {
       line += c + 1 < row.size() ? pad(row[c], widths[c]) + "  " : row[c];
     }
+    // An empty last cell (no message) leaves no trailing blanks.
+    while (!line.empty() && line.back() == ' ') line.pop_back();
     out += line + "\n";
   }
   return out;
+}
+
+std::string printf_text(const char* format, double d) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, d);
+  return buf;
+}
+
+// The sequential bound 1 + max_increase as a factor: "1.0", "1.5", "1.25".
+std::string ratio_text(double r) {
+  std::string s = printf_text("%.2f", r);
+  if (s.ends_with('0')) s.pop_back();
+  return s;
+}
+
+// Whether a measurement's value means something: the server writes 0 when a provider could not
+// be asked (Error) or when the canary had no request to measure, and "0.0 % < min 99.0 %" would
+// read as a verdict on data that does not exist.
+bool has_value(const json::value& metric, const json::value& m) {
+  std::string phase = text_of(m, "phase");
+  if (phase == "Error" || phase == "Pending") return false;
+  std::string kind = text_of(metric, "kind");
+  if (kind == "sequential" || kind == "threshold") {
+    auto requests = number_of(field(m, "canary_requests"));
+    if (requests && *requests == 0) return false;
+  }
+  return true;
+}
+
+// "◌ Running"; "-" for null or missing (no measurement yet).
+std::string analysis_phase_text(const json::value* phase) {
+  if (phase == nullptr || !phase->is_string()) return "-";
+  std::string_view p = phase->as_string();
+  return std::string(analysis_icon(p)) + " " + std::string(p);
+}
+
+// The metric of the status's analysis block named `name`, or nullptr.
+const json::value* find_metric(const json::value& status_analysis, std::string_view name) {
+  const json::value* metrics = field(status_analysis, "metrics");
+  if (metrics == nullptr || !metrics->is_array()) return nullptr;
+  for (const auto& m : metrics->as_array()) {
+    const json::value* n = field(m, "name");
+    if (n && n->is_string() && n->as_string() == name) return &m;
+  }
+  return nullptr;
+}
+
+std::string value_text(const json::value* v, value_unit unit) {
+  auto n = number_of(v);
+  return n ? format_value(*n, unit) : "-";
 }
 
 void pretty(const json::value& v, std::string& out, int indent) {
@@ -165,20 +218,56 @@ std::string_view phase_icon(std::string_view phase) {
   return "?";
 }
 
-std::string render_step(const json::value& step) {
-  if (const json::value* w = field(step, "setWeight"); w && step.as_object().size() == 1) {
-    return "setWeight: " + text_of(w);
-  }
-  if (const json::value* p = field(step, "pause"); p && step.as_object().size() == 1) {
-    const json::value* d = field(*p, "duration");
-    if (p->is_object() && p->as_object().empty()) return "pause: {}";
-    if (d && p->as_object().size() == 1) {
-      // The server sends the duration as written ("30s") or as seconds (30).
-      if (d->is_string()) return "pause: " + std::string(d->as_string());
-      if (auto n = number_of(d)) {
-        return "pause: " + util::format_duration(milliseconds(std::llround(*n * 1000)));
-      }
+namespace {
+
+// The server sends a duration as written ("30s") or as seconds (30); "" for anything else.
+std::string step_duration(const json::value* d) {
+  if (d == nullptr) return "";
+  if (d->is_string()) return std::string(d->as_string());
+  if (auto n = number_of(d)) return util::format_duration(milliseconds(std::llround(*n * 1000)));
+  return "";
+}
+
+// "analysis: 2m", "analysis: 2m (errors, success)", "analysis" (no duration); "" when the step
+// has other keys.
+std::string analysis_step(const json::value& a) {
+  if (!a.is_object()) return "";
+  const auto& obj = a.as_object();
+  const json::value* d = obj.if_contains("duration");
+  std::string duration = step_duration(d);
+  const json::value* metrics = obj.if_contains("metrics");
+  std::size_t known = (d ? 1 : 0) + (metrics ? 1 : 0);
+  if ((d && duration.empty()) || known != obj.size()) return "";
+  std::string out = duration.empty() ? "analysis" : "analysis: " + duration;
+  if (metrics && !metrics->is_null()) {
+    if (!metrics->is_array()) return "";
+    std::string names;
+    for (const auto& m : metrics->as_array()) {
+      if (!m.is_string()) return "";
+      names += (names.empty() ? "" : ", ") + std::string(m.as_string());
     }
+    if (!names.empty()) out += " (" + names + ")";
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string render_step(const json::value& step) {
+  if (!step.is_object() || step.as_object().size() != 1) return json::serialize(step);
+  if (const json::value* w = field(step, "setWeight")) return "setWeight: " + text_of(w);
+  if (const json::value* w = field(step, "setMirror"); w && number_of(w)) {
+    return "setMirror: " + text_of(w);
+  }
+  if (const json::value* p = field(step, "pause")) {
+    if (p->is_object() && p->as_object().empty()) return "pause: {}";
+    const json::value* d = field(*p, "duration");
+    if (std::string text = step_duration(d); !text.empty() && p->as_object().size() == 1) {
+      return "pause: " + text;
+    }
+  }
+  if (const json::value* a = field(step, "analysis")) {
+    if (std::string text = analysis_step(*a); !text.empty()) return text;
   }
   return json::serialize(step);
 }
@@ -211,9 +300,11 @@ std::string render_get(const json::value& status) {
   out += line("Updated:", text_of(status, "updated_at"));
   out += "\nSteps:\n";
   const json::value* steps = field(status, "steps");
+  const json::value* analysis = field(status, "analysis");
+  std::string analysis_text = analysis ? render_analysis(*analysis) : "";
   if (steps == nullptr || !steps->is_array() || steps->as_array().empty()) {
     out += "  (none)\n";
-    return out;
+    return out + analysis_text;
   }
   const auto& list = steps->as_array();
   auto current = number_of(field(status, "step")).value_or(-1);
@@ -229,7 +320,124 @@ std::string render_get(const json::value& status) {
     out += "  " + std::string(mark) + " " + pad(std::to_string(i + 1), index_width) + "  " +
            render_step(list[i]) + "\n";
   }
+  return out + analysis_text;
+}
+
+std::string_view analysis_icon(std::string_view phase) {
+  if (phase == "Successful") return "✔";
+  if (phase == "Running") return "◌";
+  if (phase == "Failed") return "✖";
+  if (phase == "Error") return "⚠";
+  if (phase == "DryRun") return "•";
+  if (phase == "Pending") return "◷";
+  return "?";
+}
+
+value_unit unit_of_metric(const json::value& metric) {
+  std::string kind = text_of(metric, "kind");
+  if (kind == "sequential") return value_unit::fraction;
+  if (kind != "threshold") return value_unit::number;
+  const json::value* last = field(metric, "last");
+  for (const json::value* v :
+       {field(metric, "min"), field(metric, "max"), last ? field(*last, "value") : nullptr}) {
+    if (auto n = number_of(v); n && *n > 1) return value_unit::milliseconds;
+  }
+  return value_unit::fraction;
+}
+
+std::string format_value(double v, value_unit unit) {
+  if (!std::isfinite(v)) return number_text(v);
+  switch (unit) {
+    case value_unit::fraction: {
+      double p = 100 * v;
+      // Small error rates keep two significant digits: "0.0 %" would hide a real difference.
+      if (p != 0 && std::fabs(p) < 0.1) return printf_text("%.2g", p) + " %";
+      return printf_text("%.1f", p) + " %";
+    }
+    case value_unit::milliseconds:
+      return printf_text(std::fabs(v) < 10    ? "%.2f"
+                         : std::fabs(v) < 100 ? "%.1f"
+                                              : "%.0f",
+                         v) +
+             " ms";
+    case value_unit::number:
+      return printf_text("%.6g", v);
+  }
+  return number_text(v);
+}
+
+std::string render_bound(const json::value& metric) {
+  const json::value* last = field(metric, "last");
+  auto v = last ? number_of(field(*last, "value")) : std::nullopt;
+  if (!v || !has_value(metric, *last)) return "-";
+  value_unit unit = unit_of_metric(metric);
+  auto fmt = [unit](double d) { return format_value(d, unit); };
+  auto min = number_of(field(metric, "min"));
+  auto max = number_of(field(metric, "max"));
+  if (text_of(metric, "kind") == "sequential") {
+    // The canary's bad rate against (1 + max_increase) times the stable's. The verdict itself is
+    // the test's (the phase column): a ratio above the bound on few requests is not yet Failed.
+    auto stable = number_of(field(*last, "stable_value"));
+    double bound = max.value_or(1);
+    if (!stable) return fmt(*v) + " vs stable -";
+    std::string_view op = *v > bound * *stable ? " > " : " <= ";
+    return fmt(*v) + std::string(op) + ratio_text(bound) + "x stable " + fmt(*stable);
+  }
+  if (max && *v > *max) return fmt(*v) + " > max " + fmt(*max);
+  if (min && *v < *min) return fmt(*v) + " < min " + fmt(*min);
+  if (min && max) return fmt(*min) + " <= " + fmt(*v) + " <= " + fmt(*max);
+  if (max) return fmt(*v) + " <= max " + fmt(*max);
+  if (min) return fmt(*v) + " >= min " + fmt(*min);
+  return fmt(*v);
+}
+
+std::string render_analysis(const json::value& analysis) {
+  if (!analysis.is_object()) return "";
+  std::string out = "\n" + pad("Analysis:", 17);
+  const json::value* phase = field(analysis, "phase");
+  out += phase && phase->is_string() ? analysis_phase_text(phase) : "- (no run)";
+  if (std::string run = text_of(analysis, "run"); run != "-") out += " (run " + run + ")";
+  out += "\n";
+  const json::value* metrics = field(analysis, "metrics");
+  if (metrics == nullptr || !metrics->is_array() || metrics->as_array().empty()) {
+    return out + "  (no metrics)\n";
+  }
+  std::vector<std::vector<std::string>> rows{
+      {"METRIC", "KIND", "PHASE", "SUCCESSFUL", "FAILED", "INCONCLUSIVE", "ERRORS", "LAST"}};
+  for (const auto& m : metrics->as_array()) {
+    rows.push_back({text_of(m, "name"), text_of(m, "kind"), analysis_phase_text(field(m, "phase")),
+                    text_of(m, "successful"), text_of(m, "failed"), text_of(m, "inconclusive"),
+                    text_of(m, "errors"), render_bound(m)});
+  }
+  std::string table = render_table(rows);
+  // Indented under the heading, like the steps.
+  for (std::size_t start = 0; start < table.size();) {
+    std::size_t end = table.find('\n', start);
+    out += "  " + table.substr(start, end - start + 1);
+    start = end + 1;
+  }
   return out;
+}
+
+std::string render_measurements(const json::value& reply, const json::value& status_analysis) {
+  const json::value* list = field(reply, "measurements");
+  if (list == nullptr || !list->is_array() || list->as_array().empty()) {
+    return "No measurements.\n";
+  }
+  std::vector<std::vector<std::string>> rows{
+      {"TIME", "METRIC", "PHASE", "VALUE", "STABLE", "CANARY-REQ", "STABLE-REQ", "MESSAGE"}};
+  for (const auto& m : list->as_array()) {
+    std::string name = text_of(m, "metric");
+    const json::value* metric = find_metric(status_analysis, name);
+    value_unit unit = metric ? unit_of_metric(*metric) : value_unit::number;
+    bool valued = has_value(metric ? *metric : json::value(), m);
+    rows.push_back({text_of(m, "time"), name, analysis_phase_text(field(m, "phase")),
+                    valued ? value_text(field(m, "value"), unit) : "-",
+                    valued ? value_text(field(m, "stable_value"), unit) : "-",
+                    text_of(m, "canary_requests"), text_of(m, "stable_requests"),
+                    text_of(m, "message")});
+  }
+  return render_table(rows);
 }
 
 std::string render_list(const json::value& rollouts) {

@@ -73,8 +73,10 @@ std::string usage() {
          "  --listen ADDR       host:port to listen on (port 0 = any free port; default "
          "127.0.0.1:8080)\n"
          "  --color NAME        the version's colour, returned by /color as \"NAME\"\n"
-         "  --error-rate R      answer /color with 500 with probability R (0..1)\n"
-         "  --latency D         wait D before answering /color (250ms, 1s, 1.5s, 2; at most 24h)\n";
+         "  --error-rate R      answer a share R (0..1) of /color requests with 500, evenly\n"
+         "                      spaced (0.5: every other one, 0.05: one in 20)\n"
+         "  --latency D         wait D before answering /color (250ms, 1s, 1.5s, 2; at most 24h)\n"
+         "  -h, --help          print this help and exit\n";
 }
 
 parse_result parse_args(const std::vector<std::string>& args) {
@@ -126,6 +128,16 @@ parse_result parse_args(const std::vector<std::string>& args) {
   if (opts.color.empty()) return fail("--color is required");
   result.opts = std::move(opts);
   return result;
+}
+
+bool error_due(std::uint64_t n, double rate) {
+  if (!(rate > 0)) return false;
+  // The slack absorbs binary rounding: 20 * 0.05 must count as 1, not 0.999...
+  constexpr double slack = 1e-9;
+  auto crossed = [rate](std::uint64_t k) {
+    return std::floor(static_cast<double>(k) * rate + slack);
+  };
+  return crossed(n + 1) > crossed(n);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -429,6 +441,7 @@ constexpr auto write_timeout = std::chrono::seconds(60);
 struct server_state {
   const options& opts;
   std::mt19937_64 rng{std::random_device{}()};
+  std::uint64_t color_answers = 0;  // for --error-rate (error_due)
 
   // A uniform draw in [0, 1).
   double draw() { return std::uniform_real_distribution<double>(0.0, 1.0)(rng); }
@@ -535,7 +548,7 @@ task<void> session(stream_t stream, server_state& state) {
     bool head = req.method() == http::verb::head;
     if (is_color) {
       auto override = kept_whole ? find_override(kept, state.opts.color) : std::nullopt;
-      bool fail = state.draw() < state.opts.error_rate;
+      bool fail = error_due(state.color_answers++, state.opts.error_rate);
       auto delay = state.opts.latency;
       if (override) {
         if (override->return500_percent > 0 && state.draw() * 100 < override->return500_percent) {

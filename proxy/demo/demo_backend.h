@@ -17,7 +17,7 @@ struct options {
   std::string host = "127.0.0.1";
   std::string port = "8080";  // "0" = any free port
   std::string color;
-  double error_rate = 0;                 // 0..1, per request
+  double error_rate = 0;                 // 0..1: the share of /color answers that are 500
   std::chrono::milliseconds latency{0};  // before every /color answer
 };
 
@@ -31,6 +31,12 @@ struct parse_result {
 // [--latency DURATION]; also as --flag=value.
 parse_result parse_args(const std::vector<std::string>& args);
 std::string usage();
+
+// Whether the n-th /color answer (counted from 0) is a 500 under --error-rate `rate`: those whose
+// count crosses the next multiple of 1/rate (0.5: every other one, 0.05: one in 20). Counted,
+// not drawn: the share is exact over any 1/rate answers and the same on every run, so a test or
+// the demo's analysis sees the configured rate and not a random walk around it.
+bool error_due(std::uint64_t n, double rate);
 
 // What the rollouts-demo page asks of this colour in its POST body
 // `[{"color": "blue", "return500": N, "delayLength": F}, ...]`. Zero values mean "no override",

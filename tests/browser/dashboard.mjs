@@ -4,8 +4,14 @@
 //
 //   node dashboard.mjs SCENARIO ADMIN_URL [SCREENSHOT]
 //
-// Scenarios: promote | token | restart. Prints progress lines; "@@ready-for-restart" asks the
-// Python side to restart the proxy, which answers with a line on stdin. Exit code 0 = passed.
+// Scenarios: promote | token | restart | analysis-fixture | analysis. Prints progress lines;
+// "@@ready-for-restart" asks the Python side to restart the proxy, which answers with a line on
+// stdin. Exit code 0 = passed.
+// analysis-fixture serves the page's status, stream and GET .../analysis from a fixture (through
+// Playwright's request interception; /api/v1/stats stays real), so the metrics table and the
+// failed-measurement marks are checked value by value against a known analysis block, and then
+// with "analysis": null. analysis runs against a proxy whose route has analysis and a failing
+// canary: the page must show the metrics, the abort and the marks by itself.
 // Any uncaught page error or console error fails the run (the token and restart scenarios allow
 // only the failed-resource messages their 401 / refused connections cause).
 import { chromium } from "playwright-core";
@@ -74,6 +80,97 @@ async function waitTraffic(page) {
   }
 }
 
+// An analysis block mid-run (times relative to `now`) as the proxy writes it: a sequential metric
+// and a latency threshold failed, a rate threshold passing, a provider erroring (value 0, which
+// the page must not show), a metric not measured yet.
+function fixtureAnalysis(now) {
+  const t = (s) => new Date(now - s * 1000).toISOString();
+  const last = (s, phase, value, extra) => ({ time: t(s), phase, value, stable_value: null, canary_requests: 250,
+                                             stable_requests: 1000, message: "", ...extra });
+  return {
+    run: "fixture-run", phase: "Failed",
+    metrics: [
+      { name: "errors", kind: "sequential", min: null, max: 1, phase: "Failed", successful: 3, failed: 1, inconclusive: 2,
+        errors: 0, last: last(20, "Failed", 0.021, { stable_value: 0.009, message: "errors: canary 2.1 % vs stable 0.9 %" }) },
+      { name: "success", kind: "threshold", min: 0.99, max: null, phase: "Running", successful: 5, failed: 1,
+        inconclusive: 0, errors: 0, last: last(10, "Successful", 0.995) },
+      { name: "p99", kind: "threshold", min: null, max: 250, phase: "Failed", successful: 4, failed: 2, inconclusive: 0,
+        errors: 0, last: last(10, "Failed", 312) },
+      { name: "apdex", kind: "prometheus", min: 0.9, max: null, phase: "Error", successful: 0, failed: 0, inconclusive: 0,
+        errors: 5, last: last(10, "Error", 0, { canary_requests: 0, stable_requests: 0, message: "connect: connection refused" }) },
+      { name: "slow", kind: "sequential", min: null, max: 1.5, phase: "Pending", successful: 0, failed: 0, inconclusive: 0,
+        errors: 0, last: null },
+    ],
+  };
+}
+function fixtureMeasurements(now, analysis) {
+  const t = (s) => new Date(now - s * 1000).toISOString();
+  const m = (s, metric, phase, value) => ({ time: t(s), metric, phase, value, stable_value: null, canary_requests: 250,
+                                            stable_requests: 1000, message: "" });
+  // Three distinct failed measurements (errors 20 s ago, success 40 s ago, p99 10 s ago).
+  return { route: ROUTE, run: analysis.run,
+           measurements: [m(40, "success", "Failed", 0.97), m(20, "errors", "Failed", 0.021),
+                          m(10, "success", "Successful", 0.995), m(10, "p99", "Failed", 312),
+                          m(10, "apdex", "Error", null)] };
+}
+
+async function metricRows(page) {
+  return page.$$eval(`${card} .analysis tbody tr[data-metric]`, (trs) => Object.fromEntries(trs.map((tr) =>
+    [tr.dataset.metric, { phase: tr.dataset.phase, cells: [...tr.children].map((td) => td.textContent) }])));
+}
+
+async function markCounts(page) {
+  return page.$$eval(`${card} .chart svg`, (svgs) => svgs.map((s) => s.querySelectorAll('line[data-mark="failed"]').length));
+}
+
+async function waitMarks(page, pred, what) {
+  const deadline = Date.now() + TIMEOUT;
+  for (;;) {
+    const counts = await markCounts(page);
+    if (pred(counts)) return counts;
+    if (Date.now() > deadline) fail(`${what}: failed-measurement marks per chart ${JSON.stringify(counts)}`);
+    await page.waitForTimeout(250);
+  }
+}
+
+async function analysisFixture(page) {
+  const real = await (await fetch(`${adminUrl}/api/v1/rollouts/${ROUTE}`)).json();
+  if ("analysis" in real && real.analysis !== null) fail("the fixture scenario wants a route without analysis");
+  const now = Date.now();
+  let analysis = fixtureAnalysis(now);
+  const status = () => ({ ...real, analysis });
+  const json = (body) => ({ status: 200, contentType: "application/json", body: JSON.stringify(body) });
+  await page.route("**/api/v1/watch", (r) => r.fulfill({ status: 200, headers: { "content-type": "text/event-stream",
+    "cache-control": "no-store" }, body: `event: status\ndata: ${JSON.stringify(status())}\n\n` }));
+  await page.route("**/api/v1/rollouts", (r) => r.fulfill(json({ rollouts: [status()] })));
+  await page.route(`**/api/v1/rollouts/${ROUTE}`, (r) => r.fulfill(json(status())));
+  await page.route(`**/api/v1/rollouts/${ROUTE}/analysis`, (r) =>
+    r.fulfill(json(analysis ? fixtureMeasurements(now, analysis) : { route: ROUTE, run: null, measurements: [] })));
+  return { setAnalysis: (a) => { analysis = a; } };
+}
+
+// A proxy whose route has analysis: the page is open on the healthy route; the Python side then
+// starts a canary that fails half its requests (and the traffic). The page must show the metrics
+// as they are measured, the abort, and the failed measurements on the charts, with no reload.
+async function analysisLive(page) {
+  await page.waitForSelector(`${card}[data-phase="Healthy"]`, { timeout: TIMEOUT });
+  console.log("@@ready-for-canary");
+  const answer = await nextLine();
+  if (answer.trim() !== "started") fail(`unexpected answer ${answer}`);
+  await page.waitForSelector(`${card} .analysis.on tr[data-metric="errors"]`, { timeout: TIMEOUT });
+  await page.waitForSelector(`${card}[data-phase="Degraded"]`, { timeout: 2 * TIMEOUT });
+  await page.waitForSelector(`${card} .analysis tr[data-phase="Failed"]`, { timeout: TIMEOUT });
+  const rows = await metricRows(page);
+  log("metrics:", JSON.stringify(rows));
+  for (const [name, row] of Object.entries(rows)) {
+    if (row.phase === "Failed" && !/\d/.test(row.cells[3])) fail(`metric ${name} failed without a value: ${row.cells}`);
+  }
+  const message = await page.$eval(`${card} .message`, (e) => e.textContent);
+  if (!message.startsWith("AnalysisFailed")) fail(`message reads ${message}`);
+  const counts = await waitMarks(page, (c) => c.length === 3 && c.every((n) => n >= 1), "a mark per chart");
+  log("aborted by analysis:", message, "- marks per chart", JSON.stringify(counts));
+}
+
 async function run(context) {
   const page = context.pages()[0] || (await context.newPage());
   const problems = [];
@@ -95,10 +192,17 @@ async function run(context) {
   });
 
   await page.setViewportSize({ width: 1280, height: 900 });
+  const fixture = scenario === "analysis-fixture" ? await analysisFixture(page) : null;
   const res = await page.goto(adminUrl + "/", { waitUntil: "load" });
   if (!res || res.status() !== 200) fail(`GET / -> ${res && res.status()}`);
   const title = await page.title();
   if (!/canary-proxy/.test(title)) fail(`unexpected title ${title}`);
+
+  if (scenario === "analysis") {
+    await analysisLive(page);
+    if (problems.length) fail("browser errors:\n  " + problems.join("\n  "));
+    return;
+  }
 
   // The rollout: paused at step 1 (pause {} after setWeight 20).
   await waitCard(page, "Paused", 1, "initial status");
@@ -110,6 +214,8 @@ async function run(context) {
   if (canaryText !== "green") fail(`canary shown as ${canaryText}`);
 
   if (scenario === "promote") {
+    // No analysis on this route: its section stays hidden.
+    if (await page.$(`${card} .analysis.on`)) fail("analysis section shown for a route without analysis");
     const rates = await waitTraffic(page);
     log("request rates on the page:", JSON.stringify(rates));
     await page.click(`${card} button[data-action="promote"]`);
@@ -155,6 +261,40 @@ async function run(context) {
     await waitCard(page, "Paused", 3, "after the restart and an API promote");
     await expectCurrentStep(page, 3);
     log("reconnected after the restart and followed the promote");
+  } else if (scenario === "analysis-fixture") {
+    await page.waitForSelector(`${card} .analysis.on tr[data-metric="slow"]`, { timeout: TIMEOUT });
+    const head = await page.$eval(`${card} .analysis h3`, (e) => e.textContent);
+    if (head !== "AnalysisFailedrun fixture-run") fail(`analysis heading reads ${JSON.stringify(head)}`);
+    const rows = await metricRows(page);
+    log("metrics:", JSON.stringify(rows));
+    const want = {
+      errors: ["errors", "sequential", "Failed", "2.1 % > 1.0\u00d7 stable 0.9 %", "3", "1", "2", "0"],
+      success: ["success", "threshold", "Running", "99.5 % \u2265 min 99.0 %", "5", "1", "0", "0"],
+      p99: ["p99", "threshold", "Failed", "312 ms > max 250 ms", "4", "2", "0", "0"],
+      apdex: ["apdex", "prometheus", "Error", "\u2013", "0", "0", "0", "5"],
+      slow: ["slow", "sequential", "Pending", "\u2013", "0", "0", "0", "0"],
+    };
+    for (const [name, cells] of Object.entries(want)) {
+      if (!rows[name] || JSON.stringify(rows[name].cells) !== JSON.stringify(cells))
+        fail(`metric ${name}: row ${JSON.stringify(rows[name])}, want ${JSON.stringify(cells)}`);
+    }
+    if (Object.keys(rows).length !== 5) fail(`expected 5 metric rows, got ${Object.keys(rows)}`);
+    // The three failed measurements on each of the three charts (drawn with the live stats).
+    const counts = await waitMarks(page, (c) => c.length === 3 && c.every((n) => n === 3), "three marks per chart");
+    const legend = await page.$eval(`${card} .chart [data-field="failed-marks"]`, (e) => e.textContent);
+    if (legend !== "\u2716 3 failed") fail(`chart legend reads ${legend}`);
+    const tips = await page.$$eval(`${card} .chart:first-child line[data-mark="failed"] title`, (t) => t.map((x) => x.textContent));
+    if (!tips.some((t) => t.startsWith("analysis: errors failed"))) fail(`mark titles ${JSON.stringify(tips)}`);
+    log("marks per chart:", JSON.stringify(counts));
+    if (screenshot) {
+      await page.screenshot({ path: screenshot, fullPage: true });
+      log("screenshot:", screenshot);
+    }
+    // The route loses its analysis ("analysis": null): the section and the marks go.
+    fixture.setAnalysis(null);
+    await page.waitForSelector(`${card} .analysis:not(.on)`, { state: "attached", timeout: TIMEOUT });
+    await waitMarks(page, (c) => c.length === 3 && c.every((n) => n === 0), "no marks after analysis: null");
+    log("analysis: null hides the section and the marks");
   } else {
     fail(`unknown scenario ${scenario}`);
   }

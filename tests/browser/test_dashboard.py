@@ -8,10 +8,19 @@ sends traffic so the per-variant numbers and charts have something to show.
   screenshot goes to $DASHBOARD_SCREENSHOT_DIR/dashboard.png (the build directory under ctest).
 - token: with admin.token_file, Promote asks for the token once (a prompt) and succeeds.
 - restart: the page reconnects after a proxy restart and follows a change made after it.
+- analysis fixture: the page's status, event stream and GET .../analysis answered from a known
+  analysis block (request interception in the browser; the stats stay live): the metrics table
+  shows each metric's phase, last value against its bound and counts, each chart marks the three
+  failed measurements; with "analysis": null the section and the marks go. The screenshot goes
+  to dashboard-analysis.png.
+- analysis live: a route with analysis and a canary failing half its requests; the page, open
+  before the canary starts, shows the metrics, the abort by analysis and the marks by itself.
+  Skipped (saying so) by a canary-proxy whose loader does not know `analysis` yet.
 Every scenario fails on any page error or console error.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -50,6 +59,19 @@ def setUpModule():
                            capture_output=True, text=True, timeout=300)
         if r.returncode != 0:
             raise AssertionError(f"npm ci failed in {HERE}:\n{r.stdout}\n{r.stderr}")
+
+
+# Background analysis every second: the sequential comparison with stable and a success-rate
+# threshold; a canary failing half its requests fails both within seconds.
+ANALYSIS = {
+    "background": True,
+    "interval": "1s",
+    "metrics": [
+        {"name": "errors", "builtin": "error_rate_vs_stable", "confidence": 0.99,
+         "min_requests": 20},
+        {"name": "success", "builtin": "success_rate", "min": 0.9, "min_requests": 5},
+    ],
+}
 
 
 class Traffic(threading.Thread):
@@ -169,6 +191,42 @@ class DashboardTest(harness.E2ETestCase):
                 p.stdin.flush()
 
         self.node("restart", proxy, on_line=on_line)
+
+    def test_analysis_fixture(self):
+        proxy, _ = self.start()
+        os.makedirs(SCREENSHOT_DIR, exist_ok=True)
+        shot = os.path.join(SCREENSHOT_DIR, "dashboard-analysis.png")
+        self.node("analysis-fixture", proxy, screenshot=shot)
+        self.assertTrue(os.path.getsize(shot) > 10000, "screenshot missing or empty")
+
+    def test_analysis_live(self):
+        blue = self.start_backend("blue", ["--latency", "2ms"])
+        bad = self.start_backend("green", ["--error-rate", "0.5"])
+        r = harness.route(steps=[{"setWeight": 50}, {"pause": {}}])
+        r["analysis"] = ANALYSIS
+        cfg = harness.make_config({"blue": blue.endpoint, "green": bad.endpoint}, [r])
+        check = self.write("check.yaml", harness.to_yaml(harness.concrete_ports(cfg)) + "\n")
+        p = subprocess.run([harness.binary("canary-proxy"), "--config", check, "--check"],
+                           capture_output=True, text=True, timeout=harness.DEADLINE)
+        if p.returncode != 0 and re.search(r'unknown key "analysis"', p.stdout + p.stderr):
+            self.skipTest("this canary-proxy does not load route analysis: " +
+                          (p.stdout + p.stderr).strip())
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        proxy = self.start_proxy(cfg)
+        traffic = Traffic(proxy.port)
+
+        def on_line(line, node):
+            if line == "@@ready-for-canary":
+                proxy.op("canary-demo", "upstream", {"upstream": "green"})
+                traffic.start()
+                self.addCleanup(traffic.stop)
+                node.stdin.write("started\n")
+                node.stdin.flush()
+
+        self.node("analysis", proxy, on_line=on_line)
+        s = proxy.status()
+        self.assertEqual(s["phase"], "Degraded")
+        self.assertTrue(s["message"].startswith("AnalysisFailed"), s["message"])
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The classic canary flow driven with canaryctl (see docs/control-api.md)."""
+"""The classic canary flow driven with canaryctl (see docs/control-api.md), and a canary aborted
+by the proxy's own analysis as `canaryctl get` and `canaryctl analysis` show it."""
 
 import json
 import re
@@ -6,8 +7,8 @@ import subprocess
 import time
 import unittest
 
-from harness import (E2ETestCase, Process, binary, closed_port, ctl, make_config, route,
-                     to_yaml)
+from harness import (DEADLINE, DataClient, E2ETestCase, Process, binary, closed_port,
+                     concrete_ports, ctl, make_config, route, to_yaml)
 
 NAME = "canary-demo"
 
@@ -219,6 +220,8 @@ class CanaryctlTest(E2ETestCase):
         # Usage errors exit 64 (EX_USAGE): 2 is `wait`'s "timed out".
         self.assertEqual(self.ctl("frobnicate", ok=False).returncode, 64)
         self.assertEqual(self.ctl("get", ok=False).returncode, 64)
+        self.assertEqual(self.ctl("analysis", ok=False).returncode, 64)
+        self.assertEqual(self.ctl("analysis", NAME, "--watch", ok=False).returncode, 64)
         self.assertEqual(self.ctl("wait", NAME, "--for=sideways", ok=False).returncode, 64)
         # An unreachable server.
         r = ctl(f"http://127.0.0.1:{closed_port()}", "list")
@@ -256,6 +259,81 @@ class CanaryctlTokenTest(E2ETestCase):
         r = ctl(proxy.admin_url, "promote", NAME, token_file=wrong)
         self.assertEqual(r.returncode, 1)
         self.assertEqual(proxy.status()["step"], 1)
+
+
+# Background analysis every second; the canary (--error-rate 0.5) fails both metrics quickly.
+ANALYSIS = {
+    "background": True,
+    "interval": "1s",
+    "metrics": [
+        {"name": "errors", "builtin": "error_rate_vs_stable", "confidence": 0.99,
+         "min_requests": 20},
+        {"name": "success", "builtin": "success_rate", "min": 0.9, "min_requests": 5},
+    ],
+}
+
+
+class CanaryctlAnalysisTest(E2ETestCase):
+    """Skipped (saying so) by a canary-proxy whose loader does not know `analysis` yet."""
+
+    def setUp(self):
+        super().setUp()
+        blue = self.start_backend("blue")
+        bad = self.start_backend("green", ["--error-rate", "0.5"])
+        r = route(steps=[{"setWeight": 50}, {"pause": {}}])
+        r["analysis"] = ANALYSIS
+        cfg = make_config({"blue": blue.endpoint, "green": bad.endpoint}, [r])
+        check = self.write("check.yaml", to_yaml(concrete_ports(cfg)) + "\n")
+        p = subprocess.run([binary("canary-proxy"), "--config", check, "--check"],
+                           capture_output=True, text=True, timeout=DEADLINE)
+        if p.returncode != 0 and 'unknown key "analysis"' in p.stdout + p.stderr:
+            self.skipTest("this canary-proxy does not load route analysis: " +
+                          (p.stdout + p.stderr).strip())
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.proxy = self.start_proxy(cfg)
+        self.url = self.proxy.admin_url
+
+    def test_abort_by_analysis_in_get_and_analysis(self):
+        out = ctl(self.url, "get", NAME).stdout
+        self.assertRegex(out, r"(?m)^Analysis:")
+        r = ctl(self.url, "set-upstream", NAME, "green")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # Traffic until the proxy aborts by itself (bounded in count and time).
+        client = DataClient(self.proxy.port)
+        self.addCleanup(client.close)
+        deadline = time.monotonic() + 30
+        for i in range(3000):
+            client.request("GET", "/color")
+            if i % 50 == 49 and self.proxy.status()["phase"] == "Degraded":
+                break
+            if time.monotonic() > deadline:
+                break
+        r = ctl(self.url, "wait", NAME, "--for=degraded", "--timeout", "10s")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        status = self.proxy.status()
+        self.assertTrue(status["message"].startswith("AnalysisFailed"), status["message"])
+
+        out = ctl(self.url, "get", NAME).stdout
+        self.assertEqual(field(out, "Status"), "✖ Degraded")
+        self.assertRegex(out, r"(?m)^Analysis:\s+\S+ \w+ \(run \S+\)$")
+        self.assertRegex(out, r"(?m)^  METRIC\s+KIND\s+PHASE\s+SUCCESSFUL\s+FAILED\s+"
+                              r"INCONCLUSIVE\s+ERRORS\s+LAST$")
+        failed = [m["name"] for m in status["analysis"]["metrics"] if m["phase"] == "Failed"]
+        self.assertTrue(failed, status["analysis"])
+        for name in failed:
+            # The last value against the bound, in percent for these two rate metrics.
+            self.assertRegex(out, r"(?m)^  %s\s+\w+\s+✖ Failed\s+\d+\s+[1-9]\d*\s+\d+\s+\d+"
+                                  r"\s+\d+\.\d %% \S" % re.escape(name))
+
+        out = ctl(self.url, "analysis", NAME).stdout
+        lines = out.splitlines()
+        self.assertRegex(lines[0], r"^TIME\s+METRIC\s+PHASE\s+VALUE\s+STABLE\s+CANARY-REQ\s+"
+                                   r"STABLE-REQ\s+MESSAGE$")
+        self.assertTrue(any(re.search(r"\s✖ Failed\s+\d+\.\d %", l) for l in lines[1:]), out)
+        listing = json.loads(ctl(self.url, "-o", "json", "analysis", NAME).stdout)
+        api = self.proxy.admin("GET", f"/api/v1/rollouts/{NAME}/analysis").json()
+        self.assertEqual(listing, api)
+        self.assertEqual(len(lines) - 1, len(listing["measurements"]))
 
 
 if __name__ == "__main__":

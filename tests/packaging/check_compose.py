@@ -6,7 +6,8 @@
 - the Prometheus config and rules it mounts pass `promtool check config` / `check rules`, and the
   rule files resolve to the same files inside the container as on the host;
 - the pieces agree: the admin token secret, the state volume, published ports, the backends'
-  listen ports, the scrape target, the drain time against stop_grace_period.
+  listen ports (every demo backend an upstream of its colour), the scrape target, the drain time
+  against stop_grace_period.
 """
 
 import os
@@ -190,6 +191,18 @@ def main():
                   "service %s health check probes port %d" % (host, port))
             deps = proxy.get("depends_on") or {}
             check(host in deps, "proxy depends on %s (names resolve at load)" % host)
+
+    # The other way round: every demo backend serves an upstream of its own colour.
+    upstream_hosts = {host_port(ep)[0]: uname for uname, u in pc.get("upstreams", {}).items()
+                      for ep in u.get("endpoints", [])}
+    for sname, s in services.items():
+        argv = (s.get("entrypoint") or []) + (s.get("command") or [])
+        if "demo-backend" not in argv:
+            continue
+        check(sname in upstream_hosts, "demo backend %s is an upstream endpoint" % sname)
+        check(flag(argv, "--color") == upstream_hosts.get(sname),
+              "demo backend %s has the colour of its upstream %s (%s)"
+              % (sname, upstream_hosts.get(sname), argv))
 
     # Drain fits in the stop grace period (docker's default is 10s).
     drain = duration_s(pc.get("timeouts", {}).get("drain", "15s"))

@@ -151,11 +151,13 @@ TEST(LoadConfig, DemoConfigLoads) {
   std::filesystem::path dir = std::filesystem::absolute(path).parent_path();
   EXPECT_EQ(c.state_file, (dir / "canary-proxy.state.json").lexically_normal().string());
   EXPECT_EQ(c.access_log.path, "-");
-  ASSERT_EQ(c.upstreams.size(), 2u);
+  ASSERT_EQ(c.upstreams.size(), 3u);
   EXPECT_EQ(c.upstreams[0].name, "blue");
   EXPECT_EQ(c.upstreams[0].endpoints.at(0).text, "127.0.0.1:9001");
   EXPECT_EQ(c.upstreams[1].name, "green");
   EXPECT_EQ(c.upstreams[1].endpoints.at(0).port, 9002);
+  EXPECT_EQ(c.upstreams[2].name, "yellow");  // the faulty version
+  EXPECT_EQ(c.upstreams[2].endpoints.at(0).port, 9003);
   ASSERT_EQ(c.routes.size(), 1u);
   const route_config& route = c.routes[0];
   EXPECT_EQ(route.name, "canary-demo");

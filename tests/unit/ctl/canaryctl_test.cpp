@@ -1,6 +1,6 @@
 // Unit tests for canaryctl's pure parts: argument parsing (--timeout bounds included), server
-// URLs, the text rendering of status/list/events JSON, the `wait` decision and the SSE parser (fed
-// in every possible split). No sockets.
+// URLs, the text rendering of status/list/events/analysis JSON, the `wait` decision and the SSE
+// parser (fed in every possible split). No sockets.
 #include "ctl/canaryctl.h"
 
 #include <gtest/gtest.h>
@@ -170,6 +170,19 @@ TEST(ParseArgs, UsageErrors) {
   EXPECT_EQ(parse({"list", "--bogus"}).error, "unknown flag: --bogus");
   EXPECT_EQ(parse({"list", "--server"}).error, "flag --server needs a URL");
   EXPECT_EQ(parse({"get", ""}).error, "empty argument");
+}
+
+TEST(ParseArgs, Analysis) {
+  auto r = parse({"analysis", "canary-demo", "-o", "json"});
+  ASSERT_TRUE(r.opts) << r.error;
+  EXPECT_EQ(r.opts->command, "analysis");
+  EXPECT_EQ(r.opts->args, std::vector<std::string>{"canary-demo"});
+  EXPECT_EQ(r.opts->output, output_format::json);
+  EXPECT_EQ(parse({"analysis"}).error, "missing arguments; usage: canaryctl analysis NAME");
+  EXPECT_EQ(parse({"analysis", "a", "b"}).error,
+            "too many arguments; usage: canaryctl analysis NAME");
+  EXPECT_EQ(parse({"analysis", "a", "--watch"}).error, "flag --watch is not valid for 'analysis'");
+  EXPECT_NE(usage().find("  analysis NAME\n"), std::string::npos);
 }
 
 TEST(ParseArgs, HelpWins) {
@@ -356,6 +369,222 @@ TEST(RenderStep, Forms) {
   EXPECT_EQ(render_step(json::parse(R"({"pause": {"duration": "1m30s"}})")), "pause: 1m30s");
   EXPECT_EQ(render_step(json::parse(R"({"pause": {"duration": 90}})")), "pause: 1m30s");
   EXPECT_EQ(render_step(json::parse(R"({"analysis": {"x": 1}})")), R"({"analysis":{"x":1}})");
+  EXPECT_EQ(render_step(json::parse(R"({"analysis": {"duration": "2m"}})")), "analysis: 2m");
+  EXPECT_EQ(render_step(json::parse(R"({"analysis": {"duration": 90, "metrics": null}})")),
+            "analysis: 1m30s");
+  EXPECT_EQ(
+      render_step(json::parse(R"({"analysis": {"duration": "2m", "metrics": ["errors", "ok"]}})")),
+      "analysis: 2m (errors, ok)");
+  EXPECT_EQ(render_step(json::parse(R"({"analysis": {"metrics": ["errors"]}})")),
+            "analysis (errors)");
+  EXPECT_EQ(render_step(json::parse(R"({"analysis": {}})")), "analysis");
+  EXPECT_EQ(render_step(json::parse(R"({"analysis": {"duration": true}})")),
+            R"({"analysis":{"duration":true}})");
+  EXPECT_EQ(render_step(json::parse(R"({"setMirror": 10})")), "setMirror: 10");
+  EXPECT_EQ(render_step(json::parse(R"({"setWeight": 5, "pause": {}})")),
+            R"({"setWeight":5,"pause":{}})");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Analysis
+
+// A status as the proxy reports it mid-run: a sequential metric failing, a success-rate
+// threshold below its minimum, a latency threshold above its maximum, a provider metric, one
+// metric not measured yet.
+json::value analysis_status() {
+  json::value s = paused_status();
+  s.as_object()["analysis"] = json::parse(R"({
+    "run": "r7", "phase": "Failed", "metrics": [
+      {"name": "errors", "kind": "sequential", "min": null, "max": 1.0, "phase": "Failed",
+       "successful": 3, "failed": 1, "inconclusive": 2, "errors": 0,
+       "last": {"time": "2026-11-26T13:03:00Z", "phase": "Failed", "value": 0.021,
+                "stable_value": 0.009, "canary_requests": 1000, "stable_requests": 4000,
+                "message": "errors: canary 2.1 % (21/1000) vs stable 0.9 % (36/4000), p < 0.01"}},
+      {"name": "success", "kind": "threshold", "min": 0.99, "max": null, "phase": "Failed",
+       "successful": 5, "failed": 1, "inconclusive": 0, "errors": 0,
+       "last": {"time": "2026-11-26T13:03:00Z", "phase": "Failed", "value": 0.972,
+                "stable_value": null, "canary_requests": 250, "stable_requests": 1000,
+                "message": ""}},
+      {"name": "p99", "kind": "threshold", "min": null, "max": 250, "phase": "Running",
+       "successful": 4, "failed": 2, "inconclusive": 0, "errors": 0,
+       "last": {"time": "2026-11-26T13:03:00Z", "phase": "Failed", "value": 312,
+                "stable_value": null, "canary_requests": 250, "stable_requests": 1000,
+                "message": ""}},
+      {"name": "apdex", "kind": "prometheus", "min": 0.9, "max": null, "phase": "Error",
+       "successful": 0, "failed": 0, "inconclusive": 0, "errors": 5,
+       "last": {"time": "2026-11-26T13:03:00Z", "phase": "Error", "value": null,
+                "stable_value": null, "canary_requests": 0, "stable_requests": 0,
+                "message": "connect: connection refused"}},
+      {"name": "slow", "kind": "sequential", "min": null, "max": 1.5, "phase": "Pending",
+       "successful": 0, "failed": 0, "inconclusive": 0, "errors": 0, "last": null}]})");
+  return s;
+}
+
+TEST(RenderGet, AnalysisTableAfterTheSteps) {
+  std::string out = render_get(analysis_status());
+  EXPECT_NE(out.find("    6  pause: 30s\n"
+                     "\n"
+                     "Analysis:        ✖ Failed (run r7)\n"
+                     "  METRIC   KIND        PHASE      SUCCESSFUL  FAILED  INCONCLUSIVE  ERRORS  "
+                     "LAST\n"
+                     "  errors   sequential  ✖ Failed   3           1       2             0       "
+                     "2.1 % > 1.0x stable 0.9 %\n"
+                     "  success  threshold   ✖ Failed   5           1       0             0       "
+                     "97.2 % < min 99.0 %\n"
+                     "  p99      threshold   ◌ Running  4           2       0             0       "
+                     "312 ms > max 250 ms\n"
+                     "  apdex    prometheus  ⚠ Error    0           0       0             5       "
+                     "-\n"
+                     "  slow     sequential  ◷ Pending  0           0       0             0       "
+                     "-\n"),
+            std::string::npos)
+      << out;
+}
+
+TEST(RenderGet, NoAnalysisBlockWhenAbsentOrNull) {
+  std::string plain = render_get(paused_status());
+  json::value s = paused_status();
+  s.as_object()["analysis"] = nullptr;
+  EXPECT_EQ(render_get(s), plain);
+  EXPECT_EQ(plain.find("Analysis"), std::string::npos);
+}
+
+TEST(RenderAnalysis, BeforeTheFirstRunAndWithoutMetrics) {
+  EXPECT_EQ(render_analysis(json::parse(R"({"run": null, "phase": null, "metrics": []})")),
+            "\nAnalysis:        - (no run)\n  (no metrics)\n");
+  EXPECT_EQ(render_analysis(json::parse(R"({"run": "a1", "phase": "DryRun"})")),
+            "\nAnalysis:        • DryRun (run a1)\n  (no metrics)\n");
+  EXPECT_EQ(render_analysis(json::value()), "");
+  // Steps missing entirely: the analysis still shows.
+  json::value s = json::parse(R"({"name": "r", "phase": "Paused",
+    "analysis": {"run": "a2", "phase": "Inconclusive", "metrics": []}})");
+  EXPECT_NE(render_get(s).find("Steps:\n  (none)\n\nAnalysis:        ? Inconclusive (run a2)\n"),
+            std::string::npos)
+      << render_get(s);
+}
+
+TEST(RenderBound, EachKindAgainstItsBound) {
+  auto metric = [](std::string_view text) { return json::parse(text); };
+  // Sequential: the canary's bad rate against the ratio bound times the stable's.
+  EXPECT_EQ(render_bound(metric(R"({"kind": "sequential", "max": 1.5,
+    "last": {"value": 0.012, "stable_value": 0.01}})")),
+            "1.2 % <= 1.5x stable 1.0 %");
+  EXPECT_EQ(render_bound(metric(R"({"kind": "sequential", "max": 1.25,
+    "last": {"value": 0.0004, "stable_value": 0}})")),
+            "0.04 % > 1.25x stable 0.0 %");
+  EXPECT_EQ(render_bound(metric(R"({"kind": "sequential", "max": 1,
+    "last": {"value": 0.02, "stable_value": null}})")),
+            "2.0 % vs stable -");
+  // Thresholds: rates as percentages, latencies (a bound above 1) in milliseconds.
+  EXPECT_EQ(render_bound(metric(R"({"kind": "threshold", "min": 0.99, "last": {"value": 0.995}})")),
+            "99.5 % >= min 99.0 %");
+  EXPECT_EQ(render_bound(metric(R"({"kind": "threshold", "max": 0.01, "last": {"value": 0.002}})")),
+            "0.2 % <= max 1.0 %");
+  EXPECT_EQ(render_bound(metric(R"({"kind": "threshold", "max": 250, "last": {"value": 4.25}})")),
+            "4.25 ms <= max 250 ms");
+  EXPECT_EQ(render_bound(metric(R"({"kind": "threshold", "min": 10, "max": 250,
+    "last": {"value": 31.25}})")),
+            "10.0 ms <= 31.2 ms <= 250 ms");
+  // Providers: plain numbers.
+  EXPECT_EQ(render_bound(metric(R"({"kind": "web", "max": 3, "last": {"value": 3.5}})")),
+            "3.5 > max 3");
+  EXPECT_EQ(render_bound(metric(R"({"kind": "prometheus", "min": 0.9, "last": {"value": 0.93}})")),
+            "0.93 >= min 0.9");
+  EXPECT_EQ(render_bound(metric(R"({"kind": "webhook", "last": {"value": 200}})")), "200");
+  // Nothing measured yet, or no value (Inconclusive, Error).
+  EXPECT_EQ(render_bound(metric(R"({"kind": "threshold", "min": 0.99, "last": null})")), "-");
+  EXPECT_EQ(render_bound(metric(R"({"kind": "threshold", "min": 0.99})")), "-");
+  EXPECT_EQ(render_bound(metric(R"({"kind": "threshold", "min": 0.99, "last": {"value": "x"}})")),
+            "-");
+  // The server's 0 for "nothing to measure" is no value: an Error, or no canary request.
+  EXPECT_EQ(render_bound(metric(R"({"kind": "prometheus", "min": 0.9,
+    "last": {"phase": "Error", "value": 0, "canary_requests": 0}})")),
+            "-");
+  EXPECT_EQ(render_bound(metric(R"({"kind": "threshold", "min": 0.99,
+    "last": {"phase": "Inconclusive", "value": 0, "canary_requests": 0}})")),
+            "-");
+  EXPECT_EQ(render_bound(metric(R"({"kind": "sequential", "max": 1,
+    "last": {"phase": "Inconclusive", "value": 0, "stable_value": 0, "canary_requests": 0}})")),
+            "-");
+  EXPECT_EQ(render_bound(metric(R"({"kind": "threshold", "min": 0.99,
+    "last": {"phase": "Inconclusive", "value": 1, "canary_requests": 3}})")),
+            "100.0 % >= min 99.0 %");
+  EXPECT_EQ(render_bound(metric(R"({"kind": "web", "max": 3,
+    "last": {"phase": "Successful", "value": 2, "canary_requests": 0}})")),
+            "2 <= max 3");
+}
+
+TEST(FormatValue, Units) {
+  EXPECT_EQ(format_value(0.021, value_unit::fraction), "2.1 %");
+  EXPECT_EQ(format_value(0, value_unit::fraction), "0.0 %");
+  EXPECT_EQ(format_value(1, value_unit::fraction), "100.0 %");
+  EXPECT_EQ(format_value(0.00042, value_unit::fraction), "0.042 %");
+  EXPECT_EQ(format_value(312.4, value_unit::milliseconds), "312 ms");
+  EXPECT_EQ(format_value(42.25, value_unit::milliseconds), "42.2 ms");
+  EXPECT_EQ(format_value(0.5, value_unit::milliseconds), "0.50 ms");
+  EXPECT_EQ(format_value(1234.5, value_unit::number), "1234.5");
+  EXPECT_EQ(format_value(0.9, value_unit::number), "0.9");
+}
+
+TEST(UnitOfMetric, FromKindAndBounds) {
+  EXPECT_EQ(unit_of_metric(json::parse(R"({"kind": "sequential", "max": 1.5})")),
+            value_unit::fraction);
+  EXPECT_EQ(unit_of_metric(json::parse(R"({"kind": "threshold", "min": 0.99})")),
+            value_unit::fraction);
+  EXPECT_EQ(unit_of_metric(json::parse(R"({"kind": "threshold", "max": 250})")),
+            value_unit::milliseconds);
+  // A latency bound of at most 1 ms still reads as one once a value above 1 comes in.
+  EXPECT_EQ(unit_of_metric(json::parse(R"({"kind": "threshold", "max": 1, "last": {"value": 3}})")),
+            value_unit::milliseconds);
+  EXPECT_EQ(unit_of_metric(json::parse(R"({"kind": "prometheus", "min": 0.5})")),
+            value_unit::number);
+  EXPECT_EQ(unit_of_metric(json::parse(R"({"kind": "web", "max": 300})")), value_unit::number);
+  EXPECT_EQ(unit_of_metric(json::value()), value_unit::number);
+}
+
+TEST(AnalysisIcon, Phases) {
+  EXPECT_EQ(analysis_icon("Successful"), "✔");
+  EXPECT_EQ(analysis_icon("Running"), "◌");
+  EXPECT_EQ(analysis_icon("Failed"), "✖");
+  EXPECT_EQ(analysis_icon("Error"), "⚠");
+  EXPECT_EQ(analysis_icon("Inconclusive"), "?");
+  EXPECT_EQ(analysis_icon("DryRun"), "•");
+  EXPECT_EQ(analysis_icon("Pending"), "◷");
+}
+
+TEST(RenderMeasurements, TableInEachMetricsUnit) {
+  json::value reply = json::parse(R"({"route": "canary-demo", "run": "r7", "measurements": [
+    {"time": "2026-11-26T13:02:50Z", "metric": "errors", "phase": "Successful", "value": 0.008,
+     "stable_value": 0.009, "canary_requests": 800, "stable_requests": 3200, "message": ""},
+    {"time": "2026-11-26T13:02:50Z", "metric": "p99", "phase": "Failed", "value": 312,
+     "stable_value": null, "canary_requests": 200, "stable_requests": 800,
+     "message": "p99 312 ms > max 250 ms"},
+    {"time": "2026-11-26T13:03:00Z", "metric": "apdex", "phase": "Error", "value": 0,
+     "stable_value": 0, "canary_requests": 0, "stable_requests": 0,
+     "message": "connect: connection refused"},
+    {"time": "2026-11-26T13:03:00Z", "metric": "gone", "phase": "Inconclusive", "value": 0.5,
+     "stable_value": null, "canary_requests": 3, "stable_requests": 9, "message": ""}]})");
+  json::value status = analysis_status();
+  const json::value& block = status.as_object().at("analysis");
+  EXPECT_EQ(render_measurements(reply, block),
+            "TIME                  METRIC  PHASE           VALUE   STABLE  CANARY-REQ  STABLE-REQ  "
+            "MESSAGE\n"
+            "2026-11-26T13:02:50Z  errors  ✔ Successful    0.8 %   0.9 %   800         3200\n"
+            "2026-11-26T13:02:50Z  p99     ✖ Failed        312 ms  -       200         800         "
+            "p99 312 ms > max 250 ms\n"
+            "2026-11-26T13:03:00Z  apdex   ⚠ Error         -       -       0           0           "
+            "connect: connection refused\n"
+            "2026-11-26T13:03:00Z  gone    ? Inconclusive  0.5     -       3           9\n");
+  // Without the status block, values are plain numbers.
+  EXPECT_NE(render_measurements(reply, json::value()).find("  0.008  0.009   "), std::string::npos)
+      << render_measurements(reply, json::value());
+}
+
+TEST(RenderMeasurements, NoneYet) {
+  EXPECT_EQ(render_measurements(json::parse(R"({"route": "r", "run": null, "measurements": []})"),
+                                json::value()),
+            "No measurements.\n");
+  EXPECT_EQ(render_measurements(json::value(), json::value()), "No measurements.\n");
 }
 
 TEST(PhaseIcon, KubectlArgoRolloutsIcons) {
