@@ -7,6 +7,7 @@
 #include <ctime>
 #include <set>
 
+#include "analysis/run_json.h"
 #include "config/load.h"
 #include "util/duration.h"
 #include "util/rfc3339.h"
@@ -186,6 +187,15 @@ std::string step_json(const config::step_config& s) {
   json::object o;
   if (s.what == config::step_config::kind::set_weight) {
     o["setWeight"] = s.weight;
+  } else if (s.what == config::step_config::kind::analysis) {
+    json::object a;
+    if (s.duration) a["duration"] = util::format_duration(*s.duration);
+    if (!s.metrics.empty()) {
+      json::array names;
+      for (const auto& m : s.metrics) names.push_back(json::value(m));
+      a["metrics"] = std::move(names);
+    }
+    o["analysis"] = std::move(a);
   } else {
     json::object p;
     if (s.duration) p["duration"] = util::format_duration(*s.duration);
@@ -220,6 +230,10 @@ std::string api::status_json(const rollout::route_status& s) const {
                          : json::value(nullptr)},
       {"updated_at", rfc3339(st.updated_at)},
   };
+  // Only on routes with analysis: status stays as it was for the others.
+  if (s.route->analysis)
+    o["analysis"] = analysis::status_json(st.analysis.run ? &*st.analysis.run : nullptr,
+                                          *s.route->analysis);
   return json::serialize(o);
 }
 
@@ -344,6 +358,16 @@ response api::rollout_call(std::string_view method, std::string_view name_view,
     json::array events;
     for (const auto& e : status->state->events) events.push_back(event_json(e));
     return json_response(200, json::object{{"name", name}, {"events", std::move(events)}});
+  }
+  if (action == "analysis") {
+    if (!get) return method_not_allowed("GET");
+    if (!status->route->analysis)
+      return error(404, "route \"" + name + "\" has no analysis configured");
+    json::object body{{"name", name}, {"run", nullptr}, {"measurements", json::array{}}};
+    if (const auto& run = status->state->analysis.run) {
+      for (auto& [k, v] : analysis::history_json(*run)) body[k] = v;
+    }
+    return json_response(200, std::move(body));
   }
   if (action == "watch") {
     if (!get) return method_not_allowed("GET");

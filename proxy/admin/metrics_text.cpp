@@ -226,6 +226,87 @@ std::vector<prom::MetricFamily> collect_rollouts(const std::vector<rollout::rout
   return out;
 }
 
+std::vector<prom::MetricFamily> collect_analysis(const rollout::engine& engine) {
+  std::vector<prom::MetricFamily> out;
+  auto measurements = family("canary_proxy_analysis_measurements_total",
+                             "Analysis measurements by route, metric and phase.",
+                             prom::MetricType::Counter);
+  for (const auto& [key, n] : engine.measurement_counts()) {
+    const auto& [route, metric, phase] = key;
+    measurements.metric.push_back(
+        counter({{"route", route}, {"metric", metric}, {"phase", phase}}, static_cast<double>(n)));
+  }
+  out.push_back(std::move(measurements));
+
+  auto values = family("canary_proxy_analysis_value",
+                       "The last measured value of an analysis metric by variant (provider "
+                       "metrics: canary only).",
+                       prom::MetricType::Gauge);
+  auto phases = family("canary_proxy_analysis_phase",
+                       "The route's analysis run phase (1 for the current one).",
+                       prom::MetricType::Gauge);
+  static constexpr analysis::run_phase all_phases[] = {
+      analysis::run_phase::running,      analysis::run_phase::successful,
+      analysis::run_phase::failed,       analysis::run_phase::inconclusive,
+      analysis::run_phase::error,        analysis::run_phase::dry_run};
+  for (const auto& s : engine.statuses()) {
+    const auto& run = s.state->analysis.run;
+    if (!s.route->analysis || !run) continue;
+    for (const auto& m : run->metrics) {
+      if (!m.last) continue;
+      values.metric.push_back(
+          gauge({{"route", s.route->name}, {"metric", m.name}, {"variant", "canary"}},
+                m.last->value));
+      if (m.kind == analysis::metric_kind::sequential || m.kind == analysis::metric_kind::threshold)
+        values.metric.push_back(
+            gauge({{"route", s.route->name}, {"metric", m.name}, {"variant", "stable"}},
+                  m.last->stable_value));
+    }
+    for (auto p : all_phases)
+      phases.metric.push_back(
+          gauge({{"route", s.route->name}, {"phase", std::string(analysis::to_string(p))}},
+                p == run->phase ? 1 : 0));
+  }
+  out.push_back(std::move(values));
+  out.push_back(std::move(phases));
+  return out;
+}
+
+analysis::interval_sample sample_route(metrics::series_registry& registry,
+                                       const std::vector<const metrics::worker_cells*>& workers,
+                                       const std::string& route, const std::string& stable,
+                                       const std::string& canary) {
+  analysis::interval_sample out;
+  const auto route_id = registry.route_id(route);
+  for (int v = 0; v < 2; ++v) {
+    auto& side = v == 0 ? out.stable : out.canary;
+    const std::string& upstream = v == 0 ? stable : canary;
+    const bool has_series = !upstream.empty();
+    const std::uint32_t series_id =
+        has_series ? registry.series_id(route, v == 0 ? "stable" : "canary", upstream) : 0;
+    for (const auto* w : workers) {
+      if (const auto* c = w->find_route(route_id)) {
+        const auto& d = c->decided[static_cast<std::size_t>(v)];
+        side.requests += d.requests.get();
+        side.bad += d.bad.get();
+        for (std::size_t k = 0; k < side.slow.size() && k < d.slow.size(); ++k)
+          side.slow[k] += d.slow[k].get();
+      }
+      if (!has_series) continue;
+      if (const auto* c = w->find_series(series_id)) {
+        for (std::size_t code = 0; code < c->by_code.size(); ++code) {
+          const auto n = c->by_code[code].get();
+          side.total += n;
+          if (code >= 500 && code <= 599) side.errors += n;
+        }
+        for (std::size_t b = 0; b < side.latency.size() && b < c->latency.size(); ++b)
+          side.latency[b] += c->latency[b].get();
+      }
+    }
+  }
+  return out;
+}
+
 std::vector<prom::MetricFamily> proxy_collector::Collect() const {
   auto out = collect_cells(engine_->series(), workers_);
   const std::uint64_t load_failures = load_failures_ ? load_failures_() : 0;
@@ -238,6 +319,7 @@ std::vector<prom::MetricFamily> proxy_collector::Collect() const {
   write_errors.metric.push_back(
       counter({}, static_cast<double>(engine_->state_write_errors())));
   out.push_back(std::move(write_errors));
+  for (auto& f : collect_analysis(*engine_)) out.push_back(std::move(f));
   return out;
 }
 

@@ -15,6 +15,7 @@
 #include <prometheus/metric_family.h>
 #include <prometheus/registry.h>
 
+#include "analysis/run.h"
 #include "metrics/cells.h"
 #include "metrics/registry.h"
 #include "rollout/engine.h"
@@ -32,6 +33,17 @@ std::vector<prometheus::MetricFamily> collect_cells(
 std::vector<prometheus::MetricFamily> collect_rollouts(
     const std::vector<rollout::route_status>& statuses, std::uint64_t reloads_ok,
     std::uint64_t reloads_failed);
+
+// analysis_measurements_total, analysis_value and analysis_phase from the engine's runs.
+std::vector<prometheus::MetricFamily> collect_analysis(const rollout::engine& engine);
+
+// The engine's analysis sampler: `route`'s cumulative counts for the stable and canary
+// upstreams given, summed over the workers' cells (the decided counts from the route cells,
+// totals, errors and latency from the (route, variant, upstream) series).
+analysis::interval_sample sample_route(metrics::series_registry& registry,
+                                       const std::vector<const metrics::worker_cells*>& workers,
+                                       const std::string& route, const std::string& stable,
+                                       const std::string& canary);
 
 // Everything the engine and the workers know, gathered at each Collect().
 // `load_failures` (may be empty): reloads refused before they reached the engine (a file with

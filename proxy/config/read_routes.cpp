@@ -26,7 +26,8 @@ void config_reader::read_routes(const item& at, std::vector<route_config>& out) 
 }
 
 void config_reader::read_route(const item& at, route_config& out, route_marks& marks) {
-  auto m = w_.mapping(at, {"name", "hosts", "path_prefix", "upstream", "canary", "steps"});
+  auto m = w_.mapping(at, {"name", "hosts", "path_prefix", "upstream", "canary", "steps",
+                           "analysis", "webhooks"});
   if (!m) return;
   w_.require(*m, {"name", "upstream"});
   if (auto* v = m->get("name"))
@@ -58,6 +59,9 @@ void config_reader::read_route(const item& at, route_config& out, route_marks& m
     }
   if (auto* v = m->get("canary")) read_canary(*v, out.canary);
   if (auto* v = m->get("steps")) read_steps(*v, out.canary.weight_total, out.steps);
+  if (auto* v = m->get("analysis")) read_analysis(*v, out.analysis.emplace());
+  if (auto* v = m->get("webhooks")) read_webhooks(*v, out.webhooks);
+  check_analysis_steps(out);
 }
 
 // Hosts are compared with the request's Host without its port, case-insensitively.
@@ -150,11 +154,11 @@ void config_reader::read_steps(const item& at, int weight_total, std::vector<ste
   for (const auto& s : *list) {
     if (!s.node.IsMap() || s.node.size() != 1) {
       w_.error(s,
-               "a step is a mapping with one key: setWeight: N, pause: {} or "
-               "pause: {duration: 30s}");
+               "a step is a mapping with one key: setWeight: N, pause: {}, "
+               "pause: {duration: 30s} or analysis: {duration: 2m}");
       continue;
     }
-    auto m = w_.mapping(s, {"setWeight", "pause"});
+    auto m = w_.mapping(s, {"setWeight", "pause", "analysis"});
     if (!m || m->entries().empty()) continue;
     const entry& e = m->entries().front();
     if (e.key == "setWeight") {
@@ -168,6 +172,8 @@ void config_reader::read_steps(const item& at, int weight_total, std::vector<ste
         continue;
       }
       out.push_back(step_config{step_config::kind::set_weight, static_cast<int>(*n), {}});
+    } else if (e.key == "analysis") {
+      read_analysis_step(e.value, out);
     } else {
       read_pause(e.value, out);
     }

@@ -6,6 +6,7 @@
 //   read_root.cpp       top-level keys: listen, workers, admin, limits, timeouts, access_log
 //   read_upstreams.cpp  upstreams, endpoints, health checks, outlier detection
 //   read_routes.cpp     routes, canary overrides, stickiness, steps
+//   read_analysis.cpp   a route's analysis, webhooks and `- analysis:` steps
 //   resolve_names.cpp   resolving every host name of the file within timeouts.resolve
 //   check_routes.cpp    upstream references, duplicate names, routes that could never match
 #pragma once
@@ -74,6 +75,16 @@ class config_reader {
   void read_steps(const item& at, int weight_total, std::vector<step_config>& out);
   void read_pause(const item& at, std::vector<step_config>& out);
 
+  // read_analysis.cpp
+  void read_analysis(const item& at, analysis_config& out);
+  const item* read_metric(const item& at, metric_config& out);  // returns its `name` item
+  void read_http_target(const mapping_view& m, const char* url_key, http_target_config& out);
+  void read_webhooks(const item& at, std::vector<webhook_config>& out);
+  void read_analysis_step(const item& at, std::vector<step_config>& out);
+  void check_analysis_steps(const route_config& route);
+  void check_template(const item& at, const std::string& text);
+  std::optional<double> read_number(const item& at);
+
   // resolve_names.cpp: fills every address of `cfg` that names a host, then checks what needs
   // the admin listener's address.
   void resolve_names(proxy_config& cfg);
@@ -89,6 +100,8 @@ class config_reader {
   std::optional<item> admin_listen_;  // admin.listen as written, for check_admin_exposure
   std::vector<item> upstream_refs_;   // each route's `upstream` value, checked at the end
   std::vector<route_marks> route_marks_;
+  std::vector<item> analysis_step_refs_;  // this route's `- analysis:` steps
+  std::vector<item> step_metric_refs_;    // the metric names they list
 };
 
 }  // namespace canary::config

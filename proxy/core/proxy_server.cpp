@@ -93,6 +93,15 @@ void serve_until_drained(std::shared_ptr<const config::proxy_config> cfg,
   bool draining = false;
   std::vector<const metrics::worker_cells*> cells;
   for (auto& w : workers) cells.push_back(&w->cells());
+  // The analysis reads the same cells as /metrics, on the control thread.
+  engine.set_analysis_inputs(
+      [&engine, &cells](const std::string& route) {
+        const auto st = engine.status(route);
+        if (!st) return analysis::interval_sample{};
+        return admin::sample_route(engine.series(), cells, route, st->state->stable,
+                                   st->state->canary);
+      },
+      {});
   admin::api_options api_opts;
   api_opts.token = options.admin_token;
   api_opts.listen_host = cfg->admin.listen.host;

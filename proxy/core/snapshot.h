@@ -4,6 +4,7 @@
 // the snapshot it started with, which keeps its compiled config alive.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -56,6 +57,10 @@ struct route_view {
   int weight = 0;              // set weight routing applies
   std::uint32_t metric_route_id = 0;
   std::uint32_t metric_series[2] = {0, 0};  // [variant]: (route, variant, that side's upstream)
+  // The route's latency_vs_stable `slow` values (microseconds) in the order of
+  // analysis::slow_thresholds; only the first slow_count are used.
+  std::array<std::uint64_t, 4> slow_us{};
+  std::uint8_t slow_count = 0;
 };
 
 struct snapshot {

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "analysis/run.h"
+
 namespace canary::core {
 
 std::shared_ptr<const compiled_config> compile_config(
@@ -68,6 +70,14 @@ std::shared_ptr<const snapshot> build_snapshot(std::shared_ptr<const compiled_co
         compiled->route_metric_ids[i],
         {series.series_id(r.name, "stable", st.stable),
          series.series_id(r.name, "canary", st.canary.empty() ? st.stable : st.canary)}});
+    if (r.analysis) {
+      auto& view = routes.back();
+      for (const auto& slow : analysis::slow_thresholds(*r.analysis)) {
+        if (view.slow_count == view.slow_us.size()) break;  // the loader refuses more
+        view.slow_us[view.slow_count++] =
+            static_cast<std::uint64_t>(std::chrono::microseconds(slow).count());
+      }
+    }
   }
   return std::make_shared<const snapshot>(std::move(compiled), std::move(routes), generation);
 }

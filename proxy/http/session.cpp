@@ -42,6 +42,11 @@ using steady = std::chrono::steady_clock;
 
 namespace {
 
+std::uint64_t micros_since(steady::time_point t) {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - t).count());
+}
+
 constexpr std::size_t head_read_size = 1024;  // per read while a head arrives (malloc-cache sized)
 constexpr std::size_t max_response_header_bytes = 64 * 1024;
 constexpr std::size_t combine_limit = 16 * 1024;  // body bytes sent in the same write as the head
@@ -176,6 +181,9 @@ struct session::state {
   awaitable<void> serve(std::unique_ptr<session> owner);
   awaitable<bool> exchange_once();
   routing::decision decide(const core::route_view& route, std::size_t route_index);
+  // The analysis' per-variant counts (metrics/cells.h decided_cells) at the end of a request.
+  void count_decided(const core::route_view& route, routing::variant side, routing::reason why,
+                     unsigned status, std::uint64_t micros);
   acquire_status take_pooled(const core::snapshot& snap, int upstream_index, steady::time_point now,
                              std::uint32_t& start);
   awaitable<acquire_status> connect(const core::snapshot& snap, int upstream_index, bool allow_pool,
@@ -355,6 +363,7 @@ awaitable<bool> session::state::exchange_once() {
   auto why = choice.why;
   if (!choice.available) {
     worker_.cells().series(route.metric_series[static_cast<int>(side)]).by_code[503].add();
+    count_decided(route, side, why, 503, 0);
     co_return co_await refuse(503, "no upstream endpoint is up", keep_possible);
   }
 
@@ -382,6 +391,7 @@ awaitable<bool> session::state::exchange_once() {
     // failure: the client gets the same answer either way.
     const unsigned code = acquired == acquire_status::timeout ? 504u : 503u;
     series.by_code[code].add();
+    count_decided(route, side, why, code, micros_since(now));
     co_return co_await refuse(
         code, code == 504 ? "upstream connect timeout" : "no upstream endpoint is up",
         keep_possible);
@@ -499,6 +509,7 @@ awaitable<bool> session::state::exchange_once() {
       end_exchange();
       count_upstream_error(ups, metrics::upstream_error::reset);
       series.by_code[502].add();
+      count_decided(route, side, why, 502, micros_since(started));
       co_await local_reply(502, "upstream connection failed while sending the request", true);
       co_return false;
     }
@@ -512,6 +523,7 @@ awaitable<bool> session::state::exchange_once() {
     const auto failure = classify_head_failure(expired_, hec);
     count_upstream_error(ups, failure.error);
     series.by_code[failure.status].add();
+    count_decided(route, side, why, failure.status, micros_since(started));
     co_await local_reply(failure.status, failure.message, true);
     co_return false;
   }
@@ -519,6 +531,7 @@ awaitable<bool> session::state::exchange_once() {
     end_exchange();
     count_upstream_error(ups, metrics::upstream_error::protocol);
     series.by_code[502].add();
+    count_decided(route, side, why, 502, micros_since(started));
     co_await local_reply(502, "bad upstream response", true);
     co_return false;
   }
@@ -526,6 +539,7 @@ awaitable<bool> session::state::exchange_once() {
   auto& rs = ex.res->get();
   const unsigned status = rs.result_int();
   record_response_head(ups, series, status, started, attempt.body_sent);
+  count_decided(route, side, why, status, micros_since(started));
 
   // ---- relay the response; framing rebuilt from what was parsed (http/response_plan.h). The
   // rest of a request body the upstream did not take is never read: it must not be parsed as
@@ -639,6 +653,17 @@ std::optional<std::size_t> session::state::take_buffered_body() {
 
 // The router's inputs from the request (views into it; several Cookie fields are joined into
 // the exchange's buffer), and its decision.
+void session::state::count_decided(const core::route_view& route, routing::variant side,
+                                   routing::reason why, unsigned status, std::uint64_t micros) {
+  // Header/cookie-forced requests are QA or preview traffic: they would bias the comparison.
+  if (why != routing::reason::weight && why != routing::reason::sticky) return;
+  auto& c = worker_.cells().route(route.metric_route_id).decided[static_cast<int>(side)];
+  c.requests.add();
+  if (status >= 500 && status <= 599) c.bad.add();
+  for (std::uint8_t k = 0; k < route.slow_count; ++k)
+    if (micros > route.slow_us[k]) c.slow[k].add();
+}
+
 routing::decision session::state::decide(const core::route_view& route, std::size_t route_index) {
   const auto& r = exchange_->req->get();
   const auto& rule = route.rule;

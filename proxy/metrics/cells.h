@@ -43,9 +43,22 @@ struct series_cells {
   }
 };
 
+// Slow-request counters per variant: one per distinct `slow` of the route's latency_vs_stable
+// metrics (the loader allows at most this many).
+inline constexpr std::size_t max_slow_thresholds = 4;
+
+// The automated analysis' input for one variant: requests decided by weight or sticky hash
+// (never header/cookie forced), counted at the end of the request.
+struct decided_cells {
+  cell requests;
+  cell bad;  // 5xx, the proxy's own 502/503/504 for this variant included
+  std::array<cell, max_slow_thresholds> slow;  // slower than route_view::slow_us[k]
+};
+
 // Routing decision reasons (routing::reason order) per route and variant.
 struct route_cells {
   std::array<std::array<cell, 6>, 2> decisions;  // [variant][reason]
+  std::array<decided_cells, 2> decided;          // [variant]
 };
 
 enum class upstream_error : std::uint8_t { connect, timeout, reset, protocol };

@@ -56,8 +56,18 @@ state_map restore_states(const config::proxy_config& cfg, const loaded_state& lo
     if (it == states.end()) {
       states.emplace(r.name, initial_state(r, now));
     } else {
-      on_config_load(it->second, r, now);
-      rollout::tick(it->second, r, now);  // a pause that ended while we were down continues now
+      auto& st = it->second;
+      if (st.analysis.run && r.analysis) {
+        // The config may have changed while we were down: the stored fingerprints decide which
+        // metrics keep their counts.
+        std::vector<std::string> warnings;
+        analysis::reconcile(*st.analysis.run, *r.analysis, *r.analysis, warnings);
+        for (const auto& w : warnings) spdlog::warn("{}: route \"{}\": {}", where, r.name, w);
+      }
+      on_config_load(st, r, now);
+      // A pause that ended while we were down continues now, unless the analysis gates it.
+      if (!st.analysis.active || !r.analysis || r.analysis->dry_run) rollout::tick(st, r, now);
+      sync_analysis_run(st, r, now);
     }
   }
   return states;
@@ -119,6 +129,7 @@ api_result engine::apply(const std::string& route, operation op, int weight,
   if (!r) return {404, "no rollout named \"" + route + "\"", {}};
   // The operation runs on a copy: the state in force changes only once the copy is durable.
   route_state st = states_.at(route);
+  const auto& before = states_.at(route);
   const auto now = clock_();
   op_result res;
   switch (op) {
@@ -158,6 +169,7 @@ api_result engine::apply(const std::string& route, operation op, int weight,
       break;
   }
   if (!res.ok) return {409, res.error, {}};
+  analysis_after_change(before, st, *r, now);
   state_map changed;
   changed.emplace(route, std::move(st));
   auto res_commit = commit_routes(std::move(changed));
@@ -215,7 +227,17 @@ api_result engine::reload(const config::proxy_config& next) {
     for (const auto& r : cfg->routes) {
       auto it = states_.find(r.name);
       route_state st = it == states_.end() ? initial_state(r, now) : it->second;
-      if (it != states_.end()) on_config_load(st, r, now);
+      if (it != states_.end()) {
+        const auto* old_route = cfg_->find_route(r.name);
+        if (st.analysis.run && old_route && old_route->analysis && r.analysis) {
+          std::vector<std::string> warnings;
+          analysis::reconcile(*st.analysis.run, *old_route->analysis, *r.analysis, warnings);
+          ++st.analysis.revision;
+          for (const auto& w : warnings) spdlog::warn("reload: route \"{}\": {}", r.name, w);
+        }
+        on_config_load(st, r, now);
+        analysis_after_change(it->second, st, r, now);
+      }
       kept.emplace(r.name, std::move(st));
       names.push_back(r.name);
     }
@@ -248,17 +270,20 @@ void engine::tick() {
   for (const auto& r : cfg_->routes) {
     const auto& current = states_.at(r.name);
     if (!tick_due(current, now)) continue;  // copies only what a timer moves
+    // A running analysis gates the pause's end (analysis_tick).
+    if (r.analysis && current.analysis.active && !r.analysis->dry_run) continue;
     route_state st = current;
     rollout::tick(st, r, now);
+    analysis_after_change(current, st, r, now);
     changed.emplace(r.name, std::move(st));
   }
-  if (changed.empty()) return;
   // Failed: the pause holds; the next tick, finding it still due, tries again.
-  if (commit_routes(changed).status != 200) {
+  if (!changed.empty() && commit_routes(changed).status != 200) {
     std::vector<std::string> names;
     for (const auto& [name, st] : changed) names.push_back(name);
     spdlog::warn("rollout timer: {} holds until the state can be saved", join(names));
   }
+  analysis_tick(now);
 }
 
 std::uint64_t engine::subscribe(std::function<void(const std::string&)> fn) {

@@ -10,8 +10,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
+#include "analysis/providers.h"
+#include "analysis/run.h"
 #include "config/load.h"
 #include "core/snapshot.h"
 #include "metrics/registry.h"
@@ -39,6 +42,12 @@ struct route_status {
   std::optional<std::chrono::milliseconds> pause_remaining;
 };
 
+// Starts, ends and restarts the route's analysis run as the rollout moves (docs/analysis.md): a
+// run lives while the canary is active (background), or from the first inline analysis step;
+// a new canary or a retry starts a new run; completion marks it Successful, abort ends it.
+// Pure; the engine calls it on every changed state before saving it.
+void sync_analysis_run(route_state& s, const config::route_config& route, wall_time now);
+
 // The states a start with `cfg` begins from: what the store loaded (`where` names it in
 // messages), checked against `cfg`, plus a fresh state for every route it lacks. Pure: the engine
 // and `canary-proxy --check` run the same checks. Throws std::runtime_error with a
@@ -50,6 +59,13 @@ class engine {
  public:
   using publish_fn = std::function<void(std::shared_ptr<const core::snapshot>)>;
   using clock_fn = std::function<wall_time()>;
+  // The route's cumulative analysis counts since the process started, summed over workers.
+  using sampler_fn = std::function<analysis::interval_sample(const std::string& route)>;
+  // Asks one provider metric; `done` runs later on the control thread (never inside the call)
+  // exactly once, a timeout included.
+  using provider_fn = std::function<void(const config::metric_config& metric,
+                                         const analysis::template_vars& vars,
+                                         std::function<void(analysis::provider_result)> done)>;
 
   // Restores the stored state (or starts fresh without one) for `cfg`. Throws std::runtime_error
   // with a message naming the store and the problem when the state cannot be used, or when the
@@ -58,6 +74,15 @@ class engine {
          std::shared_ptr<state_store> store);
   // The same with a file_state_store on cfg->state_file.
   engine(std::shared_ptr<const config::proxy_config> cfg, clock_fn clock, publish_fn publisher);
+
+  // Without a sampler no measurement is taken (runs still start and end with the rollout).
+  void set_analysis_inputs(sampler_fn sampler, provider_fn provider);
+
+  // canary_proxy_analysis_measurements_total: (route, metric, phase) -> count since start.
+  using measurement_key = std::tuple<std::string, std::string, std::string>;
+  const std::map<measurement_key, std::uint64_t>& measurement_counts() const {
+    return measurement_counts_;
+  }
 
   const std::shared_ptr<const core::snapshot>& snapshot() const { return snapshot_; }
   const config::proxy_config& config() const { return *cfg_; }
@@ -73,7 +98,7 @@ class engine {
   api_result reload();
   // Applies a loaded config (reload() and tests). `state_file` changes only on restart.
   api_result reload(const config::proxy_config& next);
-  // Timed pauses: call periodically. A pause that ended while the state cannot be saved holds
+  // Timed pauses, analysis intervals and gates: call periodically (every 200 ms or less). A pause that ended while the state cannot be saved holds
   // (nothing changes) and is retried on the next call.
   void tick();
 
@@ -99,6 +124,28 @@ class engine {
   // The store's save, with a failure logged and counted.
   std::string save(const state_map& states);
 
+  // engine_analysis.cpp. What the control thread keeps per route beside the persisted run.
+  struct analysis_clock {
+    std::string run_id;  // the run these belong to; another id resets them
+    wall_time next_due;
+    analysis::interval_sample baseline;  // cumulative counts at the last stratum boundary
+    bool measuring = false;  // provider answers outstanding
+  };
+  // After an operation or reload changed `st` (`before` is the state in force): run lifecycle,
+  // a stratum at a weight change, the inconclusive streak reset on resume/promote.
+  void analysis_after_change(const route_state& before, route_state& st,
+                             const config::route_config& route, wall_time now);
+  // tick(): measurements due, inline steps and timed pauses gated on the analysis.
+  void analysis_tick(wall_time now);
+  void start_measurement(const config::route_config& route, const route_state& st,
+                         analysis_clock& clk, wall_time now);
+  void finish_measurement(const std::string& route, const std::string& run_id,
+                          const analysis::interval_sample& delta,
+                          const std::map<std::string, analysis::provider_result>& answers);
+  // Moves `st` when an inline step or a timed pause may end; true when it changed.
+  bool analysis_gates(route_state& st, const config::route_config& route, wall_time now);
+  analysis::interval_sample take_delta(const std::string& route, analysis_clock& clk);
+
   std::shared_ptr<const config::proxy_config> cfg_;
   std::shared_ptr<const core::compiled_config> compiled_;
   clock_fn clock_;
@@ -114,6 +161,12 @@ class engine {
   std::uint64_t reloads_ok_ = 0;
   std::uint64_t reloads_failed_ = 0;
   std::uint64_t state_write_errors_ = 0;
+  sampler_fn sampler_;
+  provider_fn provider_;
+  std::map<std::string, analysis_clock> analysis_clocks_;  // by route
+  std::map<measurement_key, std::uint64_t> measurement_counts_;
+  // Provider answers may arrive after the engine is gone: they check this first.
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
 }  // namespace canary::rollout

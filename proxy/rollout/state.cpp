@@ -34,6 +34,10 @@ std::string_view to_string(paused_by p) {
       return "step";
     case paused_by::user:
       return "user";
+    case paused_by::analysis:
+      return "analysis";
+    case paused_by::webhook:
+      return "webhook";
   }
   return "";
 }
@@ -48,6 +52,10 @@ std::string_view to_string(cause c) {
       return "config";
     case cause::timer:
       return "timer";
+    case cause::analysis:
+      return "analysis";
+    case cause::webhook:
+      return "webhook";
   }
   return "step";
 }
@@ -59,13 +67,15 @@ std::optional<phase> phase_from_string(std::string_view s) {
 }
 
 std::optional<paused_by> paused_by_from_string(std::string_view s) {
-  for (paused_by p : {paused_by::none, paused_by::step, paused_by::user})
+  for (paused_by p : {paused_by::none, paused_by::step, paused_by::user, paused_by::analysis,
+                      paused_by::webhook})
     if (to_string(p) == s) return p;
   return std::nullopt;
 }
 
 std::optional<cause> cause_from_string(std::string_view s) {
-  for (cause c : {cause::step, cause::api, cause::config, cause::timer})
+  for (cause c : {cause::step, cause::api, cause::config, cause::timer, cause::analysis,
+                  cause::webhook})
     if (to_string(c) == s) return c;
   return std::nullopt;
 }
@@ -85,6 +95,8 @@ using util::format_duration;
 // Argo's CanaryStepString: "setWeight: 20", "pause", "pause: 30s".
 std::string step_string(const config::step_config& st) {
   if (st.what == step_kind::set_weight) return "setWeight: " + std::to_string(st.weight);
+  if (st.what == step_kind::analysis)
+    return st.duration ? "analysis: " + format_duration(*st.duration) : "analysis";
   if (!st.duration) return "pause";
   return "pause: " + format_duration(*st.duration);
 }
@@ -150,6 +162,18 @@ void advance(route_state& s, const config::route_config& route, wall_time now) {
              "Rollout step " + step_number(s.step - 1, count) + " completed (" + step_string(st) +
                  ")");
       continue;
+    }
+    if (st.what == step_kind::analysis) {
+      // Inline analysis: the rollout stays Progressing on this step while the engine measures;
+      // the step's clock is the pause deadline (so a user's pause stops it like a timed pause).
+      set_progressing(s);
+      s.message = "running analysis step " + step_number(s.step, count);
+      auto length = st.duration.value_or(
+          route.analysis ? route.analysis->interval : std::chrono::milliseconds(0));
+      s.pause_deadline = now + length;
+      record(s, now, from, cause::step,
+             "Rollout step " + step_number(s.step, count) + " started (" + step_string(st) + ")");
+      return;
     }
     clear_pause(s);
     s.phase = phase::paused;
@@ -305,7 +329,7 @@ op_result promote(route_state& s, const config::route_config& route, wall_time n
   std::string message;
   if (const auto* st = current_step(s, route); st == nullptr) {
     message = "Rollout promoted";
-  } else if (s.phase == phase::paused && st->what != step_kind::pause) {
+  } else if (s.phase == phase::paused && st->what == step_kind::set_weight) {
     // Only a manual hold on a step that is not a pause: ending the hold is the whole promotion.
     message = "Rollout promoted: pause ended";
   } else {
@@ -330,7 +354,8 @@ op_result promote_full(route_state& s, const config::route_config& route, wall_t
   return {};
 }
 
-op_result abort(route_state& s, const config::route_config& /*route*/, wall_time now) {
+op_result abort(route_state& s, const config::route_config& /*route*/, wall_time now, cause why,
+                const std::string& message) {
   if (!is(s, {phase::progressing, phase::paused}))
     return refuse("abort", s, "Progressing or Paused");
   const phase from = s.phase;
@@ -340,9 +365,10 @@ op_result abort(route_state& s, const config::route_config& /*route*/, wall_time
   s.weight = 0;
   s.step = 0;
   s.phase = phase::degraded;
-  s.message = "RolloutAborted: Rollout aborted update to " + s.canary;
+  s.message =
+      message.empty() ? "RolloutAborted: Rollout aborted update to " + s.canary : message;
   clear_pause(s);
-  record(s, now, from, cause::api, s.message);
+  record(s, now, from, why, s.message);
   return {};
 }
 
@@ -359,9 +385,11 @@ op_result retry(route_state& s, const config::route_config& route, wall_time now
 }
 
 op_result pause(route_state& s, const config::route_config& route, wall_time now) {
-  const bool by_step = s.phase == phase::paused && s.paused_by == paused_by::step;
+  const bool by_step = s.phase == phase::paused &&
+                       (s.paused_by == paused_by::step || s.paused_by == paused_by::analysis ||
+                        s.paused_by == paused_by::webhook);
   if (s.phase != phase::progressing && !by_step)
-    return refuse("pause", s, "Progressing or Paused by step");
+    return refuse("pause", s, "Progressing or Paused by step, analysis or webhook");
   const phase from = s.phase;
   std::string message = "Rollout is paused by user";
   if (s.pause_deadline) {
@@ -381,10 +409,22 @@ op_result pause(route_state& s, const config::route_config& route, wall_time now
 op_result resume(route_state& s, const config::route_config& route, wall_time now) {
   if (s.phase == phase::paused && s.paused_by == paused_by::step)
     return refuse("resume", s, "Paused by user; promote ends a step's pause");
-  if (s.phase != phase::paused || s.paused_by != paused_by::user)
-    return refuse("resume", s, "Paused by user");
+  if (s.phase != phase::paused ||
+      (s.paused_by != paused_by::user && s.paused_by != paused_by::analysis))
+    return refuse("resume", s, "Paused by user or analysis");
   const phase from = s.phase;
   const auto* st = current_step(s, route);
+  if (st != nullptr && st->what == step_kind::analysis && s.pause_remaining) {
+    // The inline step's clock runs again with what was left.
+    const auto left = *s.pause_remaining;
+    set_progressing(s);
+    s.pause_deadline = now + left;
+    s.message = "running analysis step " + step_number(s.step, route.steps.size());
+    record(s, now, from, cause::api,
+           "Rollout is resumed (the analysis at step " + step_number(s.step, route.steps.size()) +
+               " continues: " + format_duration(left) + " left)");
+    return {};
+  }
   const bool pause_step = st != nullptr && st->what == step_kind::pause;
   if (pause_step && st->duration && s.pause_remaining) {
     s.pause_deadline = now + *s.pause_remaining;
@@ -422,6 +462,36 @@ op_result set_weight(route_state& s, const config::route_config& /*route*/, int 
       s, now, s.phase, cause::api,
       "Traffic weight updated from " + std::to_string(previous) + " to " + std::to_string(weight));
   return {};
+}
+
+bool hold(route_state& s, const config::route_config& /*route*/, enum paused_by who, cause why,
+          const std::string& message, wall_time now) {
+  const bool by_step = s.phase == phase::paused && s.paused_by == paused_by::step;
+  if (s.phase != phase::progressing && !by_step) return false;
+  const phase from = s.phase;
+  if (s.pause_deadline) {
+    s.pause_remaining = time_left(*s.pause_deadline, now);
+    s.pause_deadline.reset();
+  }
+  s.phase = phase::paused;
+  s.paused_by = who;
+  s.message = message;
+  record(s, now, from, why, message);
+  return true;
+}
+
+void complete_analysis_step(route_state& s, const config::route_config& route, cause why,
+                            const std::string& message, wall_time now) {
+  const phase from = s.phase;
+  ++s.step;
+  set_progressing(s);
+  record(s, now, from, why, message);
+  advance(s, route, now);
+}
+
+bool at_analysis_step(const route_state& s, const config::route_config& route) {
+  const auto* st = current_step(s, route);
+  return st != nullptr && st->what == step_kind::analysis;
 }
 
 bool tick_due(const route_state& s, wall_time now) {

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "analysis/run.h"
 #include "config/config.h"
 
 namespace canary::rollout {
@@ -21,12 +22,12 @@ using wall_clock = std::chrono::system_clock;
 using wall_time = wall_clock::time_point;
 
 enum class phase { healthy, progressing, paused, degraded };
-enum class paused_by { none, step, user };
-enum class cause { step, api, config, timer };
+enum class paused_by { none, step, user, analysis, webhook };
+enum class cause { step, api, config, timer, analysis, webhook };
 
 std::string_view to_string(phase p);      // "Healthy" | "Progressing" | "Paused" | "Degraded"
-std::string_view to_string(paused_by p);  // "" | "step" | "user"
-std::string_view to_string(cause c);      // "step" | "api" | "config" | "timer"
+std::string_view to_string(paused_by p);  // "" | "step" | "user" | "analysis" | "webhook"
+std::string_view to_string(cause c);  // "step" | "api" | "config" | "timer" | "analysis" | "webhook"
 std::optional<phase> phase_from_string(std::string_view s);
 std::optional<paused_by> paused_by_from_string(std::string_view s);
 std::optional<cause> cause_from_string(std::string_view s);
@@ -41,6 +42,23 @@ struct event {
   std::string message;
 
   bool operator==(const event&) const = default;
+};
+
+// The route's analysis run (docs/analysis.md); the engine starts, measures and ends it.
+struct analysis_slot {
+  std::optional<analysis::run_state> run;  // the current or the last run; nullopt = none yet
+  bool active = false;  // measuring now; false once the run ended (completion, abort)
+  std::string canary;   // the canary version the run judges
+  std::uint64_t runs = 0;  // runs started on this route: the next run's id
+  // Bumped on every change of `run`: route_state's == compares this instead of the whole run
+  // (whose measurements have no ==), so the engine still skips saves when nothing changed.
+  std::uint64_t revision = 0;
+
+  bool operator==(const analysis_slot& o) const {
+    return active == o.active && canary == o.canary && runs == o.runs &&
+           revision == o.revision && run.has_value() == o.run.has_value() &&
+           (!run || run->id == o.run->id);
+  }
 };
 
 // Events kept per route (oldest dropped first).
@@ -64,6 +82,7 @@ struct route_state {
   std::string seen_upstream;  // the route's `upstream` value at the last config load
   wall_time updated_at;
   std::deque<event> events;  // newest last, at most max_events
+  analysis_slot analysis;
 
   // True while traffic may go to the canary: a canary exists and the rollout is not aborted.
   bool canary_active() const { return !canary.empty() && !aborted; }
@@ -105,13 +124,28 @@ void rescale_weight(route_state& s, int weight_total, wall_time now);
 // "promote is not valid in phase Healthy".
 op_result promote(route_state& s, const config::route_config& route, wall_time now);
 op_result promote_full(route_state& s, const config::route_config& route, wall_time now);
-op_result abort(route_state& s, const config::route_config& route, wall_time now);
+// `why` and `message` name who aborted (the analysis: cause::analysis, "AnalysisFailed: ...").
+op_result abort(route_state& s, const config::route_config& route, wall_time now,
+                cause why = cause::api, const std::string& message = "");
 op_result retry(route_state& s, const config::route_config& route, wall_time now);
 op_result pause(route_state& s, const config::route_config& route, wall_time now);
 op_result resume(route_state& s, const config::route_config& route, wall_time now);
 // 0 <= weight <= weight_total is checked by the caller (400); this checks the phase.
 op_result set_weight(route_state& s, const config::route_config& route, int weight,
                      wall_time now);
+
+// The analysis (or a webhook gate) holds the rollout: Paused by `who`, a running timed pause or
+// inline step keeps its remaining time (as a user's pause does). Valid when Progressing or
+// Paused by step; returns false (nothing changed) otherwise.
+bool hold(route_state& s, const config::route_config& route, enum paused_by who, cause why,
+          const std::string& message, wall_time now);
+
+// The current inline `analysis` step is over (passed, or dry run): the rollout moves on.
+void complete_analysis_step(route_state& s, const config::route_config& route, cause why,
+                            const std::string& message, wall_time now);
+
+// The current step is an inline analysis step (whatever the phase).
+bool at_analysis_step(const route_state& s, const config::route_config& route);
 
 // True when tick() would move `s` at `now`: a step's timed pause whose deadline has come.
 bool tick_due(const route_state& s, wall_time now);

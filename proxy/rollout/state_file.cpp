@@ -17,6 +17,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "analysis/run_json.h"
 #include "util/rfc3339.h"
 
 namespace canary::rollout {
@@ -124,7 +125,27 @@ json::object to_json(const route_state& s) {
   events.reserve(s.events.size());
   for (const auto& e : s.events) events.push_back(to_json(e));
   o["events"] = std::move(events);
+  if (s.analysis.run || s.analysis.runs > 0) {
+    json::object a;
+    a["active"] = s.analysis.active;
+    a["canary"] = s.analysis.canary;
+    a["runs"] = s.analysis.runs;
+    a["run"] = s.analysis.run ? json::value(analysis::to_json(*s.analysis.run)) : nullptr;
+    o["analysis"] = std::move(a);
+  }
   return o;
+}
+
+// Version 2 only when something a version 1 reader refuses is in use (an analysis run, the
+// analysis/webhook pause and causes), so an older binary can still read what this one wrote.
+int version_needed(const state_map& states) {
+  for (const auto& [name, s] : states) {
+    if (s.analysis.run || s.analysis.runs > 0) return 2;
+    if (s.paused_by == paused_by::analysis || s.paused_by == paused_by::webhook) return 2;
+    for (const auto& e : s.events)
+      if (e.cause == cause::analysis || e.cause == cause::webhook) return 2;
+  }
+  return 1;
 }
 
 // Indented down to the route objects, then one event per line: readable by an operator who opens
@@ -252,7 +273,9 @@ event event_from_json(const json::value& v, const std::string& where) {
   e.weight = int(f.unsigned_int("weight", std::numeric_limits<int>::max()));
   const auto c = f.string("cause");
   const auto parsed = cause_from_string(c);
-  if (!parsed) f.fail("cause", "must be step, api, config or timer, not " + in_quotes(c));
+  if (!parsed)
+    f.fail("cause",
+           "must be step, api, config, timer, analysis or webhook, not " + in_quotes(c));
   e.cause = *parsed;
   e.message = f.string("message");
   return e;
@@ -274,7 +297,8 @@ route_state route_from_json(const json::value& v, const std::string& name) {
   if (const auto by = f.string_or_null("paused_by")) {
     const auto p = paused_by_from_string(*by);
     if (!p || *p == paused_by::none)
-      f.fail("paused_by", "must be \"step\", \"user\" or null, not " + in_quotes(*by));
+      f.fail("paused_by", "must be \"step\", \"user\", \"analysis\", \"webhook\" or null, not " +
+                              in_quotes(*by));
     s.paused_by = *p;
   }
   s.pause_deadline = f.time_or_null("pause_deadline");
@@ -291,6 +315,18 @@ route_state route_from_json(const json::value& v, const std::string& name) {
     s.events.push_back(event_from_json(e, where + ": event " + std::to_string(i++)));
   // A file edited by hand may hold more; the newest are the ones worth keeping.
   while (s.events.size() > max_events) s.events.pop_front();
+  if (const auto* a = f.find("analysis")) {
+    const std::string in = where + ": analysis";
+    const fields af(as_object(*a, in), in + ": ");
+    s.analysis.active = af.boolean("active");
+    s.analysis.canary = af.string("canary");
+    s.analysis.runs = af.unsigned_int("runs", std::numeric_limits<std::int64_t>::max());
+    if (const auto& run = af.get("run"); !run.is_null()) {
+      std::string error;
+      s.analysis.run = analysis::run_state_from_json(run, error);
+      if (!s.analysis.run) af.fail("run", error);
+    }
+  }
   return s;
 }
 
@@ -330,7 +366,7 @@ std::string serialize_state(const state_map& states) {
   json::object routes;
   for (const auto& [name, s] : states) routes[name] = to_json(s);
   json::object root;
-  root["version"] = state_format_version;
+  root["version"] = version_needed(states);
   root["routes"] = std::move(routes);
   std::string out;
   pretty(out, root, 0);
@@ -362,7 +398,8 @@ parsed_state parse_state(const std::string& text) {
     if (version == nullptr) throw bad_state("missing \"version\"");
     if (!version->is_int64() && !version->is_uint64())
       throw bad_state("\"version\" must be an integer");
-    if (!version->is_int64() || version->get_int64() != state_format_version)
+    if (!version->is_int64() || version->get_int64() < 1 ||
+        version->get_int64() > state_format_version)
       throw bad_state("unknown format version " + json::serialize(*version) +
                       " (this build reads " + std::to_string(state_format_version) + ")");
     const auto* routes = top.if_contains("routes");

@@ -11,11 +11,13 @@
 
 namespace canary::rollout {
 
-// Version 1 readers ignore fields they do not know, so optional fields (a route's
-// "weight_total") were added without a new version.
-inline constexpr int state_format_version = 1;
+// The newest version this build reads (it reads 1 too). Version 1 readers ignore fields they do
+// not know, so optional fields (a route's "weight_total") were added without a new version;
+// version 2 adds a route's "analysis" run (and the analysis/webhook pauses and causes) and is
+// written only when one is in use.
+inline constexpr int state_format_version = 2;
 
-// {"version": 1, "routes": {"name": {...route_state..., "events": [...]}}}
+// {"version": 1|2, "routes": {"name": {...route_state..., "events": [...], "analysis": {...}}}}
 std::string serialize_state(const state_map& states);
 
 struct parsed_state {

@@ -200,7 +200,7 @@ TEST(state_file_parse, version_problems) {
   EXPECT_EQ(error_of(std::string("{\"version\": \"1\", \"routes\": {}}")),
             "\"version\" must be an integer");
   EXPECT_EQ(error_of(std::string("{\"version\": 7, \"routes\": {}}")),
-            "unknown format version 7 (this build reads 1)");
+            "unknown format version 7 (this build reads 2)");
   EXPECT_EQ(error_of(std::string("{\"version\": 1}")), "missing \"routes\"");
   EXPECT_EQ(error_of(std::string("{\"version\": 1, \"routes\": []}")),
             "\"routes\" must be a JSON object");
@@ -285,6 +285,51 @@ TEST(state_file_format, weight_total_is_optional_for_files_of_older_builds) {
   ASSERT_TRUE(p.ok) << p.error;
   EXPECT_EQ(p.states.at("web").weight_total, 0);
   EXPECT_EQ(p.states.at("web").weight, 50);
+}
+
+// A route with an analysis run (and the analysis pause and cause a version 1 reader refuses)
+// makes the file version 2; the run comes back with its id and counts.
+TEST(state_file_format, an_analysis_run_writes_version_2_and_round_trips) {
+  config::analysis_config cfg;
+  config::metric_config m;
+  m.name = "errors";
+  m.what = config::metric_config::kind::sequential;
+  m.builtin = config::metric_config::builtin::error_rate_vs_stable;
+  cfg.metrics.push_back(m);
+  route_state s = busy_state();
+  s.paused_by = paused_by::analysis;
+  s.events.back().cause = cause::analysis;
+  s.analysis.run = analysis::start_run(cfg, "web-3", t0);
+  s.analysis.run->metrics[0].successful = 4;
+  s.analysis.run->metrics[0].consecutive_inconclusive = 2;
+  s.analysis.active = true;
+  s.analysis.canary = "green";
+  s.analysis.runs = 3;
+  const state_map original{{"web", s}, {"api", idle_state()}};
+  const std::string text = serialize_state(original);
+  EXPECT_EQ(json::parse(text).at("version").as_int64(), 2);
+  const parsed_state parsed = parse_state(text);
+  ASSERT_TRUE(parsed.ok) << parsed.error;
+  const auto& back = parsed.states.at("web");
+  expect_equal(back, s);
+  ASSERT_TRUE(back.analysis.run);
+  EXPECT_EQ(back.analysis.run->id, "web-3");
+  EXPECT_EQ(back.analysis.run->metrics[0].successful, 4);
+  EXPECT_EQ(back.analysis.run->metrics[0].consecutive_inconclusive, 2);
+  EXPECT_TRUE(back.analysis.active);
+  EXPECT_EQ(back.analysis.canary, "green");
+  EXPECT_EQ(back.analysis.runs, 3u);
+}
+
+// Without analysis the file stays version 1 (an older binary can read it), and version 1 files
+// of older builds load.
+TEST(state_file_format, without_analysis_the_file_stays_version_1_and_version_1_loads) {
+  const std::string text = serialize_state(sample());
+  EXPECT_EQ(json::parse(text).at("version").as_int64(), 1);
+  const parsed_state parsed = parse_state(text);
+  ASSERT_TRUE(parsed.ok) << parsed.error;
+  EXPECT_FALSE(parsed.states.at("web").analysis.run);
+  expect_equal(parsed.states.at("web"), busy_state());
 }
 
 TEST(state_file_parse, keeps_the_newest_events_of_an_overlong_history) {
