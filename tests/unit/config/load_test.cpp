@@ -727,7 +727,8 @@ TEST(LoadConfig, EmptyStepListPromotesAtOnce) {
 
 TEST(LoadErrors, BadSteps) {
   const std::string step_shape =
-      "a step is a mapping with one key: setWeight: N, pause: {} or pause: {duration: 30s}";
+      "a step is a mapping with one key: setWeight: N, pause: {}, pause: {duration: 30s}, "
+      "analysis: {duration: 2m} or setMirror: {percent: 20}";
   EXPECT_THAT(
       errors_of(kUpstreams + "routes:\n"                               // 4
                              "  - name: r\n"                           // 5
@@ -755,7 +756,8 @@ TEST(LoadErrors, BadSteps) {
           at(14, 32, "routes[0].steps[6].pause.x: unknown key \"x\" (expected one of: duration)"),
           at(15, 9, "routes[0].steps[7]: " + step_shape),
           at(16, 9,
-             "routes[0].steps[8].wait: unknown key \"wait\" (expected one of: setWeight, pause)"),
+             "routes[0].steps[8].wait: unknown key \"wait\" (expected one of: setWeight, pause, "
+             "analysis, setMirror)"),
           at(17, 9, "routes[0].steps[9]: " + step_shape),
           at(18, 16,
              "routes[0].steps[10].pause: expected a mapping: pause: {} or pause: {duration: "
