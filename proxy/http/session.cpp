@@ -23,6 +23,7 @@
 #include "http/forward_head.h"
 #include "http/header_rules.h"
 #include "http/local_reply.h"
+#include "http/mirror.h"
 #include "http/request_rules.h"
 #include "http/response_plan.h"
 #include "http/upstream_failure.h"
@@ -135,6 +136,7 @@ struct session::state {
   std::unique_ptr<exchange> exchange_;    // the worker's, while a request is in progress
   std::unique_ptr<upstream::connection> up_;
   std::unique_ptr<char[]> relay_;  // the worker's, while a body moves
+  std::unique_ptr<mirror_copy> mirror_copy_;  // this request's shadow copy (http/mirror.h)
   std::string client_ip_;
   std::int64_t deadline_ns_ = 0;
   session_phase phase_ = session_phase::idle;
@@ -408,6 +410,10 @@ awaitable<bool> session::state::exchange_once() {
   attempt_state attempt;
   bool request_sent_whole = true;
   build_request_head(ex.head, *ex.req, client_ip_);
+  mirror_copy_ = worker_.mirror().begin(snap_ref, static_cast<std::size_t>(ri),
+                                        side == routing::variant::stable, r.method_string(),
+                                        ex.head, ex.req->chunked(),
+                                        ex.req->content_length().value_or(0));
   if (has_body) {
     if (auto it = r.find(bhttp::field::expect);
         it != r.end() && iequals(it->value(), "100-continue")) {
@@ -536,6 +542,8 @@ awaitable<bool> session::state::exchange_once() {
     co_return false;
   }
 
+  // Queued only now: the request reached the stable whole, and the copy never delays it.
+  if (mirror_copy_) worker_.mirror().submit(std::move(mirror_copy_));
   auto& rs = ex.res->get();
   const unsigned status = rs.result_int();
   record_response_head(ups, series, status, started, attempt.body_sent);
@@ -870,6 +878,7 @@ awaitable<body_result> session::state::relay_request_body(const config::timeouts
     }
     if (got == 0) continue;
     sent += got;  // consumed from the client: from here on a retry could not replay it
+    if (mirror_copy_) mirror_copy_->capture(data, got);
     arm(session_phase::writing, t.upstream_response);
     const chunk_line line(got);
     auto [wec, wn] =
