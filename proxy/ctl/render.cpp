@@ -165,9 +165,23 @@ std::string_view phase_icon(std::string_view phase) {
   return "?";
 }
 
+// "20 % of GET, HEAD": a status' or a step's mirror.
+static std::string mirror_text(const json::value& mirror) {
+  std::string out = text_of(field(mirror, "percent")) + " %";
+  if (const json::value* methods = field(mirror, "methods"); methods && methods->is_array()) {
+    std::string names;
+    for (const auto& m : methods->as_array()) names += (names.empty() ? "" : ", ") + text_of(&m);
+    if (!names.empty()) out += " of " + names;
+  }
+  return out;
+}
+
 std::string render_step(const json::value& step) {
   if (const json::value* w = field(step, "setWeight"); w && step.as_object().size() == 1) {
     return "setWeight: " + text_of(w);
+  }
+  if (const json::value* m = field(step, "setMirror"); m && step.as_object().size() == 1) {
+    return "setMirror: " + mirror_text(*m);
   }
   if (const json::value* p = field(step, "pause"); p && step.as_object().size() == 1) {
     const json::value* d = field(*p, "duration");
@@ -197,6 +211,8 @@ std::string render_get(const json::value& status) {
   out += line("  Step:", step_text(status));
   out += line("  SetWeight:", weight_text(status, "weight"));
   out += line("  ActualWeight:", weight_text(status, "actual_weight"));
+  if (const json::value* m = field(status, "mirror"); m && m->is_object())
+    out += line("  Mirror:", mirror_text(*m));
   out += line("Stable:", text_of(status, "stable"));
   out += line("Canary:", text_of(status, "canary"));
   std::string paused_by = text_of(status, "paused_by");
