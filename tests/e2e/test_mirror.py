@@ -50,6 +50,7 @@ class CountingServer(http.server.ThreadingHTTPServer):
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # head and body leave at once: no delayed-ACK stalls
 
     def log_message(self, *args):
         pass
