@@ -26,6 +26,7 @@ class CountingServer(http.server.ThreadingHTTPServer):
         self.methods = []   # (method, mirrored, body) of each request
         self.held = 0       # requests waiting on `release` now
         self.release = None  # a threading.Event every request waits on, or None
+        self.status = 200    # the answer's status code
         super().__init__(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
         self.thread.start()
@@ -74,7 +75,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with srv.lock:
                 srv.held -= 1
         data = srv.color.encode()
-        self.send_response(200)
+        self.send_response(srv.status)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -102,8 +103,10 @@ class MirrorTest(E2ETestCase):
         self.addCleanup(s.stop)
         return s
 
-    def proxy_for(self, stable_ep, canary_ep, steps, timeouts=None):
+    def proxy_for(self, stable_ep, canary_ep, steps, timeouts=None, analysis=None):
         route = {"name": NAME, "path_prefix": "/", "upstream": "blue", "steps": steps}
+        if analysis:
+            route["analysis"] = analysis
         cfg = make_config({"blue": stable_ep, "green": canary_ep}, [route], workers=1,
                           timeouts=timeouts)
         proxy = self.start_proxy(cfg)
@@ -239,6 +242,34 @@ class MirrorTest(E2ETestCase):
         self.assertIsNone(s["mirror"])
         self.gets(proxy, 4, "POST", b"order-2")
         self.assertEqual(green.counts(), (0, 2))
+
+    def test_copies_feed_the_analysis_which_aborts_a_failing_canary(self):
+        # Every copy gets a 500: the analysis judges the canary on copies alone (no client ever
+        # reaches it) and aborts it.
+        blue, green = self.server("blue"), self.server("green")
+        green.status = 500
+        steps = [{"setMirror": {"percent": 50}}, {"pause": {}}]
+        an = {"interval": "500ms", "inconclusive_limit": 1000,
+              "metrics": [{"name": "errors", "builtin": "error_rate_vs_stable",
+                           "min_requests": 30}]}
+        proxy = self.proxy_for(blue.address, green.address, steps, analysis=an)
+        client = DataClient(proxy.port)
+        self.addCleanup(client.close)
+        start = time.monotonic()
+        s = proxy.status(NAME)
+        for i in range(3000):
+            if time.monotonic() - start > MAX_SECONDS:
+                break
+            r = client.request("GET", "/x")
+            self.assertEqual((r.status, r.text), (200, "blue"))
+            if i % 50 == 0:
+                s = proxy.status(NAME)
+                if s["phase"] == "Degraded":
+                    break
+        self.assertEqual(s["phase"], "Degraded", s)
+        self.assertTrue(s["message"].startswith("AnalysisFailed: errors"), s["message"])
+        self.assertIsNone(s["mirror"])
+        self.assertEqual(green.counts()[0], 0)  # no client request ever reached the canary
 
 
 if __name__ == "__main__":
