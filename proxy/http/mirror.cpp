@@ -159,10 +159,16 @@ awaitable<void> mirror::send_one(mirror_copy& copy) {
   };
 
   std::unique_ptr<upstream::connection> conn;
+  bool reusable = false;
   upstream::round_robin_walk walk(ups.endpoints,
                                   worker_.next_rr(static_cast<std::size_t>(route.canary)));
-  if (const auto* ep = walk.next(started)) {
-    conn = worker_.pool().take(**ep);
+  const auto* ep = walk.next(started);
+  // At most two attempts: a pooled connection the canary closed while idle fails before any
+  // answer, which says nothing about the canary (and would count as bad): the copy then goes
+  // once more on a new connection, as the client path retries (http/upstream_failure.h).
+  for (int attempt = 0; ep != nullptr && attempt < 2; ++attempt) {
+    conn = attempt == 0 ? worker_.pool().take(**ep) : nullptr;
+    const bool reused = conn != nullptr;
     if (!conn) {
       conn = std::make_unique<upstream::connection>(worker_.context().get_executor(), *ep);
       guard->sock = &conn->sock;
@@ -170,48 +176,47 @@ awaitable<void> mirror::send_one(mirror_copy& copy) {
       auto [ec] = co_await conn->sock.async_connect((*ep)->address, use_tuple);
       if (ec) {
         conn.reset();
-      } else {
-        error_code ignored;
-        conn->sock.set_option(tcp::no_delay(true), ignored);
+        break;
       }
+      error_code ignored;
+      conn->sock.set_option(tcp::no_delay(true), ignored);
     }
-  }
-  bool reusable = false;
-  if (conn) {
     guard->sock = &conn->sock;
     arm(cfg.timeouts.upstream_response);
     const std::array<net::const_buffer, 2> out = {net::buffer(copy.head), net::buffer(copy.body)};
     auto [wec, wn] = co_await net::async_write(conn->sock, out, use_tuple);
-    if (!wec) {
-      const bool head_method = copy.head.starts_with("HEAD ");
-      std::optional<bhttp::response_parser<bhttp::buffer_body>> parser;
-      error_code rec;
-      // Interim (1xx) responses are skipped: the final one counts (RFC 9110 section 15.2).
-      for (;;) {
-        parser.emplace();
-        parser->body_limit(boost::none);
-        parser->header_limit(64 * 1024);
-        if (head_method) parser->skip(true);
-        std::tie(rec, std::ignore) =
-            co_await bhttp::async_read_header(conn->sock, conn->buffer, *parser, use_tuple);
-        if (rec) break;
-        const unsigned status = parser->get().result_int();
-        if (status >= 200 || status == 101) break;
-      }
-      if (!rec) {
-        code = parser->get().result_int() % 1000;
-        // The answer is discarded; it is read to its end only so the connection can be reused.
-        std::array<char, 8192> scratch;
-        while (!rec && !parser->is_done()) {
-          parser->get().body().data = scratch.data();
-          parser->get().body().size = scratch.size();
-          std::tie(rec, std::ignore) =
-              co_await bhttp::async_read(conn->sock, conn->buffer, *parser, use_tuple);
-          if (rec == bhttp::error::need_buffer) rec = {};
-        }
-        reusable = !rec && parser->is_done() && parser->keep_alive() && !parser->need_eof();
-      }
+    const bool head_method = copy.head.starts_with("HEAD ");
+    std::optional<bhttp::response_parser<bhttp::buffer_body>> parser;
+    error_code rec = wec;
+    // Interim (1xx) responses are skipped: the final one counts (RFC 9110 section 15.2).
+    while (!rec) {
+      parser.emplace();
+      parser->body_limit(boost::none);
+      parser->header_limit(64 * 1024);
+      if (head_method) parser->skip(true);
+      std::tie(rec, std::ignore) =
+          co_await bhttp::async_read_header(conn->sock, conn->buffer, *parser, use_tuple);
+      if (rec) break;
+      const unsigned status = parser->get().result_int();
+      if (status >= 200 || status == 101) break;
     }
+    if (rec) {
+      const bool nothing_back = !parser || !parser->got_some();
+      if (reused && nothing_back && !guard->expired) continue;
+      break;
+    }
+    code = parser->get().result_int() % 1000;
+    // The answer is discarded; it is read to its end only so the connection can be reused.
+    std::array<char, 8192> scratch;
+    while (!rec && !parser->is_done()) {
+      parser->get().body().data = scratch.data();
+      parser->get().body().size = scratch.size();
+      std::tie(rec, std::ignore) =
+          co_await bhttp::async_read(conn->sock, conn->buffer, *parser, use_tuple);
+      if (rec == bhttp::error::need_buffer) rec = {};
+    }
+    reusable = !rec && parser->is_done() && parser->keep_alive() && !parser->need_eof();
+    break;
   }
   guard->sock = nullptr;
   timer.cancel();

@@ -30,6 +30,7 @@ class CountingServer(http.server.ThreadingHTTPServer):
         self.held = 0       # requests waiting on `release` now
         self.release = None  # a threading.Event every request waits on, or None
         self.status = 200    # the answer's status code
+        self.hang_up = False  # close each connection after its answer, without saying so
         super().__init__(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
         self.thread.start()
@@ -84,6 +85,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
+        if srv.hang_up:
+            self.close_connection = True
 
     do_GET = do_POST = do_HEAD = answer
 
@@ -281,6 +284,21 @@ class MirrorTest(E2ETestCase):
         self.assertTrue(s["message"].startswith("AnalysisFailed: errors"), s["message"])
         self.assertIsNone(s["mirror"])
         self.assertEqual(green.counts()[0], 0)  # no client request ever reached the canary
+
+    def test_a_pooled_connection_the_canary_closed_is_not_a_failed_copy(self):
+        # The canary closes every connection after answering while the proxy keeps it for
+        # reuse: the next copy finds it dead and must go again on a new connection.
+        blue, green = self.server("blue"), self.server("green")
+        green.hang_up = True
+        steps = [{"setMirror": {"percent": 100}}, {"pause": {}}]
+        proxy = self.proxy_for(blue.address, green.address, steps)
+        for i in range(1, 11):
+            self.assertEqual(self.gets(proxy, 1), ["blue"])
+            poll(lambda: total(self.metrics(proxy)) == i, what=f"copy {i} done")
+        text = self.metrics(proxy)
+        self.assertEqual(metric(text, "canary_proxy_mirror_requests_total", route=NAME,
+                                upstream="green", code=200), 10, text)
+        self.assertEqual(green.counts(), (0, 10))
 
 
 if __name__ == "__main__":
