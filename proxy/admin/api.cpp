@@ -196,6 +196,15 @@ std::string step_json(const config::step_config& s) {
       a["metrics"] = std::move(names);
     }
     o["analysis"] = std::move(a);
+  } else if (s.what == config::step_config::kind::set_mirror) {
+    json::object m;
+    m["percent"] = s.mirror.percent;
+    json::array methods;
+    for (const auto& name : s.mirror.methods) methods.push_back(json::value(name));
+    m["methods"] = std::move(methods);
+    m["max_body_bytes"] = s.mirror.max_body_bytes;
+    if (s.mirror.allow_unsafe) m["allow_unsafe"] = true;
+    o["setMirror"] = std::move(m);
   } else {
     json::object p;
     if (s.duration) p["duration"] = util::format_duration(*s.duration);
@@ -232,6 +241,13 @@ std::string api::status_json(const rollout::route_status& s) const {
       {"previous_stable",
        st.previous_stable.empty() ? json::value(nullptr) : json::value(st.previous_stable)},
   };
+  if (st.mirror && st.canary_active()) {
+    json::array methods;
+    for (const auto& name : st.mirror->methods) methods.push_back(json::value(name));
+    o["mirror"] = json::object{{"percent", st.mirror->percent}, {"methods", std::move(methods)}};
+  } else {
+    o["mirror"] = nullptr;
+  }
   // Only on routes with analysis: status stays as it was for the others.
   if (s.route->analysis)
     o["analysis"] = analysis::status_json(st.analysis.run ? &*st.analysis.run : nullptr,

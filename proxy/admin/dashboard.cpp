@@ -168,7 +168,7 @@ function rate(x) { return x >= 100 ? x.toFixed(0) : x.toFixed(1); }
 function ms(x) { return x === null || x === undefined ? "\u2013" : (x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : x.toFixed(0)) + " ms"; }
 function stepText(s) {
   if (s && "setWeight" in s) return "setWeight: " + s.setWeight;
-  if (s && "setMirror" in s) return "setMirror: " + s.setMirror;
+  if (s && s.setMirror) return "setMirror: " + s.setMirror.percent + " % of " + s.setMirror.methods.join(", ");
   if (s && s.pause) return s.pause.duration ? "pause: " + s.pause.duration : "pause: {} (until promoted)";
   if (s && s.analysis && s.analysis.duration !== undefined) {
     const d = typeof s.analysis.duration === "number" ? s.analysis.duration + "s" : s.analysis.duration;
@@ -260,7 +260,7 @@ function buildCard(name) {
   const c = {};
   c.phase = el("span", {class: "phase"});
   c.message = el("span", {class: "message"});
-  c.stable = el("dd"); c.canary = el("dd"); c.step = el("dd"); c.weight = el("dd"); c.actual = el("dd");
+  c.stable = el("dd"); c.canary = el("dd"); c.step = el("dd"); c.weight = el("dd"); c.actual = el("dd"); c.mirror = el("dd");
   c.pause = el("dd"); c.updated = el("dd");
   c.barSet = el("div"); c.barApplied = el("div"); c.barObserved = el("div");
   c.pctSet = el("span", {class: "pct"}); c.pctApplied = el("span", {class: "pct"}); c.pctObserved = el("span", {class: "pct", "data-field": "observed-pct"});
@@ -338,7 +338,8 @@ function buildCard(name) {
         el("dl", {class: "kv"},
           el("dt", {}, "Stable"), c.stable, el("dt", {}, "Canary"), c.canary,
           el("dt", {}, "Step"), c.step, el("dt", {}, "Set weight"), c.weight,
-          el("dt", {}, "Actual weight"), c.actual, el("dt", {}, "Pause"), c.pause,
+          el("dt", {}, "Actual weight"), c.actual, el("dt", {}, "Mirror"), c.mirror,
+          el("dt", {}, "Pause"), c.pause,
           el("dt", {}, "Updated"), c.updated),
         el("div", {class: "bars"},
           el("span", {class: "label"}, "set weight"), el("div", {class: "bar"}, c.barSet), c.pctSet,
@@ -369,6 +370,7 @@ function render(r) {
   c.step.textContent = s.canary ? Math.min(s.step, s.steps.length) + " / " + s.steps.length : (s.steps.length ? "\u2013 / " + s.steps.length : "no steps");
   c.weight.textContent = fmtWeight(s, s.weight);
   c.actual.textContent = fmtWeight(s, s.actual_weight);
+  c.mirror.textContent = s.mirror ? s.mirror.percent + " % of " + s.mirror.methods.join(", ") + " (copies)" : "off";
   renderPause(r);
   c.updated.textContent = s.updated_at;
   const setP = weightPct(s, s.weight), appP = weightPct(s, s.actual_weight);

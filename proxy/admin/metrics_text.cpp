@@ -11,6 +11,7 @@
 #include <prometheus/gauge.h>
 #include <prometheus/text_serializer.h>
 
+#include "http/mirror.h"
 #include "routing/router.h"
 
 namespace canary::admin {
@@ -132,6 +133,52 @@ std::vector<prom::MetricFamily> collect_cells(
               static_cast<double>(sums[v][r])));
   }
   out.push_back(std::move(decisions));
+
+  // Shadow copies (http/mirror.h): apart from requests_total, which stays client traffic.
+  auto mirrored = family("canary_proxy_mirror_requests_total",
+                         "Mirrored copies sent to the canary, by route, upstream and status code "
+                         "(000: timeout or connection failure).",
+                         prom::MetricType::Counter);
+  for (std::uint32_t id = 0; id < reg.series().size(); ++id) {
+    std::array<std::uint64_t, 1000> codes{};
+    bool seen = false;
+    for (const auto* w : workers)
+      if (const auto* c = w->find_mirror_series(id)) {
+        seen = true;
+        for (std::size_t i = 0; i < codes.size(); ++i) codes[i] += c->by_code[i].get();
+      }
+    if (!seen) continue;
+    const auto& key = reg.series()[id];
+    for (std::size_t code = 0; code < codes.size(); ++code) {
+      if (!codes[code]) continue;
+      char text[4] = {static_cast<char>('0' + code / 100), static_cast<char>('0' + code / 10 % 10),
+                      static_cast<char>('0' + code % 10), 0};
+      mirrored.metric.push_back(counter(
+          {{"route", key.route}, {"upstream", key.upstream}, {"code", text}},
+          static_cast<double>(codes[code])));
+    }
+  }
+  out.push_back(std::move(mirrored));
+  auto mirror_dropped = family("canary_proxy_mirror_dropped_total",
+                               "Mirrored copies not sent, by route and reason (body_too_large, "
+                               "queue_full).",
+                               prom::MetricType::Counter);
+  for (std::uint32_t id = 0; id < reg.routes().size(); ++id) {
+    std::array<std::uint64_t, http::mirror_drop_count> sums{};
+    bool seen = false;
+    for (const auto* w : workers)
+      if (const auto* c = w->find_mirror_route(id)) {
+        seen = true;
+        for (std::size_t i = 0; i < sums.size(); ++i) sums[i] += c->dropped[i].get();
+      }
+    if (!seen) continue;
+    for (std::size_t i = 0; i < sums.size(); ++i)
+      mirror_dropped.metric.push_back(counter(
+          {{"route", reg.routes()[id]},
+           {"reason", std::string(http::to_string(static_cast<http::mirror_drop>(i)))}},
+          static_cast<double>(sums[i])));
+  }
+  out.push_back(std::move(mirror_dropped));
 
   auto local = family("canary_proxy_local_replies_total",
                       "Data-plane replies the proxy made itself, by status code.",

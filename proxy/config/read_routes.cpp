@@ -1,7 +1,10 @@
 // routes: name, hosts, path_prefix, upstream, canary overrides, stickiness, steps. See reader.h.
 #include <re2/re2.h>
 
+#include <algorithm>
+#include <iterator>
 #include <limits>
+#include <string_view>
 
 #include "config/reader.h"
 #include "config/syntax.h"
@@ -155,10 +158,10 @@ void config_reader::read_steps(const item& at, int weight_total, std::vector<ste
     if (!s.node.IsMap() || s.node.size() != 1) {
       w_.error(s,
                "a step is a mapping with one key: setWeight: N, pause: {}, "
-               "pause: {duration: 30s} or analysis: {duration: 2m}");
+               "pause: {duration: 30s}, analysis: {duration: 2m} or setMirror: {percent: 20}");
       continue;
     }
-    auto m = w_.mapping(s, {"setWeight", "pause", "analysis"});
+    auto m = w_.mapping(s, {"setWeight", "pause", "analysis", "setMirror"});
     if (!m || m->entries().empty()) continue;
     const entry& e = m->entries().front();
     if (e.key == "setWeight") {
@@ -174,6 +177,8 @@ void config_reader::read_steps(const item& at, int weight_total, std::vector<ste
       out.push_back(step_config{step_config::kind::set_weight, static_cast<int>(*n), {}});
     } else if (e.key == "analysis") {
       read_analysis_step(e.value, out);
+    } else if (e.key == "setMirror") {
+      read_mirror_step(e.value, out);
     } else {
       read_pause(e.value, out);
     }
@@ -194,6 +199,82 @@ void config_reader::read_pause(const item& at, std::vector<step_config>& out) {
     step.duration = *d;
   }
   out.push_back(step);
+}
+
+// Copies of client requests reach the canary as real requests: an unsafe method (RFC 9110
+// section 9.2.1) would be performed twice, so it needs an explicit allow_unsafe.
+void config_reader::read_mirror_step(const item& at, std::vector<step_config>& out) {
+  if (!at.node.IsMap()) {
+    w_.error(at, "expected a mapping: setMirror: {percent: 20, methods: [GET, HEAD]}");
+    return;
+  }
+  auto m = w_.mapping(at, {"percent", "methods", "max_body_bytes", "allow_unsafe"});
+  if (!m) return;
+  w_.require(*m, {"percent"});
+  step_config step{step_config::kind::set_mirror, 0, {}};
+  bool ok = true;
+  if (auto* v = m->get("percent")) {
+    if (auto n = w_.integer(*v, 0, 100))
+      step.mirror.percent = static_cast<int>(*n);
+    else
+      ok = false;
+  }
+  if (auto* v = m->get("allow_unsafe")) {
+    if (auto b = w_.boolean(*v))
+      step.mirror.allow_unsafe = *b;
+    else
+      ok = false;
+  }
+  if (auto* v = m->get("max_body_bytes")) {
+    if (auto n = w_.unsigned_integer(*v, 0, std::uint64_t{1} << 30))
+      step.mirror.max_body_bytes = *n;
+    else
+      ok = false;
+  }
+  if (auto* v = m->get("methods")) {
+    step.mirror.methods.clear();
+    if (auto list = w_.sequence(*v)) {
+      if (list->empty()) {
+        w_.error(*v, "expected at least one method");
+        ok = false;
+      }
+      for (const auto& it : *list) {
+        auto name = w_.string(it);
+        if (!name) {
+          ok = false;
+          continue;
+        }
+        // Written in any case; matched against the request's method token, which is
+        // case-sensitive and upper case for every method listed here (RFC 9110 section 9.1).
+        std::string upper = *name;
+        for (char& c : upper)
+          if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+        static constexpr std::string_view known[] = {"GET",   "HEAD",    "OPTIONS", "TRACE",
+                                                     "POST",  "PUT",     "PATCH",   "DELETE"};
+        static constexpr std::string_view unsafe[] = {"POST", "PUT", "PATCH", "DELETE"};
+        const auto in = [&](auto& set) {
+          return std::find(std::begin(set), std::end(set), upper) != std::end(set);
+        };
+        if (!in(known)) {
+          w_.error(it, "unknown method " + quote(*name) +
+                           " (expected GET, HEAD, OPTIONS, TRACE, POST, PUT, PATCH or DELETE)");
+          ok = false;
+        } else if (in(unsafe) && !step.mirror.allow_unsafe) {
+          w_.error(it, "method " + upper +
+                           " is unsafe to mirror: the canary would perform it a second time "
+                           "(a mirrored checkout charges twice); set allow_unsafe: true to "
+                           "mirror it anyway");
+          ok = false;
+        } else if (std::find(step.mirror.methods.begin(), step.mirror.methods.end(), upper) ==
+                   step.mirror.methods.end()) {
+          step.mirror.methods.push_back(upper);
+        }
+      }
+    } else {
+      ok = false;
+    }
+  }
+  if (ok) out.push_back(std::move(step));
 }
 
 }  // namespace canary::config

@@ -76,6 +76,7 @@ class config_reader {
   void read_sticky(const item& at, const std::string& s, sticky_config& out);
   void read_steps(const item& at, int weight_total, std::vector<step_config>& out);
   void read_pause(const item& at, std::vector<step_config>& out);
+  void read_mirror_step(const item& at, std::vector<step_config>& out);
 
   // read_analysis.cpp
   void read_analysis(const item& at, analysis_config& out);

@@ -61,6 +61,10 @@ struct route_view {
   // analysis::slow_thresholds; only the first slow_count are used.
   std::array<std::uint64_t, 4> slow_us{};
   std::uint8_t slow_count = 0;
+  // Shadow traffic to the canary (http/mirror.h): 0 = off; set only with an active canary.
+  int mirror_percent = 0;
+  std::vector<std::string> mirror_methods{};  // upper case
+  std::uint64_t mirror_max_body = 0;
 };
 
 struct snapshot {

@@ -70,6 +70,12 @@ std::shared_ptr<const snapshot> build_snapshot(std::shared_ptr<const compiled_co
         compiled->route_metric_ids[i],
         {series.series_id(r.name, "stable", st.stable),
          series.series_id(r.name, "canary", st.canary.empty() ? st.stable : st.canary)}});
+    if (st.mirror && active && st.mirror->percent > 0) {
+      auto& view = routes.back();
+      view.mirror_percent = std::min(st.mirror->percent, 100);
+      view.mirror_methods = st.mirror->methods;
+      view.mirror_max_body = st.mirror->max_body_bytes;
+    }
     if (r.analysis) {
       auto& view = routes.back();
       for (const auto& slow : analysis::slow_thresholds(*r.analysis)) {

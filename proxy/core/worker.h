@@ -18,6 +18,7 @@
 #include "log/access_log.h"
 #include "metrics/cells.h"
 #include "routing/router.h"
+#include "http/mirror.h"
 #include "upstream/pool.h"
 
 namespace canary::http {
@@ -72,6 +73,7 @@ class worker {
   routing::wrr_state& wrr(std::size_t route) { return wrr_[route]; }
   std::uint32_t next_rr(std::size_t upstream) { return rr_[upstream]++; }
   upstream::pool& pool() { return pool_; }
+  http::mirror& mirror() { return mirror_; }
   metrics::worker_cells& cells() { return cells_; }
   std::uint64_t random() { return rng_(); }
   bool draining() const { return draining_; }
@@ -136,6 +138,8 @@ class worker {
   std::vector<std::uint32_t> rr_;
   upstream::pool pool_;
   metrics::worker_cells cells_;
+  // After pool_ and cells_, which its senders use; its coroutines live in ioc_ (see ~worker).
+  http::mirror mirror_{*this};
   std::mt19937_64 rng_;
   std::list<http::session*> sessions_;
   static constexpr std::size_t max_free_buffers = 64;

@@ -220,6 +220,17 @@ std::string_view phase_icon(std::string_view phase) {
 
 namespace {
 
+// "20 % of GET, HEAD": a status' or a step's mirror.
+std::string mirror_text(const json::value& mirror) {
+  std::string out = text_of(field(mirror, "percent")) + " %";
+  if (const json::value* methods = field(mirror, "methods"); methods && methods->is_array()) {
+    std::string names;
+    for (const auto& m : methods->as_array()) names += (names.empty() ? "" : ", ") + text_of(&m);
+    if (!names.empty()) out += " of " + names;
+  }
+  return out;
+}
+
 // The server sends a duration as written ("30s") or as seconds (30); "" for anything else.
 std::string step_duration(const json::value* d) {
   if (d == nullptr) return "";
@@ -256,8 +267,8 @@ std::string analysis_step(const json::value& a) {
 std::string render_step(const json::value& step) {
   if (!step.is_object() || step.as_object().size() != 1) return json::serialize(step);
   if (const json::value* w = field(step, "setWeight")) return "setWeight: " + text_of(w);
-  if (const json::value* w = field(step, "setMirror"); w && number_of(w)) {
-    return "setMirror: " + text_of(w);
+  if (const json::value* m = field(step, "setMirror"); m && m->is_object()) {
+    return "setMirror: " + mirror_text(*m);
   }
   if (const json::value* p = field(step, "pause")) {
     if (p->is_object() && p->as_object().empty()) return "pause: {}";
@@ -286,6 +297,8 @@ std::string render_get(const json::value& status) {
   out += line("  Step:", step_text(status));
   out += line("  SetWeight:", weight_text(status, "weight"));
   out += line("  ActualWeight:", weight_text(status, "actual_weight"));
+  if (const json::value* m = field(status, "mirror"); m && m->is_object())
+    out += line("  Mirror:", mirror_text(*m));
   out += line("Stable:", text_of(status, "stable"));
   out += line("Canary:", text_of(status, "canary"));
   std::string paused_by = text_of(status, "paused_by");

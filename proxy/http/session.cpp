@@ -27,6 +27,7 @@
 #include "http/forward_head.h"
 #include "http/header_rules.h"
 #include "http/local_reply.h"
+#include "http/mirror.h"
 #include "http/request_rules.h"
 #include "http/response_plan.h"
 #include "http/tunnel.h"
@@ -187,6 +188,7 @@ struct basic_state final : session::state {
   std::string_view upgrade_;
   metrics::series_cells* tunnel_series_ = nullptr;
   std::shared_ptr<const core::snapshot> tunnel_snap_;  // the access-log fields point into it
+  std::unique_ptr<mirror_copy> mirror_copy_;  // this request's shadow copy (http/mirror.h)
   std::string client_ip_;
   std::int64_t deadline_ns_ = 0;
   session_phase phase_ = session_phase::idle;
@@ -502,6 +504,14 @@ awaitable<bool> basic_state<Stream>::exchange_once() {
   attempt_state attempt;
   bool request_sent_whole = true;
   build_request_head(ex.head, *ex.req, client_ip_, is_tls, upgrade_);
+  // An Upgrade request is never copied: its copy would open a tunnel to the canary.
+  if (upgrade_.empty())
+    mirror_copy_ = worker_.mirror().begin(snap_ref, static_cast<std::size_t>(ri),
+                                          side == routing::variant::stable, r.method_string(),
+                                          ex.head, ex.req->chunked(),
+                                          ex.req->content_length().value_or(0));
+  else
+    mirror_copy_.reset();
   if (has_body) {
     if (auto it = r.find(bhttp::field::expect);
         it != r.end() && iequals(it->value(), "100-continue")) {
@@ -634,6 +644,8 @@ awaitable<bool> basic_state<Stream>::exchange_once() {
     co_return false;
   }
 
+  // Queued only now: the request reached the stable whole, and the copy never delays it.
+  if (mirror_copy_) worker_.mirror().submit(std::move(mirror_copy_));
   auto& rs = ex.res->get();
   const unsigned status = rs.result_int();
   record_response_head(ups, series, status, started, attempt.body_sent);
@@ -1052,6 +1064,7 @@ awaitable<body_result> basic_state<Stream>::relay_request_body(const config::tim
     }
     if (got == 0) continue;
     sent += got;  // consumed from the client: from here on a retry could not replay it
+    if (mirror_copy_) mirror_copy_->capture(data, got);
     arm(session_phase::writing, t.upstream_response);
     const chunk_line line(got);
     auto [wec, wn] =

@@ -61,6 +61,11 @@ struct route_cells {
   std::array<decided_cells, 2> decided;          // [variant]
 };
 
+// Shadow traffic (http/mirror.h) per route: copies dropped, by http::mirror_drop.
+struct mirror_route_cells {
+  std::array<cell, 2> dropped;
+};
+
 enum class upstream_error : std::uint8_t { connect, timeout, reset, protocol };
 
 struct upstream_cells {
@@ -149,6 +154,9 @@ class worker_cells {
   series_cells& series(std::uint32_t id) { return series_.get(id); }
   route_cells& route(std::uint32_t id) { return routes_.get(id); }
   upstream_cells& upstream(std::uint32_t id) { return upstreams_.get(id); }
+  // Mirrored copies by the (route, canary, upstream) series id: by_code only (000 = no answer).
+  series_cells& mirror_series(std::uint32_t id) { return mirror_series_.get(id); }
+  mirror_route_cells& mirror_route(std::uint32_t id) { return mirror_routes_.get(id); }
   void local_reply(unsigned code) { local_replies_[code % 1000].add(); }
   void connection_opened() { connections_opened_.add(); }
   void connection_closed() { connections_closed_.add(); }
@@ -159,6 +167,12 @@ class worker_cells {
   const series_cells* find_series(std::uint32_t id) const { return series_.find(id); }
   const route_cells* find_route(std::uint32_t id) const { return routes_.find(id); }
   const upstream_cells* find_upstream(std::uint32_t id) const { return upstreams_.find(id); }
+  const series_cells* find_mirror_series(std::uint32_t id) const {
+    return mirror_series_.find(id);
+  }
+  const mirror_route_cells* find_mirror_route(std::uint32_t id) const {
+    return mirror_routes_.find(id);
+  }
   std::uint64_t local_replies(unsigned code) const { return local_replies_[code % 1000].get(); }
   std::uint64_t connections_total() const { return connections_opened_.get(); }
   std::uint64_t tls_handshakes(std::size_t result) const { return tls_handshakes_[result].get(); }
@@ -171,6 +185,8 @@ class worker_cells {
   cell_table<series_cells> series_;
   cell_table<route_cells> routes_;
   cell_table<upstream_cells> upstreams_;
+  cell_table<series_cells> mirror_series_;
+  cell_table<mirror_route_cells> mirror_routes_;
   std::array<cell, 1000> local_replies_;
   cell connections_opened_;  // also canary_proxy_connections_total
   cell connections_closed_;

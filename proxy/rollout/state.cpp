@@ -95,6 +95,7 @@ using util::format_duration;
 // Argo's CanaryStepString: "setWeight: 20", "pause", "pause: 30s".
 std::string step_string(const config::step_config& st) {
   if (st.what == step_kind::set_weight) return "setWeight: " + std::to_string(st.weight);
+  if (st.what == step_kind::set_mirror) return "setMirror: " + std::to_string(st.mirror.percent);
   if (st.what == step_kind::analysis)
     return st.duration ? "analysis: " + format_duration(*st.duration) : "analysis";
   if (!st.duration) return "pause";
@@ -144,6 +145,7 @@ void complete(route_state& s, const config::route_config& route) {
   s.phase = phase::healthy;
   s.message.clear();
   s.aborted = false;
+  s.mirror.reset();
   clear_pause(s);
 }
 
@@ -156,6 +158,20 @@ void advance(route_state& s, const config::route_config& route, wall_time now) {
     const phase from = s.phase;
     if (st.what == step_kind::set_weight) {
       s.weight = st.weight;
+      s.mirror.reset();  // a weight step hands real traffic to the canary: the shadow ends
+      set_progressing(s);
+      ++s.step;
+      record(s, now, from, cause::step,
+             "Rollout step " + step_number(s.step - 1, count) + " completed (" + step_string(st) +
+                 ")");
+      continue;
+    }
+    if (st.what == step_kind::set_mirror) {
+      // Completes at once, like setWeight: the copies run in the background from now on.
+      if (st.mirror.percent > 0)
+        s.mirror = mirror_state{st.mirror.percent, st.mirror.methods, st.mirror.max_body_bytes};
+      else
+        s.mirror.reset();
       set_progressing(s);
       ++s.step;
       record(s, now, from, cause::step,
@@ -278,6 +294,7 @@ void set_desired(route_state& s, const config::route_config& route, const std::s
     s.phase = phase::healthy;
     s.message = "rolled back";
     s.aborted = false;
+    s.mirror.reset();
     clear_pause(s);
     record(s, now, from, why,
            "Rolled back to " + s.stable + ": update to " + cancelled + " cancelled");
@@ -289,6 +306,7 @@ void set_desired(route_state& s, const config::route_config& route, const std::s
   s.step = 0;
   s.weight = 0;
   s.aborted = false;
+  s.mirror.reset();
   set_progressing(s);
   record(s, now, from, why,
          replaced.empty() ? "Update to " + upstream + " started"
@@ -401,6 +419,7 @@ op_result abort(route_state& s, const config::route_config& /*route*/, wall_time
   // represents the new version"), so the rollout stays Degraded until retried or replaced.
   s.aborted = true;
   s.weight = 0;
+  s.mirror.reset();
   s.step = 0;
   s.phase = phase::degraded;
   s.message =
@@ -416,6 +435,7 @@ op_result retry(route_state& s, const config::route_config& route, wall_time now
   const phase from = s.phase;
   s.aborted = false;
   s.step = 0;
+  s.mirror.reset();  // the steps run again from the start and set it again if they say so
   set_progressing(s);
   record(s, now, from, cause::api, "Retrying Rollout after abort");
   advance(s, route, now);

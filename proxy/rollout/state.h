@@ -61,6 +61,17 @@ struct analysis_slot {
   }
 };
 
+// Shadow traffic a `setMirror` step started (docs/mirroring.md): a share of stable-bound
+// requests is copied to the canary. Ends at setMirror {percent: 0}, the next setWeight, abort,
+// completion, rollback, retry and a new canary.
+struct mirror_state {
+  int percent = 0;                   // 1..100
+  std::vector<std::string> methods;  // upper case
+  std::uint64_t max_body_bytes = 0;
+
+  bool operator==(const mirror_state&) const = default;
+};
+
 // Events kept per route (oldest dropped first).
 inline constexpr std::size_t max_events = 200;
 
@@ -85,6 +96,7 @@ struct route_state {
   // The stable a completed rollout replaced ("" = none): what undo() makes stable again.
   std::string previous_stable;
   analysis_slot analysis;
+  std::optional<mirror_state> mirror;  // nullopt = not mirroring
 
   // True while traffic may go to the canary: a canary exists and the rollout is not aborted.
   bool canary_active() const { return !canary.empty() && !aborted; }

@@ -135,6 +135,16 @@ json::object to_json(const route_state& s) {
     a["run"] = s.analysis.run ? json::value(analysis::to_json(*s.analysis.run)) : nullptr;
     o["analysis"] = std::move(a);
   }
+  // Only while mirroring: an older reader ignores the key, and files stay as they were otherwise.
+  if (s.mirror) {
+    json::object m;
+    m["percent"] = s.mirror->percent;
+    json::array methods;
+    for (const auto& name : s.mirror->methods) methods.emplace_back(name);
+    m["methods"] = std::move(methods);
+    m["max_body_bytes"] = s.mirror->max_body_bytes;
+    o["mirror"] = std::move(m);
+  }
   return o;
 }
 
@@ -331,6 +341,20 @@ route_state route_from_json(const json::value& v, const std::string& name) {
       s.analysis.run = analysis::run_state_from_json(run, error);
       if (!s.analysis.run) af.fail("run", error);
     }
+  }
+  if (const auto* m = f.find("mirror"); m != nullptr && !m->is_null()) {
+    const std::string in = where + ": mirror";
+    const fields mf(as_object(*m, in), in + ": ");
+    mirror_state ms;
+    ms.percent = int(mf.unsigned_int("percent", 100));
+    ms.max_body_bytes = mf.unsigned_int("max_body_bytes", std::numeric_limits<std::int64_t>::max());
+    const auto& methods = mf.get("methods");
+    if (!methods.is_array()) mf.fail("methods", "must be an array of strings");
+    for (const auto& name : methods.get_array()) {
+      if (!name.is_string()) mf.fail("methods", "must be an array of strings");
+      ms.methods.emplace_back(name.get_string());
+    }
+    if (ms.percent > 0) s.mirror = std::move(ms);
   }
   return s;
 }

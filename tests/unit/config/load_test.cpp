@@ -730,8 +730,8 @@ TEST(LoadConfig, EmptyStepListPromotesAtOnce) {
 
 TEST(LoadErrors, BadSteps) {
   const std::string step_shape =
-      "a step is a mapping with one key: setWeight: N, pause: {}, pause: {duration: 30s} or "
-      "analysis: {duration: 2m}";
+      "a step is a mapping with one key: setWeight: N, pause: {}, pause: {duration: 30s}, "
+      "analysis: {duration: 2m} or setMirror: {percent: 20}";
   EXPECT_THAT(
       errors_of(kUpstreams + "routes:\n"                               // 4
                              "  - name: r\n"                           // 5
@@ -760,7 +760,7 @@ TEST(LoadErrors, BadSteps) {
           at(15, 9, "routes[0].steps[7]: " + step_shape),
           at(16, 9,
              "routes[0].steps[8].wait: unknown key \"wait\" (expected one of: setWeight, pause, "
-             "analysis)"),
+             "analysis, setMirror)"),
           at(17, 9, "routes[0].steps[9]: " + step_shape),
           at(18, 16,
              "routes[0].steps[10].pause: expected a mapping: pause: {} or pause: {duration: "

@@ -380,7 +380,7 @@ TEST(RenderStep, Forms) {
   EXPECT_EQ(render_step(json::parse(R"({"analysis": {}})")), "analysis");
   EXPECT_EQ(render_step(json::parse(R"({"analysis": {"duration": true}})")),
             R"({"analysis":{"duration":true}})");
-  EXPECT_EQ(render_step(json::parse(R"({"setMirror": 10})")), "setMirror: 10");
+  EXPECT_EQ(render_step(json::parse(R"({"setMirror": {"percent": 10}})")), "setMirror: 10 %");
   EXPECT_EQ(render_step(json::parse(R"({"setWeight": 5, "pause": {}})")),
             R"({"setWeight":5,"pause":{}})");
 }
