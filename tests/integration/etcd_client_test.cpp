@@ -1,0 +1,276 @@
+// Integration: fleet::etcd_client against a real etcd (Debian's etcd-server) started by the test
+// on 127.0.0.1 with free ports and a temporary data directory, stopped at the end. Checks what
+// the fleet relies on: compare-and-swap transactions, leases that expire, a watch that sees
+// every change in order from a revision, compaction reported, failover across endpoints, and
+// a bounded "unavailable" when no endpoint answers.
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/asio/write.hpp>
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fleet/etcd_client.h"
+
+extern char** environ;
+
+namespace canary::fleet {
+namespace {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+std::uint16_t free_port() {
+  asio::io_context io;
+  asio::ip::tcp::acceptor a(io, {asio::ip::make_address("127.0.0.1"), 0});
+  return a.local_endpoint().port();
+}
+
+// One etcd member on loopback for the whole suite.
+class etcd_server {
+ public:
+  etcd_server() {
+    dir_ = fs::temp_directory_path() / ("canary-etcd-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    client_port_ = free_port();
+    const auto peer = free_port();
+    const std::string client = "http://127.0.0.1:" + std::to_string(client_port_);
+    const std::string peer_url = "http://127.0.0.1:" + std::to_string(peer);
+    std::vector<std::string> args = {"etcd",
+                                     "--name=t",
+                                     "--data-dir=" + (dir_ / "data").string(),
+                                     "--listen-client-urls=" + client,
+                                     "--advertise-client-urls=" + client,
+                                     "--listen-peer-urls=" + peer_url,
+                                     "--initial-advertise-peer-urls=" + peer_url,
+                                     "--initial-cluster=t=" + peer_url,
+                                     "--logger=zap",
+                                     "--log-outputs=" + (dir_ / "etcd.log").string()};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const char* bin = fs::exists("/usr/bin/etcd") ? "/usr/bin/etcd" : "etcd";
+    if (::posix_spawnp(&pid_, bin, nullptr, nullptr, argv.data(), environ) != 0) pid_ = -1;
+  }
+  ~etcd_server() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    fs::remove_all(dir_);
+  }
+  bool started() const { return pid_ > 0; }
+  bool exited() {
+    if (pid_ <= 0) return true;
+    if (::waitpid(pid_, nullptr, WNOHANG) != pid_) return false;
+    pid_ = -1;
+    return true;
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(client_port_); }
+
+ private:
+  fs::path dir_;
+  std::uint16_t client_port_ = 0;
+  pid_t pid_ = -1;
+};
+
+template <class T>
+T run(asio::io_context& io, asio::awaitable<T> aw) {
+  auto f = asio::co_spawn(io, std::move(aw), asio::use_future);
+  io.restart();
+  while (f.wait_for(0s) != std::future_status::ready) io.run_one_for(100ms);
+  return f.get();
+}
+
+class etcd_client_test : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = new etcd_server();
+    ASSERT_TRUE(server_->started()) << "cannot start etcd (Debian package etcd-server)";
+    // Ready when a range answers (bounded: 20 s).
+    asio::io_context io;
+    etcd_client c(io.get_executor(), {*parse_etcd_endpoint(server_->url())}, 500ms, 2s);
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (std::chrono::steady_clock::now() < deadline && !server_->exited()) {
+      if (!run(io, c.range("ready")).error) return;
+      std::this_thread::sleep_for(100ms);
+    }
+    FAIL() << "etcd exited or did not answer within 20 s";
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+
+  etcd_client make(std::vector<std::string> urls = {}) {
+    if (urls.empty()) urls.push_back(server_->url());
+    std::vector<etcd_endpoint> eps;
+    for (const auto& u : urls) eps.push_back(*parse_etcd_endpoint(u));
+    return etcd_client(io_.get_executor(), std::move(eps), 500ms, 3s);
+  }
+
+  asio::io_context io_;
+  static etcd_server* server_;
+};
+etcd_server* etcd_client_test::server_ = nullptr;
+
+TEST(etcd_endpoint, parses_http_urls_only) {
+  auto ep = parse_etcd_endpoint("http://127.0.0.1:2379");
+  ASSERT_TRUE(ep);
+  EXPECT_EQ(ep->host, "127.0.0.1");
+  EXPECT_EQ(ep->port, "2379");
+  EXPECT_EQ(parse_etcd_endpoint("http://[::1]:23")->host, "::1");
+  EXPECT_EQ(parse_etcd_endpoint("http://etcd")->port, "2379");
+  EXPECT_FALSE(parse_etcd_endpoint("https://x:1"));
+  EXPECT_FALSE(parse_etcd_endpoint("http://x:0"));
+  EXPECT_FALSE(parse_etcd_endpoint("http://x:1/path"));
+  EXPECT_FALSE(parse_etcd_endpoint("127.0.0.1:2379"));
+}
+
+TEST(etcd_prefix, end_is_the_next_key_after_the_prefix) {
+  EXPECT_EQ(prefix_end("/a/"), "/a0");
+  EXPECT_EQ(prefix_end(std::string("a\xff", 2)), "b");
+}
+
+TEST_F(etcd_client_test, put_range_and_binary_values) {
+  auto c = make();
+  const std::string value("bin\0ary\xff", 8);
+  auto p = run(io_, c.put("/t/put/a", value));
+  ASSERT_FALSE(p.error) << p.error.message;
+  ASSERT_TRUE(p.succeeded);
+  run(io_, c.put("/t/put/b", "2"));
+  auto r = run(io_, c.range("/t/put/", prefix_end("/t/put/")));
+  ASSERT_FALSE(r.error) << r.error.message;
+  ASSERT_EQ(r.kvs.size(), 2u);
+  EXPECT_EQ(r.kvs[0].key, "/t/put/a");
+  EXPECT_EQ(r.kvs[0].value, value);
+  EXPECT_GE(r.revision, r.kvs[1].mod_revision);
+}
+
+TEST_F(etcd_client_test, compare_and_swap_commits_once) {
+  auto c = make();
+  auto first = run(io_, c.put("/t/cas", "v1"));
+  ASSERT_FALSE(first.error);
+  const auto rev = run(io_, c.range("/t/cas")).kvs.at(0).mod_revision;
+  const auto swap = [&](std::string v) {
+    return c.txn({{"/t/cas", compare::target::mod, compare::op::equal, rev, {}}},
+                 {{txn_op::kind::put, "/t/cas", std::move(v), 0, {}}},
+                 {{txn_op::kind::range, "/t/cas", {}, 0, {}}});
+  };
+  auto a = run(io_, swap("v2"));
+  ASSERT_FALSE(a.error) << a.error.message;
+  EXPECT_TRUE(a.succeeded);
+  auto b = run(io_, swap("v3"));  // same expected revision: must not commit
+  ASSERT_FALSE(b.error) << b.error.message;
+  EXPECT_FALSE(b.succeeded);
+  ASSERT_EQ(b.ranges.size(), 1u);
+  ASSERT_EQ(b.ranges[0].kvs.size(), 1u);
+  EXPECT_EQ(b.ranges[0].kvs[0].value, "v2");
+  // A compare on a key that must not exist (create revision 0).
+  auto create = [&] {
+    return c.txn({{"/t/once", compare::target::create, compare::op::equal, 0, {}}},
+                 {{txn_op::kind::put, "/t/once", "x", 0, {}}});
+  };
+  EXPECT_TRUE(run(io_, create()).succeeded);
+  EXPECT_FALSE(run(io_, create()).succeeded);
+}
+
+TEST_F(etcd_client_test, lease_keys_go_when_the_lease_expires) {
+  auto c = make();
+  auto g = run(io_, c.grant(1));
+  ASSERT_FALSE(g.error) << g.error.message;
+  ASSERT_GT(g.id, 0);
+  ASSERT_FALSE(run(io_, c.put("/t/lease", "held", g.id)).error);
+  auto k = run(io_, c.keepalive(g.id));
+  ASSERT_FALSE(k.error) << k.error.message;
+  EXPECT_GE(k.ttl, 1);
+  EXPECT_EQ(run(io_, c.range("/t/lease")).kvs.size(), 1u);
+  // Not kept alive: gone within a few TTLs (bounded poll).
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!run(io_, c.range("/t/lease")).kvs.empty() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(200ms);
+  EXPECT_TRUE(run(io_, c.range("/t/lease")).kvs.empty());
+  EXPECT_EQ(run(io_, c.keepalive(g.id)).ttl, 0);  // expired
+}
+
+TEST_F(etcd_client_test, watch_sees_every_change_in_order_from_a_revision) {
+  auto c = make();
+  const auto start = run(io_, c.put("/t/w/a", "1")).revision;
+  run(io_, c.put("/t/w/a", "2"));
+  run(io_, c.del("/t/w/a"));
+  std::vector<std::string> seen;
+  std::int64_t last = 0;
+  auto err = run(io_, c.watch("/t/w/", prefix_end("/t/w/"), start,
+                              [&](std::int64_t rev, std::vector<watch_event>& evs) {
+                                last = rev;
+                                for (auto& e : evs)
+                                  seen.push_back(e.what == watch_event::type::del
+                                                     ? "del"
+                                                     : e.kv.value);
+                                return seen.size() < 3;
+                              }));
+  EXPECT_FALSE(err) << err.message;
+  EXPECT_EQ(seen, (std::vector<std::string>{"1", "2", "del"}));
+  EXPECT_GE(last, start + 2);
+}
+
+TEST_F(etcd_client_test, watch_reports_a_compacted_start_revision) {
+  auto c = make();
+  const auto first = run(io_, c.put("/t/cmp", "1")).revision;
+  const auto now = run(io_, c.put("/t/cmp", "2")).revision;
+  // Compaction through the gateway: POST /v3/kv/compaction.
+  // (No client call for it: the proxy never compacts; etcd's auto-compaction does.)
+  {
+    asio::io_context io;
+    asio::ip::tcp::socket s(io);
+    const auto ep = *parse_etcd_endpoint(server_->url());
+    s.connect({asio::ip::make_address(ep.host),
+               static_cast<unsigned short>(std::stoi(ep.port))});
+    const std::string body = "{\"revision\":\"" + std::to_string(now) + "\"}";
+    const std::string req = "POST /v3/kv/compaction HTTP/1.1\r\nHost: e\r\nContent-Length: " +
+                            std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+    asio::write(s, asio::buffer(req));
+    boost::system::error_code ec;
+    std::string out(4096, '\0');
+    s.read_some(asio::buffer(out), ec);
+    ASSERT_NE(out.find("200 OK"), std::string::npos) << out;
+  }
+  auto err = run(io_, c.watch("/t/cmp", {}, first,
+                              [](std::int64_t, std::vector<watch_event>&) { return true; }));
+  EXPECT_EQ(err.what, etcd_error::kind::compacted) << err.message;
+  EXPECT_EQ(err.compact_revision, now);
+}
+
+TEST_F(etcd_client_test, fails_over_to_the_next_endpoint) {
+  const std::string dead = "http://127.0.0.1:" + std::to_string(free_port());
+  auto c = make({dead, server_->url()});
+  auto r = run(io_, c.range("/t/none"));
+  EXPECT_FALSE(r.error) << r.error.message;
+  EXPECT_EQ(c.current_endpoint(), server_->url());
+}
+
+TEST_F(etcd_client_test, no_endpoint_is_unavailable_not_a_hang) {
+  const std::string dead = "http://127.0.0.1:" + std::to_string(free_port());
+  auto c = make({dead});
+  auto r = run(io_, c.range("/t/none"));
+  EXPECT_EQ(r.error.what, etcd_error::kind::unavailable);
+  EXPECT_NE(r.error.message.find(dead), std::string::npos) << r.error.message;
+}
+
+}  // namespace
+}  // namespace canary::fleet
