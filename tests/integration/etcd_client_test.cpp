@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -23,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "fleet/election.h"
 #include "fleet/etcd_client.h"
 
 extern char** environ;
@@ -270,6 +272,116 @@ TEST_F(etcd_client_test, no_endpoint_is_unavailable_not_a_hang) {
   auto r = run(io_, c.range("/t/none"));
   EXPECT_EQ(r.error.what, etcd_error::kind::unavailable);
   EXPECT_NE(r.error.message.find(dead), std::string::npos) << r.error.message;
+}
+
+// Runs `io` until `done()` or `limit` passes; true when done.
+template <class F>
+bool run_until(asio::io_context& io, F done, std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  io.restart();
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    io.run_one_for(50ms);
+  }
+  return true;
+}
+
+struct replica {
+  etcd_client client;
+  leader_election election;
+  replica(asio::io_context& io, const std::string& url, const std::string& key, std::string id)
+      : client(io.get_executor(), {*parse_etcd_endpoint(url)}, 500ms, 2s),
+        election(io.get_executor(), client, key, std::move(id), 2s, nullptr) {}
+};
+
+class election_test : public etcd_client_test {
+ protected:
+  std::vector<std::unique_ptr<replica>> start(const std::string& key, int n) {
+    std::vector<std::unique_ptr<replica>> rs;
+    for (int i = 0; i < n; ++i) {
+      rs.push_back(std::make_unique<replica>(io_, server_->url(), key, "r" + std::to_string(i)));
+      asio::co_spawn(io_, rs.back()->election.run(), asio::detached);
+    }
+    return rs;
+  }
+  static int leaders(const std::vector<std::unique_ptr<replica>>& rs) {
+    int n = 0;
+    for (const auto& r : rs) n += r->election.status().leader ? 1 : 0;
+    return n;
+  }
+  static replica* leader(const std::vector<std::unique_ptr<replica>>& rs) {
+    for (const auto& r : rs)
+      if (r->election.status().leader) return r.get();
+    return nullptr;
+  }
+  void stop_all(std::vector<std::unique_ptr<replica>>& rs) {
+    for (auto& r : rs) {
+      r->election.abandon();
+      r->client.close();
+    }
+    run_until(io_, [] { return false; }, 0s);
+    io_.run_for(200ms);
+  }
+};
+
+TEST_F(election_test, one_leader_that_every_replica_names) {
+  auto rs = start("/t/e1/leader", 3);
+  ASSERT_TRUE(run_until(io_, [&] {
+    if (leaders(rs) != 1) return false;
+    const auto id = leader(rs)->election.status().leader_id;
+    for (const auto& r : rs)
+      if (r->election.status().leader_id != id) return false;
+    return true;
+  }, 10s));
+  // Stays one for a few lease renewals.
+  io_.restart();
+  io_.run_for(3s);
+  EXPECT_EQ(leaders(rs), 1);
+  auto kv = run(io_, rs[0]->client.range("/t/e1/leader"));
+  ASSERT_EQ(kv.kvs.size(), 1u);
+  EXPECT_EQ(kv.kvs[0].value, leader(rs)->election.status().leader_id);
+  EXPECT_EQ(kv.kvs[0].create_revision, leader(rs)->election.status().fence);
+  stop_all(rs);
+}
+
+TEST_F(election_test, a_dead_leader_is_replaced_and_its_fenced_writes_fail) {
+  auto rs = start("/t/e2/leader", 3);
+  ASSERT_TRUE(run_until(io_, [&] { return leaders(rs) == 1; }, 10s));
+  replica* old = leader(rs);
+  const auto old_fence = old->election.fence_compare();
+  // A fenced write while it leads commits.
+  auto w = [&](const compare& fence, std::string v) {
+    std::vector<compare> c{fence};
+    std::vector<txn_op> ops(1);
+    ops[0] = txn_op{txn_op::kind::put, "/t/e2/state", std::move(v), 0, {}};
+    return run(io_, old->client.txn(std::move(c), std::move(ops)));
+  };
+  EXPECT_TRUE(w(old_fence, "by old").succeeded);
+  old->election.abandon();  // as a crash: no resign, the lease runs out
+  ASSERT_TRUE(run_until(io_, [&] {
+    auto* l = leader(rs);
+    return l != nullptr && l != old;
+  }, 15s));
+  EXPECT_EQ(leaders(rs), 1);
+  EXPECT_NE(leader(rs)->election.status().fence, old_fence.number);
+  // The deposed leader's write, fenced with its old create revision, is never committed.
+  auto late = w(old_fence, "late");
+  ASSERT_FALSE(late.error) << late.error.message;
+  EXPECT_FALSE(late.succeeded);
+  EXPECT_EQ(run(io_, old->client.range("/t/e2/state")).kvs.at(0).value, "by old");
+  stop_all(rs);
+}
+
+TEST_F(election_test, a_resigning_leader_hands_over_without_waiting_for_the_lease) {
+  auto rs = start("/t/e3/leader", 2);
+  ASSERT_TRUE(run_until(io_, [&] { return leaders(rs) == 1; }, 10s));
+  replica* old = leader(rs);
+  asio::co_spawn(io_, old->election.resign(), asio::detached);
+  ASSERT_TRUE(run_until(io_, [&] {
+    auto* l = leader(rs);
+    return l != nullptr && l != old;
+  }, 10s));
+  stop_all(rs);
 }
 
 }  // namespace
