@@ -26,6 +26,7 @@
 
 #include "fleet/election.h"
 #include "fleet/etcd_client.h"
+#include "fleet/etcd_store.h"
 
 extern char** environ;
 
@@ -382,6 +383,126 @@ TEST_F(election_test, a_resigning_leader_hands_over_without_waiting_for_the_leas
     return l != nullptr && l != old;
   }, 10s));
   stop_all(rs);
+}
+
+rollout::route_state state_with(std::string stable, std::string canary = {}, int weight = 0) {
+  rollout::route_state s;
+  s.stable = std::move(stable);
+  s.canary = std::move(canary);
+  s.weight = weight;
+  s.weight_total = 100;
+  s.seen_upstream = s.canary.empty() ? s.stable : s.canary;
+  s.phase = s.canary.empty() ? rollout::phase::healthy : rollout::phase::progressing;
+  s.updated_at = rollout::wall_time(std::chrono::seconds(1'800'000'000));
+  return s;
+}
+
+class etcd_store_test : public etcd_client_test {
+ protected:
+  etcd_store_options options(const std::string& prefix, std::string url = {}) {
+    etcd_store_options o;
+    o.endpoints.push_back(*parse_etcd_endpoint(url.empty() ? server_->url() : url));
+    o.prefix = prefix;
+    o.dial_timeout = 500ms;
+    o.call_timeout = 2s;
+    return o;
+  }
+  runtime rt_;
+};
+
+TEST_F(etcd_store_test, what_one_replica_saves_another_loads) {
+  etcd_state_store a(rt_, options("/t/s1/"));
+  etcd_state_store b(rt_, options("/t/s1/"));
+  auto empty = a.load();
+  EXPECT_FALSE(empty.exists);
+  EXPECT_TRUE(empty.error.empty()) << empty.error;
+  rollout::state_map states{{"web", state_with("blue", "green", 20)}, {"api", state_with("v1")}};
+  ASSERT_EQ(a.save(states), "");
+  auto got = b.load();
+  ASSERT_TRUE(got.error.empty()) << got.error;
+  EXPECT_EQ(got.states, states);
+  // One key per route, readable by anyone with etcdctl.
+  auto kv = run(io_, make().range("/t/s1/routes/web"));
+  ASSERT_EQ(kv.kvs.size(), 1u);
+  EXPECT_NE(kv.kvs[0].value.find("\"green\""), std::string::npos) << kv.kvs[0].value;
+}
+
+TEST_F(etcd_store_test, a_save_from_a_stale_picture_is_a_conflict_never_a_lost_update) {
+  etcd_state_store a(rt_, options("/t/s2/"));
+  etcd_state_store b(rt_, options("/t/s2/"));
+  ASSERT_EQ(a.save({{"web", state_with("blue", "green", 20)}}), "");
+  ASSERT_TRUE(a.load().error.empty());
+  ASSERT_TRUE(b.load().error.empty());
+  ASSERT_EQ(a.save({{"web", state_with("blue", "green", 50)}}), "");
+  const auto lost = b.save({{"web", state_with("blue", "green", 30)}});
+  EXPECT_EQ(lost.rfind(conflict_prefix, 0), 0u) << lost;
+  auto now = b.load();
+  EXPECT_EQ(now.states.at("web").weight, 50);  // a's write stands
+  EXPECT_EQ(b.save({{"web", state_with("blue", "green", 30)}}), "");  // from the new picture
+  EXPECT_EQ(a.load().states.at("web").weight, 30);
+}
+
+TEST_F(etcd_store_test, a_watcher_sees_each_change_and_saves_on_top_of_it) {
+  etcd_state_store a(rt_, options("/t/s3/"));
+  etcd_state_store b(rt_, options("/t/s3/"));
+  ASSERT_EQ(a.save({{"web", state_with("blue")}}), "");
+  ASSERT_TRUE(b.load().error.empty());
+  std::mutex m;
+  std::vector<etcd_state_store::remote_states> seen;
+  bool connected = false;
+  b.watch(
+      [&](const etcd_state_store::remote_states& r) {
+        std::lock_guard lock(m);
+        seen.push_back(r);
+      },
+      [&](bool up, const std::string&) {
+        std::lock_guard lock(m);
+        connected = up;
+      });
+  ASSERT_EQ(a.save({{"web", state_with("blue", "green", 20)}}), "");
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  etcd_state_store::remote_states last;
+  for (;;) {
+    {
+      std::lock_guard lock(m);
+      if (!seen.empty() && seen.back().states.at("web").weight == 20) {
+        last = seen.back();
+        break;
+      }
+    }
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the change never reached b";
+    std::this_thread::sleep_for(10ms);
+  }
+  {
+    std::lock_guard lock(m);
+    EXPECT_TRUE(connected);
+  }
+  // Without adopting, b's picture is stale: a conflict. Once adopted, its save applies.
+  EXPECT_EQ(b.save({{"web", state_with("blue", "green", 40)}}).rfind(conflict_prefix, 0), 0u);
+  b.adopted(last);
+  EXPECT_EQ(b.save({{"web", state_with("blue", "green", 40)}}), "");
+}
+
+TEST_F(etcd_store_test, a_deposed_leaders_fenced_save_is_refused) {
+  etcd_state_store a(rt_, options("/t/s4/"));
+  auto c = make();
+  const auto won = run(io_, c.put("/t/s4/leader", "a")).revision;
+  a.set_fence(compare{"/t/s4/leader", compare::target::create, compare::op::equal, won, {}});
+  ASSERT_EQ(a.save({{"web", state_with("blue")}}), "");
+  run(io_, c.del("/t/s4/leader"));
+  run(io_, c.put("/t/s4/leader", "b"));  // someone else won it since
+  const auto refused = a.save({{"web", state_with("blue", "green", 10)}});
+  EXPECT_EQ(refused, std::string(conflict_prefix) + "this replica is no longer the leader");
+  etcd_state_store reader(rt_, options("/t/s4/"));
+  EXPECT_EQ(reader.load().states.at("web").weight, 0);
+}
+
+TEST_F(etcd_store_test, no_etcd_means_unavailable_within_the_timeouts) {
+  etcd_state_store a(rt_, options("/t/s5/", "http://127.0.0.1:" + std::to_string(free_port())));
+  const auto saved = a.save({{"web", state_with("blue")}});
+  EXPECT_EQ(saved.rfind("state store unavailable: ", 0), 0u) << saved;
+  const auto loaded = a.load();
+  EXPECT_EQ(loaded.error.rfind("state store unavailable: ", 0), 0u) << loaded.error;
 }
 
 }  // namespace
