@@ -99,7 +99,10 @@ def make_certificate(tmp: Path) -> tuple[Path, Path]:
         raise BenchError(f"openssl req failed:\n{r.stderr}")
     os.chmod(key, 0o644)  # nginx reads it as root anyway; the workers never do
     return cert, key
-PROXY_NAMES = {"canary": "canary-proxy", "nginx": "nginx", "haproxy": "HAProxy"}
+
+
+PROXY_NAMES = {"canary": "canary-proxy", "canary_an": "canary-proxy, analysis on",
+               "nginx": "nginx", "haproxy": "HAProxy"}
 
 
 class BenchError(RuntimeError):
@@ -374,6 +377,7 @@ class CanaryProxy(Proxy):
     key = "canary"
     name = "canary-proxy"
     routes = ("bench", "bench-sticky")
+    template = "canary-proxy.yaml"
 
     def __init__(self, binary: Path, *args):
         super().__init__(*args)
@@ -381,8 +385,8 @@ class CanaryProxy(Proxy):
         self.conf = self.dir / "canary-proxy.yaml"
 
     def prepare(self) -> None:
-        render("canary-proxy.yaml", self.conf, {
-            "PORT": self.port, "ADMIN_PORT": self.ports["canary_admin"], "TMP": self.dir,
+        render(self.template, self.conf, {
+            "PORT": self.port, "ADMIN_PORT": self.ports[self.key + "_admin"], "TMP": self.dir,
             "BLUE_PORT": self.ports["blue"], "GREEN_PORT": self.ports["green"], **self.limits})
         if self.tls_port:
             with open(self.conf, "a") as f:
@@ -398,8 +402,8 @@ class CanaryProxy(Proxy):
         return [str(self.binary), "--config", str(self.conf)]
 
     def after_start(self) -> None:
-        admin = self.ports["canary_admin"]
-        wait_port(admin, self.proc, "canary-proxy admin listener", self.log_path)
+        admin = self.ports[self.key + "_admin"]
+        wait_port(admin, self.proc, f"{self.name} admin listener", self.log_path)
         # Start the rollout blue -> green: step 0 sets weight 20, step 1 pauses until promoted.
         # On a restart the state file already says so, and PUT of the current canary is a no-op.
         for route in self.routes:
@@ -411,7 +415,7 @@ class CanaryProxy(Proxy):
         self.verify_rollout()
 
     def rollout_status(self, route: str) -> dict:
-        status, _, body = http_request(self.ports["canary_admin"], "GET",
+        status, _, body = http_request(self.ports[self.key + "_admin"], "GET",
                                        f"/api/v1/rollouts/{route}")
         if status != 200:
             raise BenchError(f"GET /api/v1/rollouts/{route} -> {status}: {body[:300]!r}")
@@ -439,7 +443,7 @@ class CanaryProxy(Proxy):
     def weight_change_latency(self, samples: int = 20) -> list[float]:
         """Milliseconds from the weight API call's answer to the first request routed by the
         new weight (keep-alive client, requests back to back). Leaves the weight at 20."""
-        admin = self.ports["canary_admin"]
+        admin = self.ports[self.key + "_admin"]
         out: list[float] = []
         client = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
         try:
@@ -463,8 +467,16 @@ class CanaryProxy(Proxy):
         return out
 
     def metrics(self) -> str:
-        status, _, body = http_request(self.ports["canary_admin"], "GET", "/metrics")
+        status, _, body = http_request(self.ports[self.key + "_admin"], "GET", "/metrics")
         return body.decode(errors="replace") if status == 200 else ""
+
+
+class CanaryAnalysisProxy(CanaryProxy):
+    """canary-proxy with automated analysis on both routes: its CPU per request beside the
+    plain one's shows what the analysis costs the data plane."""
+    key = "canary_an"
+    name = "canary-proxy+analysis"
+    template = "canary-proxy-analysis.yaml"
 
 
 class NginxProxy(Proxy):
@@ -949,7 +961,7 @@ def machine_info() -> dict[str, str]:
 
 def build_report(args, results, idle, sanity, proxies, versions, info, notes, micro,
                  weight_latency: str, started: float,
-                 many: ManyRoutesResult | None = None) -> str:
+                 many: ManyRoutesResult | None = None, analysis_sim: str | None = None) -> str:
     keys = [p.key for p in proxies]
     L: list[str] = []
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -1066,6 +1078,14 @@ def build_report(args, results, idle, sanity, proxies, versions, info, notes, mi
         L.append("")
         L.extend(f"- {n}" for n in notes)
         L.append("")
+    if analysis_sim:
+        L.append("**Automated analysis in simulation** (`analysis_sim`, seeded, no network): "
+                 "A/A false-abort rate and canary requests needed to catch 1 % -> 2 %, the "
+                 "sequential test against a per-interval success-rate threshold on the same "
+                 "traffic")
+        L.append("")
+        L.append(analysis_sim)
+        L.append("")
     if micro:
         L.append("**Micro benchmarks** (`micro_bench --benchmark_min_time=0.1`, on the proxy "
                  "CPU)")
@@ -1074,6 +1094,23 @@ def build_report(args, results, idle, sanity, proxies, versions, info, notes, mi
         L.append("")
     L.append(f"_Total run time: {time.monotonic() - started:.0f} s._")
     return "\n".join(L) + "\n"
+
+
+def run_analysis_sim(binary: Path, cpu: int | None, timeout: float) -> str | None:
+    """The simulation's own markdown output (it prints its tables), or None if not built."""
+    if not binary.exists():
+        return None
+    argv = [str(binary)]
+    if cpu is not None:
+        argv = ["taskset", "-c", str(cpu)] + argv
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                           start_new_session=True)
+    except (subprocess.TimeoutExpired, OSError) as e:
+        return f"(analysis_sim failed: {e!r})"
+    if r.returncode != 0:
+        return f"(analysis_sim exited {r.returncode}: {r.stderr.strip()[:300]})"
+    return r.stdout.strip()
 
 
 def run_micro(binary: Path, cpu: int | None, timeout: float) -> str | None:
@@ -1120,8 +1157,11 @@ def parse_args(argv=None):
                     help="seconds per wrk run (default 4)")
     ap.add_argument("--only", default=ALL_SCENARIOS,
                     help="scenarios to run, e.g. a,b or ae (default: all of a-j)")
-    ap.add_argument("--proxies", default="canary,nginx,haproxy",
-                    help="comma list of canary, nginx, haproxy (default: all)")
+    ap.add_argument("--proxies", default="canary,canary_an,nginx,haproxy",
+                    help="comma list of canary, canary_an (analysis on), nginx, haproxy "
+                         "(default: all)")
+    ap.add_argument("--no-analysis-sim", action="store_true",
+                    help="skip the analysis quality simulation (analysis_sim)")
     ap.add_argument("--connections", type=int, default=64, help="wrk -c (default 64)")
     ap.add_argument("--idle-connections", type=int, default=10000,
                     help="connections held in scenario (f) (default 10000)")
@@ -1246,11 +1286,12 @@ def main(argv=None) -> int:
     proxies: list[Proxy] = []
     many: ManyRoutesResult | None = None
     micro = None
+    analysis_sim = None
     failed = True  # until the end of the try block: keep the logs of a failed run
     interrupted = False
     try:
         names = ["blue", "green", "canary", "canary_admin", "nginx", "haproxy", "canary_many",
-                 "canary_many_admin"]
+                 "canary_many_admin", "canary_an", "canary_an_admin"]
         if any(SCENARIOS[sk].tls for sk in scen):
             cert, key = make_certificate(tmp)
             limits["TLS_CERT"], limits["TLS_KEY"] = cert, key
@@ -1280,6 +1321,8 @@ def main(argv=None) -> int:
             common = (procs, tmp, args.proxy_cpu, ports, limits)
             if key == "canary":
                 p: Proxy = CanaryProxy(canary_bin, *common)
+            elif key == "canary_an":
+                p = CanaryAnalysisProxy(canary_bin, *common)
             elif key == "nginx":
                 p = NginxProxy(*common)
             else:
@@ -1314,6 +1357,8 @@ def main(argv=None) -> int:
 
         if do_idle:
             for p in proxies:
+                if p.key == "canary_an":
+                    continue  # (f) holds no request: the analysis has nothing to do there
                 p.ensure_running("scenario (f)")
                 r = open_idle_connections(p, args.idle_connections)
                 idle[p.key] = r
@@ -1343,7 +1388,7 @@ def main(argv=None) -> int:
 
         # How fast an API weight change reaches routing (target: 10 ms).
         for p in proxies:
-            if isinstance(p, CanaryProxy) and p.alive():
+            if p.key == "canary" and p.alive():
                 ms = sorted(p.weight_change_latency())
                 weight_latency = (f"API weight change visible in routing: median "
                                   f"{median(ms):.2f} ms, max {ms[-1]:.2f} ms over {len(ms)} "
@@ -1377,6 +1422,13 @@ def main(argv=None) -> int:
             if micro is None:
                 notes.append(f"micro benchmarks skipped: {args.build}/bin/micro_bench is not "
                              "built (needs libbenchmark-dev)")
+        if not args.no_analysis_sim:
+            log("analysis quality simulation (analysis_sim)")
+            analysis_sim = run_analysis_sim(build / "bin" / "analysis_sim", args.proxy_cpu,
+                                            timeout=300)
+            if analysis_sim is None:
+                notes.append(f"analysis simulation skipped: {args.build}/bin/analysis_sim is "
+                             "not built")
         failed = False
     except Interrupted as e:
         log(f"\ninterrupted ({e}): stopping everything this run started")
@@ -1398,7 +1450,7 @@ def main(argv=None) -> int:
 
     info = machine_info()
     report = build_report(args, results, idle, sanity, proxies, versions, info, notes, micro,
-                          weight_latency, started, many)
+                          weight_latency, started, many, analysis_sim)
     sys.stdout.write(report)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
