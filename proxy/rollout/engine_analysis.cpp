@@ -321,7 +321,10 @@ void engine::finish_measurement(const std::string& route, const std::string& run
   const auto before = counts_of(run);
   const auto d = analysis::measure(run, *r->analysis, delta, answers, now);
   ++st.analysis.revision;
-  for (const auto& [name, c] : counts_of(run)) {
+  for (const auto& entry : counts_of(run)) {
+    // Not a structured binding: clang 14 (the sanitizer builds) cannot capture one in a lambda.
+    const auto& name = entry.first;
+    const auto& c = entry.second;
     const auto b = before.count(name) ? before.at(name) : counts{0, 0, 0, 0};
     auto add = [&](const char* ph, int n) {
       if (n > 0) measurement_counts_[{route, name, ph}] += static_cast<std::uint64_t>(n);
