@@ -82,6 +82,7 @@ class PrometheusServer:
 
     def stop(self):
         """SIGTERM (a clean TSDB close), SIGKILL when it lingers; safe to call twice."""
+        self.process.signal(signal.SIGCONT)  # a frozen one would hold SIGTERM pending
         self.process.signal(signal.SIGTERM)
         try:
             self.process.wait(PROM_READY_SECONDS)
@@ -117,9 +118,9 @@ class PrometheusAnalysisTest(E2ETestCase):
         self.addCleanup(s.stop)
         return s
 
-    def metric(self, query, **bounds):
+    def metric(self, query, timeout="2s", **bounds):
         m = {"name": "prom", "prometheus": {"address": self.prom.address, "query": query,
-                                            "timeout": "2s"}}
+                                            "timeout": timeout}}
         m.update(bounds)
         return m
 
@@ -208,12 +209,31 @@ class PrometheusAnalysisTest(E2ETestCase):
                               what="an abort")
         self.assertTrue(s["message"].startswith("AnalysisFailed: prom: 3 consecutive errors"),
                         s["message"])
+        self.assertTrue(s["message"].endswith("last: connect: Connection refused"),
+                        s["message"])
         m = s["analysis"]["metrics"][0]
         self.assertEqual(m["last"]["phase"], "Error")
         self.assertEqual(m["errors"], 3)
         self.assertEqual(m["failed"], 0)
         self.assertEqual(s["analysis"]["phase"], "Error")
         self.assertEqual(proxy.events(NAME)["events"][-1]["cause"], "analysis")
+
+    def test_frozen_prometheus_times_out_and_aborts_past_error_limit(self):
+        # SIGSTOP: the socket still accepts connections (the kernel's backlog) but nothing
+        # answers, so every query ends at the provider's timeout.
+        proxy = self.proxy_with(self.metric("vector(1)", timeout="1s", min=0.5),
+                                [{"setWeight": 50}, {"pause": {}}], error_limit=1)
+        proxy.wait_status(lambda s: s["analysis"]["metrics"][0]["successful"] >= 1, NAME,
+                          timeout=DECISION_SECONDS, what="a Successful measurement")
+        self.prom.process.signal(signal.SIGSTOP)
+        s = proxy.wait_status(lambda s: s["phase"] == "Degraded", NAME, timeout=DECISION_SECONDS,
+                              what="an abort")
+        self.assertTrue(s["message"].startswith("AnalysisFailed: prom: 2 consecutive errors"),
+                        s["message"])
+        self.assertTrue(s["message"].endswith("last: timeout after 1s"), s["message"])
+        m = s["analysis"]["metrics"][0]
+        self.assertEqual(m["errors"], 2)
+        self.assertEqual(m["last"]["phase"], "Error")
 
     def test_query_over_the_proxys_scraped_metrics_gates_a_pause(self):
         # The canary's requests as Prometheus scraped them from the proxy's admin /metrics:
