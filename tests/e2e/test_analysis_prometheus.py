@@ -2,9 +2,10 @@
 real Prometheus server (Debian's `prometheus` package, or CANARY_PROMETHEUS) every interval and
 acts on the answer. A value below `min` aborts the rollout; a value within bounds lets a timed
 pause complete; an empty vector is Inconclusive and pauses past inconclusive_limit; a stopped
-Prometheus gives Errors and aborts past error_limit; and a query over the proxy's own /metrics,
-scraped by Prometheus every second, gates a timed pause on real traffic. Most queries are
-constant or templated expressions that need no scraped data. Skipped when the binary is missing.
+(refused) or frozen (timeout) Prometheus gives Errors and aborts past error_limit; and a query
+over the proxy's own /metrics, scraped by Prometheus every second, gates a timed pause on real
+traffic. The other queries are constant or templated expressions that need no scraped data. A
+missing binary fails the tests (`make deps` installs it) rather than skipping them unseen.
 Every Prometheus runs on 127.0.0.1 port 0 with its own temp storage and is stopped by cleanup."""
 
 import os
@@ -27,8 +28,8 @@ PROM_LISTEN_RX = r'msg="Listening on" address=127\.0\.0\.1:(\d+)'
 
 
 def prometheus_binary():
-    env = os.environ.get("CANARY_PROMETHEUS")
-    return env if env else shutil.which("prometheus")
+    return os.environ.get("CANARY_PROMETHEUS") or shutil.which("prometheus") or \
+        "/usr/bin/prometheus"
 
 
 class PrometheusServer:
@@ -99,11 +100,13 @@ def _quote(q):
     return urllib.parse.quote(q, safe="")
 
 
-@unittest.skipUnless(prometheus_binary(), "prometheus missing: install Debian's prometheus package")
 class PrometheusAnalysisTest(E2ETestCase):
 
     def setUp(self):
         super().setUp()
+        self.assertTrue(os.access(prometheus_binary(), os.X_OK),
+                        f"{prometheus_binary()} missing: install Debian's prometheus package "
+                        "(make deps)")
         self.prom = PrometheusServer(self.path("prometheus"))
         self.addCleanup(self._dump_logs_on_failure, self.prom)
         self.addCleanup(self.prom.stop)
