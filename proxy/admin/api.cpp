@@ -1,6 +1,7 @@
 // Control API request handling; see api.h. Checks run in the order docs/control-api.md gives:
 // authentication first, then Origin, then the path and method, then content type and body.
 #include "admin/api.h"
+#include "util/text.h"
 
 #include <boost/json.hpp>
 #include <boost/json/basic_parser_impl.hpp>
@@ -115,16 +116,6 @@ struct duplicate_key_handler {
   bool on_comment_part(json::string_view, boost::system::error_code&) { return true; }
   bool on_comment(json::string_view, boost::system::error_code&) { return true; }
 };
-
-// RFC 9110 §11.1: the auth-scheme is case-insensitive.
-bool iequals_ascii(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -283,7 +274,7 @@ response api::handle(const request& req) {
     constexpr std::string_view scheme = "Bearer";
     std::string_view auth = req.authorization.value_or("");
     bool ok = auth.size() > scheme.size() && auth[scheme.size()] == ' ' &&
-              iequals_ascii(auth.substr(0, scheme.size()), scheme);
+              util::iequals(auth.substr(0, scheme.size()), scheme);
     if (ok) {
       auth.remove_prefix(scheme.size());
       while (!auth.empty() && auth.front() == ' ') auth.remove_prefix(1);

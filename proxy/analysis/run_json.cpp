@@ -51,39 +51,6 @@ json::object metric_json(const std::string& name, metric_kind kind, const metric
   return o;
 }
 
-// Reads "YYYY-MM-DDTHH:MM:SS[.fff]Z" as util::format_rfc3339 writes it.
-std::optional<wall_time> parse_utc(std::string_view s) {
-  using namespace std::chrono;
-  auto num = [&](std::size_t pos, std::size_t n, int& out) {
-    if (pos + n > s.size()) return false;
-    out = 0;
-    for (std::size_t i = pos; i < pos + n; ++i) {
-      if (s[i] < '0' || s[i] > '9') return false;
-      out = out * 10 + (s[i] - '0');
-    }
-    return true;
-  };
-  int y, mo, d, h, mi, sec;
-  if (!num(0, 4, y) || s.size() < 20 || s[4] != '-' || !num(5, 2, mo) || s[7] != '-' ||
-      !num(8, 2, d) || s[10] != 'T' || !num(11, 2, h) || s[13] != ':' || !num(14, 2, mi) ||
-      s[16] != ':' || !num(17, 2, sec))
-    return std::nullopt;
-  const year_month_day ymd{year(y), month(unsigned(mo)), day(unsigned(d))};
-  if (!ymd.ok() || h > 23 || mi > 59 || sec > 59) return std::nullopt;
-  std::size_t pos = 19;
-  std::int64_t ns = 0;
-  if (s[pos] == '.') {
-    int digits = 0;
-    for (++pos; pos < s.size() && s[pos] >= '0' && s[pos] <= '9'; ++pos, ++digits)
-      if (digits < 9) ns = ns * 10 + (s[pos] - '0');
-    if (digits == 0) return std::nullopt;
-    for (; digits < 9; ++digits) ns *= 10;
-  }
-  if (pos + 1 != s.size() || s[pos] != 'Z') return std::nullopt;
-  return wall_time(duration_cast<wall_time::duration>(
-      sys_days(ymd).time_since_epoch() + hours(h) + minutes(mi) + seconds(sec) + nanoseconds(ns)));
-}
-
 // Strict readers: each names the key it could not read.
 struct reader {
   const json::object& o;
@@ -130,7 +97,7 @@ struct reader {
   bool time(std::string_view key, wall_time& out) {
     std::string s;
     if (!str(key, s)) return false;
-    auto t = parse_utc(s);
+    auto t = util::parse_rfc3339(s);
     if (!t) return fail(key, "an RFC 3339 UTC time");
     out = *t;
     return true;

@@ -1,32 +1,21 @@
 // SNI name matching; see names.h.
 #include "tls/names.h"
 
+#include "util/text.h"
+
 namespace canary::tls {
-
-namespace {
-
-bool iequal(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
-}  // namespace
 
 bool dns_name_matches(std::string_view pattern, std::string_view host) noexcept {
   if (!host.empty() && host.back() == '.') host.remove_suffix(1);
   if (pattern.empty() || host.empty()) return false;
   if (pattern.size() < 3 || pattern[0] != '*' || pattern[1] != '.')
-    return pattern.find('*') == std::string_view::npos && iequal(pattern, host);
+    return pattern.find('*') == std::string_view::npos && util::iequals(pattern, host);
   // "*.example.com": the host's first label is replaced by the wildcard, the rest must match.
   const auto suffix = pattern.substr(1);  // ".example.com"
   if (suffix.find('*') != std::string_view::npos) return false;
   const auto dot = host.find('.');
   if (dot == 0 || dot == std::string_view::npos) return false;
-  return iequal(host.substr(dot), suffix);
+  return util::iequals(host.substr(dot), suffix);
 }
 
 std::size_t pick_certificate(const std::vector<std::vector<std::string>>& names,

@@ -76,4 +76,57 @@ std::string format_rfc3339(std::chrono::system_clock::time_point t) {
   return out;
 }
 
+// Reads `n` digits at `pos`; false if any is not a digit.
+static bool digits(std::string_view s, std::size_t pos, std::size_t n, int& out) {
+  if (pos + n > s.size()) return false;
+  out = 0;
+  for (std::size_t i = pos; i < pos + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    out = out * 10 + (s[i] - '0');
+  }
+  return true;
+}
+
+std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view s) {
+  using namespace std::chrono;
+  int y, mo, d, h, mi, sec;
+  if (!digits(s, 0, 4, y) || s.size() < 19 || s[4] != '-' || !digits(s, 5, 2, mo) || s[7] != '-' ||
+      !digits(s, 8, 2, d) || (s[10] != 'T' && s[10] != 't') || !digits(s, 11, 2, h) ||
+      s[13] != ':' || !digits(s, 14, 2, mi) || s[16] != ':' || !digits(s, 17, 2, sec))
+    return std::nullopt;
+  const year_month_day ymd{year(y), month(unsigned(mo)), day(unsigned(d))};
+  if (!ymd.ok() || h > 23 || mi > 59 || sec > 59) return std::nullopt;
+  std::size_t pos = 19;
+  nanoseconds fraction(0);
+  if (pos < s.size() && s[pos] == '.') {
+    ++pos;
+    std::int64_t ns = 0;
+    int n = 0;
+    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+      if (n < 9) ns = ns * 10 + (s[pos] - '0');
+      ++n;
+      ++pos;
+    }
+    if (n == 0) return std::nullopt;
+    for (int i = n; i < 9; ++i) ns *= 10;
+    fraction = nanoseconds(ns);
+  }
+  minutes offset(0);
+  if (pos < s.size() && (s[pos] == 'Z' || s[pos] == 'z')) {
+    ++pos;
+  } else if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
+    int oh, om;
+    if (!digits(s, pos + 1, 2, oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
+        !digits(s, pos + 4, 2, om) || oh > 23 || om > 59)
+      return std::nullopt;
+    offset = (s[pos] == '-' ? -1 : 1) * (hours(oh) + minutes(om));
+    pos += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (pos != s.size()) return std::nullopt;
+  const auto local = sys_days(ymd) + hours(h) + minutes(mi) + seconds(sec) + fraction;
+  return time_point_cast<system_clock::duration>(local - offset);
+}
+
 }  // namespace canary::util
