@@ -154,9 +154,11 @@ TEST_F(EngineGatesTest, APreRolloutFailureWithinTheFailureLimitContinues) {
              ", analysis: {interval: 10s, failure_limit: 1, metrics: "
              "[{name: errors, builtin: error_rate, max: 0.5}]}"));
   begin();
+  EXPECT_FALSE(state().analysis.active);  // nothing to measure before the canary's traffic
   ASSERT_TRUE(tick_until([&] { return state().weight == 20 || state().aborted; }));
   EXPECT_FALSE(state().aborted);
   EXPECT_EQ(state().weight, 20);
+  EXPECT_TRUE(state().analysis.active);
 }
 
 TEST_F(EngineGatesTest, PromoteOverridesTheGateAndAbortWorksAsUsual) {
