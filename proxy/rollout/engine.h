@@ -87,7 +87,7 @@ class engine {
   // Without a sampler no measurement is taken (runs still start and end with the rollout).
   void set_analysis_inputs(sampler_fn sampler, provider_fn provider);
 
-  // Webhooks (event, post-rollout, rollback) go through `hooks` (nullptr: none are called). It
+  // Webhooks (every type: events, gates, judged and rollback calls) go through `hooks` (nullptr: none are called). It
   // must outlive the engine's ticks and commits.
   void set_webhooks(analysis::webhook_dispatcher* hooks) { hooks_ = hooks; }
   const analysis::webhook_dispatcher* webhooks() const { return hooks_; }
@@ -176,6 +176,11 @@ class engine {
                         const std::vector<std::pair<std::string, analysis::webhook_result>>& all);
   void rollback_answered(const std::string& route, const std::string& canary,
                          const std::string& hook, const analysis::webhook_result& result);
+  // confirm-rollout (asked every interval) and pre-rollout (called once) while a gate holds the
+  // canary (state.h rollout_gate); all answers of one round are judged together.
+  void gate_tick(const config::route_config& route, wall_time now);
+  void gate_answered(const std::string& route, const std::string& canary, rollout_gate gate,
+                     const std::vector<std::pair<std::string, analysis::webhook_result>>& all);
 
   std::shared_ptr<const config::proxy_config> cfg_;
   std::shared_ptr<const core::compiled_config> compiled_;
@@ -202,6 +207,8 @@ class engine {
   std::map<std::string, int> rollback_in_flight_;  // by route: calls not yet answered
   std::map<std::string, wall_time> confirm_due_;   // by route: next confirm-promotion ask
   std::set<std::string> confirm_in_flight_;        // by route
+  std::map<std::string, wall_time> gate_due_;      // by route: next confirm-rollout ask
+  std::set<std::string> gate_in_flight_;           // by route
   // Provider answers may arrive after the engine is gone: they check this first.
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };

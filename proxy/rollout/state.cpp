@@ -80,9 +80,29 @@ std::optional<cause> cause_from_string(std::string_view s) {
   return std::nullopt;
 }
 
+std::string_view to_string(rollout_gate g) {
+  switch (g) {
+    case rollout_gate::none:
+      return "";
+    case rollout_gate::confirm_rollout:
+      return "confirm-rollout";
+    case rollout_gate::pre_rollout:
+      return "pre-rollout";
+  }
+  return "";
+}
+
+std::optional<rollout_gate> gate_from_string(std::string_view s) {
+  for (rollout_gate g :
+       {rollout_gate::none, rollout_gate::confirm_rollout, rollout_gate::pre_rollout})
+    if (to_string(g) == s) return g;
+  return std::nullopt;
+}
+
 namespace {
 
 using step_kind = config::step_config::kind;
+using hook_kind = config::webhook_config::kind;
 
 // Argo's Progressing message while a canary has steps left.
 constexpr std::string_view progressing_message = "waiting for all steps to complete";
@@ -146,6 +166,7 @@ void complete(route_state& s, const config::route_config& route) {
   s.message.clear();
   s.aborted = false;
   s.mirror.reset();
+  s.gate = rollout_gate::none;
   clear_pause(s);
 }
 
@@ -218,6 +239,37 @@ void advance(route_state& s, const config::route_config& route, wall_time now) {
   record(s, now, from, cause::step, "Rollout completed: " + version + " is now stable");
 }
 
+std::string gate_message(rollout_gate g) {
+  return g == rollout_gate::confirm_rollout ? "waiting for confirm-rollout webhooks"
+                                            : "running pre-rollout webhooks";
+}
+
+// Holds `s` (Paused by webhook) behind `g`; the engine asks the webhooks.
+void enter_gate(route_state& s, rollout_gate g, wall_time now) {
+  const phase from = s.phase;
+  clear_pause(s);
+  s.gate = g;
+  s.phase = phase::paused;
+  s.paused_by = paused_by::webhook;
+  s.message = gate_message(g);
+  record(s, now, from, cause::webhook,
+         g == rollout_gate::confirm_rollout
+             ? "Rollout is waiting for the confirm-rollout webhooks before any traffic"
+             : "Rollout is calling the pre-rollout webhooks before any traffic");
+}
+
+// A canary starts (new, or retried after an abort): behind the first gate the route has, or at
+// its first step. Flagger asks these before the canary is scaled up, so before any traffic.
+void begin_steps(route_state& s, const config::route_config& route, wall_time now) {
+  s.gate = rollout_gate::none;
+  if (has_webhook(route, hook_kind::confirm_rollout))
+    enter_gate(s, rollout_gate::confirm_rollout, now);
+  else if (has_webhook(route, hook_kind::pre_rollout))
+    enter_gate(s, rollout_gate::pre_rollout, now);
+  else
+    advance(s, route, now);
+}
+
 std::string phase_label(const route_state& s) {
   std::string label(to_string(s.phase));
   if (s.phase == phase::paused && s.paused_by != paused_by::none)
@@ -237,6 +289,33 @@ bool is(const route_state& s, std::initializer_list<phase> phases) {
 
 }  // namespace
 
+bool has_webhook(const config::route_config& route, config::webhook_config::kind type) {
+  for (const auto& h : route.webhooks)
+    if (h.type == type) return true;
+  return false;
+}
+
+bool gated(const route_state& s) {
+  return s.gate != rollout_gate::none && s.in_progress() && !s.aborted &&
+         s.phase == phase::paused && s.paused_by == paused_by::webhook;
+}
+
+void open_gate(route_state& s, const config::route_config& route, const std::string& message,
+               wall_time now) {
+  if (s.gate == rollout_gate::none) return;
+  const phase from = s.phase;
+  if (s.gate == rollout_gate::confirm_rollout && has_webhook(route, hook_kind::pre_rollout)) {
+    s.gate = rollout_gate::pre_rollout;
+    s.message = gate_message(s.gate);
+    record(s, now, from, cause::webhook, message);
+    return;
+  }
+  s.gate = rollout_gate::none;
+  set_progressing(s);
+  record(s, now, from, cause::webhook, message);
+  advance(s, route, now);
+}
+
 bool has_confirm_promotion(const config::route_config& route) {
   for (const auto& h : route.webhooks)
     if (h.type == config::webhook_config::kind::confirm_promotion) return true;
@@ -244,8 +323,9 @@ bool has_confirm_promotion(const config::route_config& route) {
 }
 
 bool awaiting_promotion(const route_state& s, const config::route_config& route) {
-  return s.in_progress() && !s.aborted && s.phase == phase::paused &&
-         s.paused_by == paused_by::webhook && s.step >= route.steps.size();
+  return s.in_progress() && !s.aborted && s.gate == rollout_gate::none &&
+         s.phase == phase::paused && s.paused_by == paused_by::webhook &&
+         s.step >= route.steps.size();
 }
 
 void confirm_promotion(route_state& s, const config::route_config& route,
@@ -295,6 +375,7 @@ void set_desired(route_state& s, const config::route_config& route, const std::s
     s.message = "rolled back";
     s.aborted = false;
     s.mirror.reset();
+    s.gate = rollout_gate::none;
     clear_pause(s);
     record(s, now, from, why,
            "Rolled back to " + s.stable + ": update to " + cancelled + " cancelled");
@@ -311,7 +392,7 @@ void set_desired(route_state& s, const config::route_config& route, const std::s
   record(s, now, from, why,
          replaced.empty() ? "Update to " + upstream + " started"
                           : "Update to " + upstream + " started, replacing update to " + replaced);
-  advance(s, route, now);
+  begin_steps(s, route, now);
 }
 
 void on_config_load(route_state& s, const config::route_config& route, wall_time now) {
@@ -337,6 +418,14 @@ void on_config_load(route_state& s, const config::route_config& route, wall_time
     return;
   }
   const phase from = s.phase;
+  if (s.gate != rollout_gate::none) {
+    // A gate whose webhooks the new config dropped opens; the canary stays pending otherwise.
+    if (s.gate == rollout_gate::confirm_rollout && !has_webhook(route, hook_kind::confirm_rollout))
+      open_gate(s, route, "Rollout gate changed: no confirm-rollout webhook left", now);
+    if (s.gate == rollout_gate::pre_rollout && !has_webhook(route, hook_kind::pre_rollout))
+      open_gate(s, route, "Rollout gate changed: no pre-rollout webhook left", now);
+    return;
+  }
   if (awaiting_promotion(s, route) && has_confirm_promotion(route)) return;  // still gated
   if (s.step >= count) {
     // The position is kept, but no step is left at or after it: the rollout is complete.
@@ -375,6 +464,15 @@ op_result promote(route_state& s, const config::route_config& route, wall_time n
   const phase from = s.phase;
   const auto count = route.steps.size();
   std::string message;
+  if (s.gate != rollout_gate::none) {
+    // A person decides over the confirm-rollout / pre-rollout gate: the canary starts its steps.
+    const std::string which(to_string(s.gate));
+    s.gate = rollout_gate::none;
+    set_progressing(s);
+    record(s, now, from, cause::api, "Rollout promoted over the " + which + " gate");
+    advance(s, route, now);
+    return {};
+  }
   if (awaiting_promotion(s, route)) {
     // A person decides over the confirm-promotion gate.
     const std::string version = s.canary;
@@ -420,6 +518,7 @@ op_result abort(route_state& s, const config::route_config& /*route*/, wall_time
   s.aborted = true;
   s.weight = 0;
   s.mirror.reset();
+  s.gate = rollout_gate::none;
   s.step = 0;
   s.phase = phase::degraded;
   s.message =
@@ -438,7 +537,7 @@ op_result retry(route_state& s, const config::route_config& route, wall_time now
   s.mirror.reset();  // the steps run again from the start and set it again if they say so
   set_progressing(s);
   record(s, now, from, cause::api, "Retrying Rollout after abort");
-  advance(s, route, now);
+  begin_steps(s, route, now);
   return {};
 }
 
@@ -471,6 +570,15 @@ op_result resume(route_state& s, const config::route_config& route, wall_time no
       (s.paused_by != paused_by::user && s.paused_by != paused_by::analysis))
     return refuse("resume", s, "Paused by user or analysis");
   const phase from = s.phase;
+  if (s.gate != rollout_gate::none) {
+    // Paused by the user while pending: back behind the gate, whose webhooks decide again.
+    s.paused_by = paused_by::webhook;
+    s.message = gate_message(s.gate);
+    record(s, now, from, cause::api,
+           "Rollout is resumed (waiting for the " + std::string(to_string(s.gate)) +
+               " webhooks)");
+    return {};
+  }
   const auto* st = current_step(s, route);
   if (st != nullptr && st->what == step_kind::analysis && s.pause_remaining) {
     // The inline step's clock runs again with what was left.

@@ -24,6 +24,9 @@ using wall_time = wall_clock::time_point;
 enum class phase { healthy, progressing, paused, degraded };
 enum class paused_by { none, step, user, analysis, webhook };
 enum class cause { step, api, config, timer, analysis, webhook };
+// A webhook gate before the canary's first step (docs/webhooks.md): confirm-rollout is asked
+// until every such webhook answers 2xx, then pre-rollout is called once. No traffic meanwhile.
+enum class rollout_gate { none, confirm_rollout, pre_rollout };
 
 std::string_view to_string(phase p);      // "Healthy" | "Progressing" | "Paused" | "Degraded"
 std::string_view to_string(paused_by p);  // "" | "step" | "user" | "analysis" | "webhook"
@@ -31,6 +34,8 @@ std::string_view to_string(cause c);  // "step" | "api" | "config" | "timer" | "
 std::optional<phase> phase_from_string(std::string_view s);
 std::optional<paused_by> paused_by_from_string(std::string_view s);
 std::optional<cause> cause_from_string(std::string_view s);
+std::string_view to_string(rollout_gate g);  // "" | "confirm-rollout" | "pre-rollout"
+std::optional<rollout_gate> gate_from_string(std::string_view s);
 
 struct event {
   wall_time time;
@@ -97,9 +102,14 @@ struct route_state {
   std::string previous_stable;
   analysis_slot analysis;
   std::optional<mirror_state> mirror;  // nullopt = not mirroring
+  // The canary is pending behind this gate (Paused by webhook, or by a user meanwhile).
+  rollout_gate gate = rollout_gate::none;
 
-  // True while traffic may go to the canary: a canary exists and the rollout is not aborted.
-  bool canary_active() const { return !canary.empty() && !aborted; }
+  // True while traffic may go to the canary: a canary exists, the rollout is not aborted and no
+  // confirm-rollout or pre-rollout gate holds it (a pending canary gets no override or mirror).
+  bool canary_active() const {
+    return !canary.empty() && !aborted && gate == rollout_gate::none;
+  }
   bool in_progress() const { return !canary.empty(); }
 
   // Lets the engine skip a save when an operation or reload changed nothing.
@@ -168,6 +178,14 @@ bool has_confirm_promotion(const config::route_config& route);
 bool awaiting_promotion(const route_state& s, const config::route_config& route);
 void confirm_promotion(route_state& s, const config::route_config& route,
                        const std::string& message, wall_time now);
+
+// Confirm-rollout and pre-rollout (docs/webhooks.md): with such webhooks a new canary (or a
+// retry) starts behind s.gate instead of at its first step. open_gate() passes the current gate
+// (confirm-rollout -> pre-rollout when the route has one -> the steps); promote passes every gate.
+bool has_webhook(const config::route_config& route, config::webhook_config::kind type);
+bool gated(const route_state& s);  // Paused by webhook behind a gate: what the engine asks for
+void open_gate(route_state& s, const config::route_config& route, const std::string& message,
+               wall_time now);
 
 // The current step is an inline analysis step (whatever the phase).
 bool at_analysis_step(const route_state& s, const config::route_config& route);

@@ -80,6 +80,8 @@ json::object to_json(const route_state& s) {
     a["run"] = s.analysis.run ? json::value(analysis::to_json(*s.analysis.run)) : nullptr;
     o["analysis"] = std::move(a);
   }
+  // Only while a gate holds the canary: an older reader ignores the key.
+  if (s.gate != rollout_gate::none) o["gate"] = to_string(s.gate);
   // Only while mirroring: an older reader ignores the key, and files stay as they were otherwise.
   if (s.mirror) {
     json::object m;
@@ -286,6 +288,13 @@ route_state route_from_json(const json::value& v, const std::string& name) {
       s.analysis.run = analysis::run_state_from_json(run, error);
       if (!s.analysis.run) af.fail("run", error);
     }
+  }
+  if (const auto* g = f.find("gate"); g != nullptr && !g->is_null()) {
+    const auto parsed = g->is_string() ? gate_from_string(std::string(g->get_string()))
+                                       : std::optional<rollout_gate>();
+    if (!parsed || *parsed == rollout_gate::none)
+      f.fail("gate", "must be \"confirm-rollout\", \"pre-rollout\" or null");
+    s.gate = *parsed;
   }
   if (const auto* m = f.find("mirror"); m != nullptr && !m->is_null()) {
     const std::string in = where + ": mirror";

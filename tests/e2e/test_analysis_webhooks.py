@@ -1,6 +1,8 @@
 """Webhooks end to end (docs/analysis.md#webhooks): `event` receivers get every transition in
-order, `post-rollout` is called once the rollout completes, and a `rollback` webhook answering
-2xx aborts the rollout with cause `webhook`. Receivers are Python servers in this process."""
+order, `post-rollout` is called once the rollout completes, a `rollback` webhook answering
+2xx aborts the rollout with cause `webhook`, `confirm-rollout` keeps the canary pending (not even
+X-Canary: always reaches it) until it answers 2xx, and `pre-rollout` aborts on a failure or lets
+the steps start. Receivers are Python servers in this process."""
 
 import http.server
 import json
@@ -147,6 +149,62 @@ class WebhookTest(E2ETestCase):
         m = [m for m in s["analysis"]["metrics"] if m["name"] == "smoke"][0]
         self.assertEqual((m["kind"], m["failed"]), ("webhook", 1))
         self.assertTrue(hook.received())
+
+
+    def gated_proxy(self, hooks):
+        """blue and green demo backends; re-asked every 500 ms (the analysis only measures)."""
+        blue, green = self.blue_green()
+        r = {"name": NAME, "path_prefix": "/", "upstream": "blue",
+             "steps": [{"setWeight": 50}, {"pause": {}}], "webhooks": hooks,
+             "analysis": {"interval": "500ms",
+                          "metrics": [{"name": "errors", "builtin": "error_rate_vs_stable",
+                                       "dry_run": True}]}}
+        return self.start_proxy(make_config({"blue": blue.endpoint, "green": green.endpoint}, [r]))
+
+    def test_confirm_rollout_keeps_the_canary_pending_until_2xx(self):
+        confirm = self.receiver(503)
+        proxy = self.gated_proxy([{"name": "go", "type": "confirm-rollout", "url": confirm.url()}])
+        proxy.op(NAME, "upstream", {"upstream": "green"})
+        s = proxy.wait_status(
+            lambda s: s["message"] == "waiting for confirm-rollout webhook go: HTTP 503",
+            NAME, what="the confirm-rollout refusal")
+        self.assertEqual((s["phase"], s["paused_by"], s["canary"], s["weight"]),
+                         ("Paused", "webhook", "green", 0))
+        # Pending: neither the weight nor an override reaches the canary.
+        self.assertEqual(proxy.colors(20, {"X-Canary": "always"}), {"blue": 20})
+        self.assertEqual(proxy.colors(20), {"blue": 20})
+        self.assertEqual(confirm.received()[0]["event"], "confirm-rollout")
+        confirm.status = 200
+        s = proxy.wait_status(lambda s: s["paused_by"] == "step", NAME,
+                              what="the steps after the confirmation")
+        self.assertEqual((s["phase"], s["weight"]), ("Paused", 50))
+        self.assertEqual(proxy.colors(20, {"X-Canary": "always"}), {"green": 20})
+        causes = [(e["cause"], e["message"]) for e in proxy.events(NAME)["events"]]
+        self.assertIn(("webhook", "confirm-rollout webhooks answered 2xx"), causes)
+        text = proxy.admin("GET", "/metrics").text
+        self.assertRegex(text, r'canary_proxy_webhook_calls_total\{[^}]*webhook="go"[^}]*'
+                               r'result="failure"[^}]*\} [1-9]')
+
+    def test_a_failing_pre_rollout_webhook_aborts_before_any_traffic(self):
+        pre = self.receiver(500)
+        proxy = self.gated_proxy([{"name": "smoke", "type": "pre-rollout", "url": pre.url()}])
+        proxy.op(NAME, "upstream", {"upstream": "green"})
+        s = proxy.wait_status(lambda s: s["phase"] == "Degraded", NAME, what="the abort")
+        self.assertEqual(s["message"], "PreRolloutWebhook: smoke failed: HTTP 500")
+        self.assertEqual(proxy.events(NAME)["events"][-1]["cause"], "webhook")
+        self.assertEqual(len(pre.received()), 1)
+        self.assertEqual(proxy.colors(20, {"X-Canary": "always"}), {"blue": 20})
+
+    def test_a_passing_pre_rollout_webhook_starts_the_steps(self):
+        pre = self.receiver(200)
+        proxy = self.gated_proxy([{"name": "smoke", "type": "pre-rollout", "url": pre.url()}])
+        proxy.op(NAME, "upstream", {"upstream": "green"})
+        s = proxy.wait_status(lambda s: s["paused_by"] == "step", NAME, what="the steps")
+        self.assertEqual((s["phase"], s["weight"]), ("Paused", 50))
+        bodies = pre.received()
+        self.assertEqual(len(bodies), 1)
+        self.assertEqual((bodies[0]["event"], bodies[0]["canary"], bodies[0]["weight"]),
+                         ("pre-rollout", "green", 0))
 
 
 if __name__ == "__main__":
