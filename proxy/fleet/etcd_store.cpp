@@ -244,6 +244,7 @@ void etcd_state_store::watch(std::function<void(const remote_states&)> on_change
             next = r.revision + 1;
             need_read = false;
             self->set_revision(r.revision);
+            if (self->stopped) break;  // the store is gone: nobody to tell
             on_change(mirror);
           }
           bool live = false;
@@ -272,8 +273,9 @@ void etcd_state_store::watch(std::function<void(const remote_states&)> on_change
                 }
                 mirror.revision = rev;
                 self->set_revision(rev);
+                if (self->stopped) return false;  // the store is gone: nobody to tell
                 on_change(mirror);
-                return !self->stopped;
+                return true;
               });
           if (self->stopped) break;
           if (err.what == etcd_error::kind::compacted) {

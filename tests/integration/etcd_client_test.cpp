@@ -14,7 +14,8 @@
 #include <boost/asio/write.hpp>
 
 #include <signal.h>
-#include <spawn.h>
+#include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,7 +29,6 @@
 #include "fleet/etcd_client.h"
 #include "fleet/etcd_store.h"
 
-extern char** environ;
 
 namespace canary::fleet {
 namespace {
@@ -68,7 +68,19 @@ class etcd_server {
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     const char* bin = fs::exists("/usr/bin/etcd") ? "/usr/bin/etcd" : "etcd";
-    if (::posix_spawnp(&pid_, bin, nullptr, nullptr, argv.data(), environ) != 0) pid_ = -1;
+    // fork + exec rather than posix_spawn: the child dies with this process (PR_SET_PDEATHSIG),
+    // even when a failed assertion or a sanitizer aborts it, and holds none of its output
+    // pipes (ctest waits for those to close).
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      const int null = ::open("/dev/null", O_RDWR);
+      ::dup2(null, 0);
+      ::dup2(null, 1);
+      ::dup2(null, 2);
+      ::execvp(bin, argv.data());
+      ::_exit(127);
+    }
   }
   ~etcd_server() {
     if (pid_ > 0) {
@@ -443,13 +455,14 @@ TEST_F(etcd_store_test, a_save_from_a_stale_picture_is_a_conflict_never_a_lost_u
 }
 
 TEST_F(etcd_store_test, a_watcher_sees_each_change_and_saves_on_top_of_it) {
+  // Before the stores: their watch callbacks write these until the stores are destroyed.
+  std::mutex m;
+  std::vector<etcd_state_store::remote_states> seen;
+  bool connected = false;
   etcd_state_store a(rt_, options("/t/s3/"));
   etcd_state_store b(rt_, options("/t/s3/"));
   ASSERT_EQ(a.save({{"web", state_with("blue")}}), "");
   ASSERT_TRUE(b.load().error.empty());
-  std::mutex m;
-  std::vector<etcd_state_store::remote_states> seen;
-  bool connected = false;
   b.watch(
       [&](const etcd_state_store::remote_states& r) {
         std::lock_guard lock(m);
