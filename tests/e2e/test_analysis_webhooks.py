@@ -77,10 +77,12 @@ class WebhookTest(E2ETestCase):
     def test_event_and_post_rollout_webhooks(self):
         events = self.receiver()
         post = self.receiver()
+        slack = self.receiver()
         proxy = self.proxy_for(
             [{"setWeight": 50}, {"pause": {}}],
             [{"name": "chat", "type": "event", "url": events.url(), "metadata": {"team": "a"}},
-             {"name": "done", "type": "post-rollout", "url": post.url()}])
+             {"name": "done", "type": "post-rollout", "url": post.url()},
+             {"name": "room", "type": "event", "url": slack.url(), "format": "slack"}])
         proxy.op(NAME, "upstream", {"upstream": "green"})
         proxy.op(NAME, "promote")
         proxy.wait_status(lambda s: s["phase"] == "Healthy", NAME)
@@ -90,6 +92,13 @@ class WebhookTest(E2ETestCase):
         self.assertEqual([b["message"] for b in bodies], expected)
         self.assertEqual(bodies[0]["route"], NAME)
         self.assertEqual(bodies[0]["metadata"], {"team": "a"})
+        # format: slack sends {"text": ...}, one line per event, in the same order.
+        texts = poll(lambda: (lambda b: b if len(b) >= len(expected) else None)(
+            slack.received()), what="every event delivered to the slack webhook")
+        self.assertTrue(all(set(b) == {"text"} for b in texts), texts)
+        for body, message in zip(texts, expected):
+            self.assertIn(NAME, body["text"])
+            self.assertIn(message, body["text"])
         done = poll(lambda: post.received(), what="the post-rollout call")
         self.assertEqual(len(done), 1)
         self.assertEqual(done[0]["event"], "completed")
