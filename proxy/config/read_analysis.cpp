@@ -286,6 +286,7 @@ void config_reader::read_webhooks(const item& at, std::vector<webhook_config>& o
             hook.type = t.value;
             found = true;
           }
+        if (found && hook.type == webhook_config::kind::rollout) rollout_hook_refs_.push_back(*v);
         if (!found)
           w_.error(*v, "unknown webhook type " + quote(*s) +
                            " (expected one of: confirm-rollout, pre-rollout, rollout, "
@@ -338,6 +339,11 @@ void config_reader::check_analysis_steps(const route_config& route) {
   if (!route.analysis) {
     for (const auto& at : analysis_step_refs_)
       w_.error(at, "an analysis step needs the route's `analysis:` section");
+    // A rollout webhook is judged with each analysis interval's measurement: without analysis
+    // there is no interval, and a webhook that is never called would only look configured.
+    for (const auto& at : rollout_hook_refs_)
+      w_.error(at, "a rollout webhook is judged with each analysis interval: it needs the "
+                   "route's `analysis:` section");
   } else {
     for (const auto& at : step_metric_refs_)
       if (route.analysis->find(at.node.Scalar()) == nullptr)
@@ -346,6 +352,7 @@ void config_reader::check_analysis_steps(const route_config& route) {
   }
   analysis_step_refs_.clear();
   step_metric_refs_.clear();
+  rollout_hook_refs_.clear();
 }
 
 }  // namespace canary::config

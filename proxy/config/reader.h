@@ -106,6 +106,7 @@ class config_reader {
   std::vector<route_marks> route_marks_;
   std::vector<item> analysis_step_refs_;  // this route's `- analysis:` steps
   std::vector<item> step_metric_refs_;    // the metric names they list
+  std::vector<item> rollout_hook_refs_;   // its `type: rollout` webhooks (judged per interval)
 };
 
 }  // namespace canary::config

@@ -162,5 +162,23 @@ TEST(AnalysisLoadTest, ThresholdAndProviderMetricsNeedABound) {
                                     "max")));
 }
 
+// A rollout webhook is judged with each analysis interval: without analysis it would never be
+// called, so it is refused rather than accepted and ignored.
+TEST(AnalysisLoadTest, RolloutWebhookNeedsAnalysis) {
+  EXPECT_THAT(errors_of(kHead +
+                        "    webhooks:\n"                                                  // 7
+                        "      - {name: judge, type: rollout, url: \"http://127.0.0.1:1/\"}\n"  // 8
+                        "      - {name: chat, type: event, url: \"http://127.0.0.1:1/\"}\n"),   // 9
+              ElementsAre(at(8, 29, "routes[0].webhooks[0].type: a rollout webhook is judged "
+                                    "with each analysis interval: it needs the route's "
+                                    "`analysis:` section")));
+  EXPECT_THAT(errors_of(kHead +
+                        "    analysis:\n"
+                        "      metrics: [{name: e, builtin: error_rate_vs_stable}]\n"
+                        "    webhooks:\n"
+                        "      - {name: judge, type: rollout, url: \"http://127.0.0.1:1/\"}\n"),
+              ElementsAre());
+}
+
 }  // namespace
 }  // namespace canary::config
