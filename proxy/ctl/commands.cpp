@@ -30,6 +30,12 @@ namespace json = boost::json;
 using std::chrono::milliseconds;
 using steady = std::chrono::steady_clock;
 
+// A 2xx answer of the API: parsed for the text renderings, and its text for `-o json`.
+struct api_json {
+  json::value value;
+  std::string text;
+};
+
 // Delay before re-opening a dropped watch, so a restarting proxy is not hammered.
 constexpr auto reconnect_delay = std::chrono::seconds(1);
 
@@ -73,7 +79,7 @@ class cli {
 
   // One API call; returns the parsed JSON of a 2xx answer, or prints the error and returns
   // nullopt.
-  std::optional<json::value> call(http_method method, const std::string& path,
+  std::optional<api_json> call(http_method method, const std::string& path,
                                   std::optional<std::string> body = std::nullopt) {
     call_result r = client_.call(method, path, std::move(body));
     if (r.fail != failure::none) {
@@ -90,10 +96,11 @@ class cli {
       std::cerr << "error: the server's answer is not JSON (" << ec.message() << ")\n";
       return std::nullopt;
     }
-    return v;
+    return api_json{std::move(v), std::move(r.reply.body)};
   }
 
-  void print_json(const json::value& v) { std::cout << pretty_json(v) << std::flush; }
+  // `-o json` prints the server's own text, re-indented: numbers exactly as it wrote them.
+  static void print_json(const api_json& a) { std::cout << pretty_json(a.text) << std::flush; }
 
   int list() {
     auto v = call(http_method::get, "/api/v1/rollouts");
@@ -101,7 +108,7 @@ class cli {
     if (opts_.output == output_format::json) {
       print_json(*v);
     } else {
-      const json::value* rollouts = field(*v, "rollouts");
+      const json::value* rollouts = field(v->value, "rollouts");
       std::cout << render_list(rollouts ? *rollouts : json::value()) << std::flush;
     }
     return 0;
@@ -113,7 +120,7 @@ class cli {
     if (opts_.output == output_format::json) {
       print_json(*v);
     } else {
-      std::cout << render_get(*v) << std::flush;
+      std::cout << render_get(v->value) << std::flush;
     }
     return 0;
   }
@@ -124,7 +131,7 @@ class cli {
     if (opts_.output == output_format::json) {
       print_json(*v);
     } else {
-      const json::value* list = field(*v, "events");
+      const json::value* list = field(v->value, "events");
       std::cout << render_events(list ? *list : json::value()) << std::flush;
     }
     return 0;
@@ -141,8 +148,8 @@ class cli {
     }
     auto status = call(http_method::get, rollout_path());
     if (!status) return 1;
-    const json::value* block = field(*status, "analysis");
-    std::cout << render_measurements(*v, block ? *block : json::value()) << std::flush;
+    const json::value* block = field(status->value, "analysis");
+    std::cout << render_measurements(v->value, block ? *block : json::value()) << std::flush;
     return 0;
   }
 
@@ -154,7 +161,7 @@ class cli {
       return 0;
     }
     std::cout << "config reloaded\n";
-    if (const json::value* warnings = field(*v, "warnings"); warnings && warnings->is_array()) {
+    if (const json::value* warnings = field(v->value, "warnings"); warnings && warnings->is_array()) {
       for (const auto& w : warnings->as_array()) std::cerr << "warning: " << text_of(&w) << "\n";
     }
     std::cout << std::flush;
@@ -200,7 +207,7 @@ class cli {
       print_json(*v);
     } else {
       std::cout << "rollout '" << name() << "' " << done << "\n"
-                << render_status_line(*v) << "\n"
+                << render_status_line(v->value) << "\n"
                 << std::flush;
     }
     return 0;
@@ -241,7 +248,7 @@ class cli {
           auto status = status_of(e);
           if (!status) return true;
           if (opts_.output == output_format::json) {
-            std::cout << json::serialize(*status) << "\n";
+            std::cout << util::trim(e.data) << "\n";
           } else if (tty) {
             std::cout << "\x1b[H\x1b[2J" << render_get(*status);
           } else {
@@ -255,16 +262,17 @@ class cli {
     return report_watch_failure(r);
   }
 
-  void print_final(const json::value& status) {
+  void print_final(const api_json& status) {
     if (opts_.output == output_format::json) {
       print_json(status);
     } else {
-      std::cout << render_status_line(status) << "\n" << std::flush;
+      std::cout << render_status_line(status.value) << "\n" << std::flush;
     }
   }
 
-  int finish_wait(wait_decision d, const json::value& status) {
-    print_final(status);
+  int finish_wait(wait_decision d, const api_json& last) {
+    print_final(last);
+    const json::value& status = last.value;
     if (d == wait_decision::reached) return 0;
     std::cerr << "error: rollout '" << name() << "' is Degraded";
     if (std::string m = text_of(status, "message"); m != "-" && !m.empty()) std::cerr << ": " << m;
@@ -278,8 +286,8 @@ class cli {
     // 404 before any streaming starts.
     auto first = call(http_method::get, rollout_path());
     if (!first) return 1;
-    json::value last = *first;
-    auto decision = decide_wait(opts_.wait_for, text_of(last, "phase"));
+    api_json last = std::move(*first);
+    auto decision = decide_wait(opts_.wait_for, text_of(last.value, "phase"));
     if (decision != wait_decision::keep_waiting) return finish_wait(decision, last);
 
     std::string last_problem;
@@ -287,8 +295,8 @@ class cli {
       watch_result r = client_.watch(rollout_path() + "/watch", deadline, [&](const sse_event& e) {
         auto status = status_of(e);
         if (!status) return true;
-        last = std::move(*status);
-        decision = decide_wait(opts_.wait_for, text_of(last, "phase"));
+        last = api_json{std::move(*status), e.data};
+        decision = decide_wait(opts_.wait_for, text_of(last.value, "phase"));
         return decision == wait_decision::keep_waiting;
       });
       if (r.end == watch_end::stopped) return finish_wait(decision, last);

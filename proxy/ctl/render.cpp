@@ -138,50 +138,6 @@ std::string value_text(const json::value* v, value_unit unit) {
   return n ? format_value(*n, unit) : "-";
 }
 
-void pretty(const json::value& v, std::string& out, int indent) {
-  auto newline = [&](int level) {
-    out += '\n';
-    out.append(static_cast<std::size_t>(level) * 2, ' ');
-  };
-  if (v.is_object()) {
-    const auto& obj = v.as_object();
-    if (obj.empty()) {
-      out += "{}";
-      return;
-    }
-    out += '{';
-    bool first = true;
-    for (const auto& kv : obj) {
-      if (!first) out += ',';
-      first = false;
-      newline(indent + 1);
-      out += json::serialize(json::string(kv.key()));
-      out += ": ";
-      pretty(kv.value(), out, indent + 1);
-    }
-    newline(indent);
-    out += '}';
-  } else if (v.is_array()) {
-    const auto& arr = v.as_array();
-    if (arr.empty()) {
-      out += "[]";
-      return;
-    }
-    out += '[';
-    bool first = true;
-    for (const auto& e : arr) {
-      if (!first) out += ',';
-      first = false;
-      newline(indent + 1);
-      pretty(e, out, indent + 1);
-    }
-    newline(indent);
-    out += ']';
-  } else {
-    out += json::serialize(v);
-  }
-}
-
 }  // namespace
 
 const json::value* field(const json::value& v, std::string_view key) {
@@ -486,11 +442,55 @@ std::string render_status_line(const json::value& status) {
   return out;
 }
 
-std::string pretty_json(const json::value& v) {
+// Re-indents the text itself rather than a parsed value, so every number reads exactly as the
+// server wrote it (a parse and re-serialize may move a double by one unit in the last place).
+std::string pretty_json(std::string_view text) {
   std::string out;
-  pretty(v, out, 0);
+  out.reserve(text.size() * 2);
+  int level = 0;
+  auto newline = [&](int l) {
+    out += '\n';
+    out.append(static_cast<std::size_t>(std::max(l, 0)) * 2, ' ');
+  };
+  auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  auto next_significant = [&](std::size_t i) {
+    while (i < text.size() && is_space(text[i])) ++i;
+    return i;
+  };
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (is_space(c)) continue;
+    if (c == '"') {
+      std::size_t j = i + 1;
+      while (j < text.size() && text[j] != '"') j += text[j] == '\\' ? 2 : 1;
+      out.append(text.substr(i, std::min(j, text.size() - 1) - i + 1));
+      i = j;
+    } else if (c == '{' || c == '[') {
+      std::size_t j = next_significant(i + 1);
+      if (j < text.size() && text[j] == (c == '{' ? '}' : ']')) {
+        out += c;
+        out += text[j];
+        i = j;
+        continue;
+      }
+      out += c;
+      newline(++level);
+    } else if (c == '}' || c == ']') {
+      newline(--level);
+      out += c;
+    } else if (c == ',') {
+      out += ',';
+      newline(level);
+    } else if (c == ':') {
+      out += ": ";
+    } else {
+      out += c;
+    }
+  }
   out += '\n';
   return out;
 }
+
+std::string pretty_json(const json::value& v) { return pretty_json(json::serialize(v)); }
 
 }  // namespace canary::ctl

@@ -55,6 +55,8 @@ std::string render_events(const boost::json::value& events);
 std::string render_status_line(const boost::json::value& status);
 // Pretty-printed JSON (2-space indent) with a trailing newline, for `-o json`.
 std::string pretty_json(const boost::json::value& v);
+// The same for JSON text, every token (numbers included) kept as written.
+std::string pretty_json(std::string_view text);
 // Terminal column count of UTF-8 text (one per code point: enough for the icons used here).
 std::size_t display_width(std::string_view text);
 

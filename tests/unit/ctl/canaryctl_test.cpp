@@ -647,6 +647,16 @@ TEST(PrettyJson, IndentsNestedValues) {
             "}\n");
 }
 
+TEST(PrettyJson, KeepsTheServersNumbersAndStringsAsWritten) {
+  // Boost.JSON 1.81 may parse this double one unit off in the last place; -o json must not.
+  EXPECT_EQ(pretty_json(std::string_view(R"({"v":0.49942987457240595,"s":"a, {b}: [c]\\","n":[ ]})")),
+            "{\n"
+            "  \"v\": 0.49942987457240595,\n"
+            "  \"s\": \"a, {b}: [c]\\\\\",\n"
+            "  \"n\": []\n"
+            "}\n");
+}
+
 TEST(DisplayWidth, CountsCodePoints) {
   EXPECT_EQ(display_width("abc"), 3u);
   EXPECT_EQ(display_width("॥ Paused"), 8u);
