@@ -10,7 +10,8 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # dpkg-dev / fakeroot / file (packaging checks, offline; CPack needs `file` for shlibdeps).
 PACKAGES := g++ make cmake ninja-build pkg-config git ca-certificates python3 curl procps wrk \
   libboost1.81-dev libboost-json1.81-dev libyaml-cpp-dev libspdlog-dev libre2-dev \
-  libssl-dev openssl python3-websockets etcd-server etcd-client libgtest-dev libgmock-dev libbenchmark-dev prometheus-cpp-dev \
+  libssl-dev openssl libnghttp2-dev nghttp2-client python3-h2 python3-grpcio python3-websockets \
+  etcd-server etcd-client libgtest-dev libgmock-dev libbenchmark-dev prometheus-cpp-dev \
   prometheus chromium clang libclang-rt-14-dev docker-compose systemd dpkg-dev fakeroot file
 # Benchmark only (make bench); make profile adds valgrind (callgrind) and perf.
 BENCH_PACKAGES := nginx-light haproxy wrk util-linux
