@@ -69,9 +69,14 @@ struct outlier_config {
   int max_ejected_percent = 50;  // never eject more than this share of a side (Envoy: 10..100)
 };
 
+// How the proxy speaks to an upstream: HTTP/1.1, or HTTP/2 over cleartext TCP with prior
+// knowledge (h2c, RFC 9113 §3.3), which gRPC servers need.
+enum class upstream_protocol { http1, h2c };
+
 struct upstream_config {
   std::string name;
   std::vector<endpoint_config> endpoints;
+  upstream_protocol protocol = upstream_protocol::http1;
   std::optional<health_check_config> health_check;
   std::optional<outlier_config> outlier;
   source_pos pos;

@@ -24,9 +24,18 @@ void config_reader::read_upstreams(const item& at, std::vector<upstream_config>&
 }
 
 void config_reader::read_upstream(const item& at, std::size_t index, upstream_config& out) {
-  auto m = w_.mapping(at, {"endpoints", "health_check", "outlier"});
+  auto m = w_.mapping(at, {"endpoints", "protocol", "health_check", "outlier"});
   if (!m) return;
   w_.require(*m, {"endpoints"});
+  if (auto* v = m->get("protocol"))
+    if (auto s = w_.string(*v)) {
+      if (*s == "http1")
+        out.protocol = upstream_protocol::http1;
+      else if (*s == "h2c")
+        out.protocol = upstream_protocol::h2c;
+      else
+        w_.error(*v, "bad protocol " + quote(*s) + " (http1 or h2c)");
+    }
   if (auto* v = m->get("endpoints"))
     if (auto list = w_.sequence(*v)) {
       if (list->empty()) w_.error(*v, "expected at least one endpoint");
@@ -34,7 +43,12 @@ void config_reader::read_upstream(const item& at, std::size_t index, upstream_co
         if (auto e = read_endpoint(ep, index, out.endpoints.size()))
           out.endpoints.push_back(std::move(*e));
     }
-  if (auto* v = m->get("health_check")) read_health_check(*v, out.health_check.emplace());
+  if (auto* v = m->get("health_check")) {
+    // The checker speaks HTTP/1.1 only: against an h2c-only server every probe would fail.
+    if (out.protocol == upstream_protocol::h2c)
+      w_.error(*v, "health_check is HTTP/1.1: not available with protocol h2c");
+    read_health_check(*v, out.health_check.emplace());
+  }
   if (auto* v = m->get("outlier")) read_outlier(*v, out.outlier.emplace());
 }
 
