@@ -60,10 +60,15 @@ std::vector<prom::MetricFamily> collect_cells(
                          "Requests answered on a route, by variant as routed, upstream and exact "
                          "status code (the proxy's own 502/503/504 for the upstream included).",
                          prom::MetricType::Counter);
+  auto grpc = family("canary_proxy_grpc_requests_total",
+                     "gRPC responses on a route, by variant as routed, upstream and grpc-status "
+                     "(from the trailers, or the head of a trailers-only response).",
+                     prom::MetricType::Counter);
   std::map<std::pair<std::string, std::string>, histogram_sum> durations_by_variant;
   for (std::uint32_t id = 0; id < reg.series().size(); ++id) {
     const auto& key = reg.series()[id];
     std::array<std::uint64_t, 1000> codes{};
+    std::array<std::uint64_t, 18> grpc_codes{};
     histogram_sum h;
     bool seen = false;
     for (const auto* w : workers) {
@@ -71,6 +76,7 @@ std::vector<prom::MetricFamily> collect_cells(
       if (!c) continue;
       seen = true;
       for (std::size_t i = 0; i < codes.size(); ++i) codes[i] += c->by_code[i].get();
+      for (std::size_t i = 0; i < grpc_codes.size(); ++i) grpc_codes[i] += c->grpc_status[i].get();
       for (std::size_t i = 0; i < n_buckets; ++i) h.buckets[i] += c->latency[i].get();
       h.sum_us += c->latency_sum_us.get();
     }
@@ -83,6 +89,14 @@ std::vector<prom::MetricFamily> collect_cells(
                                          {"code", std::to_string(code)}},
                                         static_cast<double>(codes[code])));
     }
+    for (std::size_t g = 0; g < grpc_codes.size(); ++g) {
+      if (!grpc_codes[g]) continue;
+      grpc.metric.push_back(counter({{"route", key.route},
+                                     {"variant", key.variant},
+                                     {"upstream", key.upstream},
+                                     {"grpc_status", g < 17 ? std::to_string(g) : "other"}},
+                                    static_cast<double>(grpc_codes[g])));
+    }
     std::uint64_t observed = 0;
     for (auto b : h.buckets) observed += b;
     if (observed == 0) continue;
@@ -91,6 +105,7 @@ std::vector<prom::MetricFamily> collect_cells(
     agg.sum_us += h.sum_us;
   }
   out.push_back(std::move(requests));
+  out.push_back(std::move(grpc));
 
   auto durations = family("canary_proxy_request_duration_seconds",
                           "Time from the complete request head to the upstream response head.",

@@ -24,6 +24,7 @@ struct upstream_view {
   std::vector<std::shared_ptr<upstream::endpoint>> endpoints;
   std::optional<config::outlier_config> outlier;
   std::optional<config::health_check_config> health_check;
+  bool h2c = false;  // protocol h2c: requests go through the worker's http2::client_pool
   bool any_up(upstream::steady::time_point now) const {
     for (const auto& e : endpoints)
       if (e->up(now)) return true;

@@ -19,6 +19,7 @@ std::shared_ptr<const compiled_config> compile_config(
     v.metric_id = series.upstream_id(u.name);
     v.outlier = u.outlier;
     v.health_check = u.health_check;
+    v.h2c = u.protocol == config::upstream_protocol::h2c;
     for (const auto& e : u.endpoints) {
       try {
         v.endpoints.push_back(endpoints.get(e.address, e.port));

@@ -19,6 +19,7 @@
 #include "metrics/cells.h"
 #include "routing/router.h"
 #include "http/mirror.h"
+#include "http2/upstream.h"
 #include "upstream/pool.h"
 
 namespace canary::http {
@@ -73,6 +74,7 @@ class worker {
   routing::wrr_state& wrr(std::size_t route) { return wrr_[route]; }
   std::uint32_t next_rr(std::size_t upstream) { return rr_[upstream]++; }
   upstream::pool& pool() { return pool_; }
+  http2::client_pool& h2_pool() { return h2_pool_; }
   http::mirror& mirror() { return mirror_; }
   metrics::worker_cells& cells() { return cells_; }
   std::uint64_t random() { return rng_(); }
@@ -137,6 +139,7 @@ class worker {
   std::vector<routing::wrr_state> wrr_;
   std::vector<std::uint32_t> rr_;
   upstream::pool pool_;
+  http2::client_pool h2_pool_{ioc_.get_executor()};
   metrics::worker_cells cells_;
   // After pool_ and cells_, which its senders use; its coroutines live in ioc_ (see ~worker).
   http::mirror mirror_{*this};

@@ -32,6 +32,7 @@
 #include "http/response_plan.h"
 #include "http/tunnel.h"
 #include "http/upstream_failure.h"
+#include "http2/upstream_head.h"
 #include "log/access_log.h"
 #include "routing/failover.h"
 #include "tls/context.h"
@@ -180,6 +181,7 @@ struct basic_state final : session::state {
   beast::flat_buffer buf_;                // bounded: a head over the limit is a 431, never a throw
   std::unique_ptr<exchange> exchange_;    // the worker's, while a request is in progress
   std::unique_ptr<upstream::connection> up_;
+  std::shared_ptr<http2::client_stream> h2_;  // the request's stream to an h2c upstream
   std::unique_ptr<char[]> relay_;  // the worker's, while a body moves
   std::unique_ptr<char[]> relay_back_;  // the worker's, for a tunnel's second direction
   // The current request's Upgrade value (upgrade_request); after a 101 to it, what the tunnel
@@ -229,6 +231,10 @@ struct basic_state final : session::state {
   void end_exchange() {
     worker_.give_buffer(std::move(relay_));
     up_.reset();
+    if (h2_) {
+      h2_->reset();  // a no-op once the stream ended
+      h2_.reset();
+    }
   }
 
   // `owner` keeps the session alive exactly as long as this coroutine (one frame, not two).
@@ -240,7 +246,7 @@ struct basic_state final : session::state {
   routing::decision decide(const core::route_view& route, std::size_t route_index);
   // The analysis' per-variant counts (metrics/cells.h decided_cells) at the end of a request.
   void count_decided(const core::route_view& route, routing::variant side, routing::reason why,
-                     unsigned status, std::uint64_t micros);
+                     unsigned status, std::uint64_t micros, bool grpc_bad = false);
   acquire_status take_pooled(const core::snapshot& snap, int upstream_index, steady::time_point now,
                              std::uint32_t& start);
   awaitable<acquire_status> connect(const core::snapshot& snap, int upstream_index, bool allow_pool,
@@ -248,8 +254,14 @@ struct basic_state final : session::state {
   awaitable<bool> relay_response_body(const config::timeouts_config& t,
                                       const core::upstream_view& ups, framing out,
                                       std::uint64_t remaining);
+  template <bool to_h2>
   awaitable<body_result> relay_request_body(const config::timeouts_config& t, bool chunked,
                                             std::uint64_t& sent);
+  awaitable<bool> exchange_h2(std::shared_ptr<const core::snapshot> snap_ref, std::size_t ri,
+                              routing::decision decision, routing::variant side,
+                              routing::reason why, bool has_body, bool client_keep);
+  awaitable<acquire_status> open_h2(const core::snapshot& snap, int upstream_index,
+                                    const http2::request_head& head, bool has_body);
   awaitable<void> tunnel(const config::timeouts_config& t, metrics::series_cells& series);
   awaitable<bool> refuse(unsigned code, std::string_view text, bool keep_possible);
   awaitable<void> local_reply(unsigned code, std::string_view text, bool close);
@@ -258,7 +270,8 @@ struct basic_state final : session::state {
     worker_.cells().upstream(u.metric_id).errors[err(e)].add();
   }
   void record_response_head(const core::upstream_view& ups, metrics::series_cells& series,
-                            unsigned status, steady::time_point started, std::uint64_t body_sent);
+                            unsigned status, steady::time_point started, std::uint64_t body_sent,
+                            upstream::endpoint& target);
   std::optional<std::size_t> take_buffered_body();
   void note_failure(const core::upstream_view& u, upstream::endpoint& ep, steady::time_point now);
   void log_request(unsigned status, bool local);
@@ -311,6 +324,7 @@ void basic_state<Stream>::on_tick(std::int64_t now_ns) {
     case session_phase::connecting:
     case session_phase::upstream_response:
       if (s.up_) s.up_->sock.close(ec);  // the session answers 504
+      if (s.h2_) s.h2_->expire();
       break;
     case session_phase::idle:
     case session_phase::upstream_body:
@@ -318,6 +332,7 @@ void basic_state<Stream>::on_tick(std::int64_t now_ns) {
     case session_phase::tunnel:
       lowest(s.sock_).close(ec);
       if (s.up_) s.up_->sock.close(ec);
+      if (s.h2_) s.h2_->expire();
       break;
   }
 }
@@ -327,6 +342,7 @@ void basic_state<Stream>::close() {
   error_code ec;
   lowest(sock_).close(ec);
   if (up_) up_->sock.close(ec);
+  if (h2_) h2_->expire();
 }
 
 template <class Stream>
@@ -462,6 +478,9 @@ awaitable<bool> basic_state<Stream>::exchange_once() {
     count_decided(route, side, why, 503, 0);
     co_return co_await refuse(503, "no upstream endpoint is up", keep_possible);
   }
+  if (upstream_of(side).h2c)
+    co_return co_await exchange_h2(std::move(snap_ref), static_cast<std::size_t>(ri), decision,
+                                   side, why, has_body, client_keep);
 
   // ---- connect: a pooled connection (synchronously) or a new one. The round-robin choice is
   // made once: a pooled connection to it, else a new one from the same position (so that new
@@ -529,7 +548,7 @@ awaitable<bool> basic_state<Stream>::exchange_once() {
     auto [wec, wn] = co_await net::async_write(up_->sock, net::buffer(ex.head), use_tuple);
     body_result br = wec ? body_result::upstream_failed : body_result::ok;
     if (!wec && has_body)
-      br = co_await relay_request_body(cfg.timeouts, ex.req->chunked(), attempt.body_sent);
+      br = co_await relay_request_body<false>(cfg.timeouts, ex.req->chunked(), attempt.body_sent);
     if (br != body_result::ok && br != body_result::upstream_failed) {
       end_exchange();
       if (const auto reply = reply_for_body_error(br); reply.code != 0)
@@ -648,7 +667,7 @@ awaitable<bool> basic_state<Stream>::exchange_once() {
   if (mirror_copy_) worker_.mirror().submit(std::move(mirror_copy_));
   auto& rs = ex.res->get();
   const unsigned status = rs.result_int();
-  record_response_head(ups, series, status, started, attempt.body_sent);
+  record_response_head(ups, series, status, started, attempt.body_sent, *up_->target);
   count_decided(route, side, why, status, micros_since(started));
   if (status == 101) {  // serve() runs the tunnel, from its own (per-connection) frame
     tunnel_series_ = &series;
@@ -730,25 +749,229 @@ awaitable<bool> basic_state<Stream>::exchange_once() {
   co_return true;
 }
 
+// A request to an h2c upstream (http2/upstream.h): one stream on the worker's multiplexed
+// connection to the endpoint. The response goes to the HTTP/1.1 client chunked when its length
+// is unknown, and the upstream's trailers as the chunked trailer section (RFC 9112 §7.1.2) when
+// the client sent TE: trailers (else they are dropped). Counted as on the HTTP/1.1 path; the
+// analysis' decided cells are counted at the end, when grpc-status is known. Not mirrored.
+template <class Stream>
+awaitable<bool> basic_state<Stream>::exchange_h2(std::shared_ptr<const core::snapshot> snap_ref,
+                                                 std::size_t ri, routing::decision decision,
+                                                 routing::variant side, routing::reason why,
+                                                 bool has_body, bool client_keep) {
+  const core::snapshot& snap = *snap_ref;
+  const auto& cfg = *snap.config;
+  auto& ex = *exchange_;
+  const auto& r = ex.req->get();
+  const auto& route = snap.routes[ri];
+  const bool keep_possible = client_keep && !has_body;
+  auto upstream_index = [&](routing::variant v) {
+    return v == routing::variant::canary ? route.canary : route.stable;
+  };
+  const auto now = steady::now();
+  auto any_up = [&](routing::variant v) {
+    return snap.upstreams[static_cast<std::size_t>(upstream_index(v))].any_up(now);
+  };
+  mirror_copy_.reset();
+  http2::request_head head;
+  http2::build_request(head, *ex.req, client_ip_, is_tls);
+  auto acquired = co_await open_h2(snap, upstream_index(side), head, has_body);
+  if (acquired == acquire_status::connect_failed) {
+    if (const auto other = routing::failover_side(side, route.canary_active, any_up);
+        other && snap.upstreams[static_cast<std::size_t>(upstream_index(*other))].h2c) {
+      side = *other;
+      why = routing::reason::failover;
+      acquired = co_await open_h2(snap, upstream_index(side), head, has_body);
+    }
+  }
+  const auto& ups = snap.upstreams[static_cast<std::size_t>(upstream_index(side))];
+  auto& series = worker_.cells().series(route.metric_series[static_cast<int>(side)]);
+  ex.entry.variant = routing::to_string(side);
+  ex.entry.reason = routing::to_string(why);
+  ex.entry.upstream = ups.name;
+  if (acquired != acquire_status::ok) {
+    const unsigned code = acquired == acquire_status::timeout ? 504u : 503u;
+    series.by_code[code].add();
+    count_decided(route, side, why, code, micros_since(now));
+    co_return co_await refuse(
+        code, code == 504 ? "upstream connect timeout" : "no upstream endpoint is up",
+        keep_possible);
+  }
+  worker_.cells()
+      .route(route.metric_route_id)
+      .decisions[static_cast<int>(side)][static_cast<int>(why)]
+      .add();
+  const auto started = steady::now();
+  // Ends the exchange on an upstream failure: counted, answered, the connection closed.
+  auto fail = [&](unsigned code, metrics::upstream_error e, std::string_view text) {
+    end_exchange();
+    count_upstream_error(ups, e);
+    series.by_code[code].add();
+    count_decided(route, side, why, code, micros_since(started));
+    return local_reply(code, text, true);
+  };
+  auto error_of = [&](std::error_code ec) {
+    return ec == http2::client_errc::timeout    ? metrics::upstream_error::timeout
+           : ec == http2::client_errc::protocol ? metrics::upstream_error::protocol
+                                                : metrics::upstream_error::reset;
+  };
+
+  std::uint64_t body_sent = 0;
+  body_result br = body_result::ok;
+  if (has_body) {
+    if (auto it = r.find(bhttp::field::expect);
+        it != r.end() && iequals(it->value(), "100-continue")) {
+      static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
+      if (auto [cec, cn] = co_await write_client(net::buffer(cont)); cec) {
+        end_exchange();
+        co_return false;
+      }
+    }
+    br = co_await relay_request_body<true>(cfg.timeouts, ex.req->chunked(), body_sent);
+    if (br != body_result::ok && br != body_result::upstream_failed) {
+      end_exchange();
+      if (const auto reply = reply_for_body_error(br); reply.code != 0)
+        co_await local_reply(reply.code, reply.message, true);
+      co_return false;
+    }
+  }
+  // An upstream that stopped taking the body may still have answered: its head is looked for.
+  arm(session_phase::upstream_response, cfg.timeouts.upstream_response);
+  auto hec = co_await h2_->read_head();
+  if (hec == http2::client_errc::refused && body_sent == 0 && !has_body) {
+    // Refused (REFUSED_STREAM, or above a GOAWAY's last stream): never processed, so once more
+    // on another connection is safe (RFC 9113 §8.7).
+    h2_.reset();
+    if (co_await open_h2(snap, upstream_index(side), head, has_body) == acquire_status::ok) {
+      arm(session_phase::upstream_response, cfg.timeouts.upstream_response);
+      hec = co_await h2_->read_head();
+    }
+  }
+  if (hec || !h2_) {
+    const bool timeout = hec == http2::client_errc::timeout;
+    co_await fail(timeout ? 504 : 502, error_of(hec),
+                  timeout ? "upstream response timeout" : "upstream stream failed");
+    co_return false;
+  }
+  const auto& rh = h2_->head();
+  const unsigned status = rh.status;
+  record_response_head(ups, series, status, started, body_sent, *h2_->target());
+
+  const bool head_method = r.method() == bhttp::verb::head;
+  const bool request_body_read = !has_body || br == body_result::ok;
+  const framing out = choose_framing(head_method, status, http2::content_length(rh).has_value(),
+                                     r.version());
+  const bool keep =
+      keep_client_connection(client_keep, worker_.draining(), out, request_body_read);
+  http2::build_client_head(ex.head, rh, out, keep, r.version(), decision.set_cookie);
+  if (auto [wec, wn] = co_await write_client(net::buffer(ex.head)); wec) {
+    end_exchange();
+    co_return false;
+  }
+  std::string chunk;
+  bool end = false;
+  while (!end) {
+    arm(session_phase::upstream_body, cfg.timeouts.upstream_response);
+    if (auto bec = co_await h2_->read_body(chunk, end); bec) {
+      // The head is out: closing the connection is the only honest signal left.
+      count_upstream_error(ups, error_of(bec));
+      count_decided(route, side, why, status, micros_since(started), true);
+      log_request(status, false);
+      end_exchange();
+      co_return false;
+    }
+    if (chunk.empty() || out == framing::none) continue;
+    const chunk_line line(chunk.size());
+    if (auto [wec, wn] = co_await write_client(
+            body_buffers(line, chunk.data(), chunk.size(), out == framing::chunked));
+        wec) {
+      end_exchange();
+      co_return false;
+    }
+  }
+  if (out == framing::chunked) {
+    ex.head.clear();
+    if (http2::accepts_trailers(*ex.req))
+      http2::append_last_chunk(ex.head, h2_->trailers());
+    else
+      ex.head.append(last_chunk);
+    if (auto [wec, wn] = co_await write_client(net::buffer(ex.head)); wec) {
+      end_exchange();
+      co_return false;
+    }
+  }
+  bool grpc_bad = false;
+  if (const auto g = http2::grpc_status(rh, h2_->trailers())) {
+    series.grpc_status[std::min<unsigned>(*g, 17)].add();
+    grpc_bad = http2::grpc_status_is_bad(*g);
+  }
+  count_decided(route, side, why, status, micros_since(started), grpc_bad);
+  log_request(status, false);
+  end_exchange();
+  if (!keep) {
+    if (buf_.size() != 0 || !request_body_read) co_await lingering_close();
+    co_return false;
+  }
+  release_when_idle();
+  co_return true;
+}
+
+// A stream to the first endpoint in round-robin order that takes one (into h2_); a refused
+// connect holds the endpoint off and counts toward its ejection, as on the HTTP/1.1 path.
+template <class Stream>
+awaitable<acquire_status> basic_state<Stream>::open_h2(const core::snapshot& snap,
+                                                       int upstream_index,
+                                                       const http2::request_head& head,
+                                                       bool has_body) {
+  const auto& u = snap.upstreams[static_cast<std::size_t>(upstream_index)];
+  const auto& cfg = *snap.config;
+  const auto now = steady::now();
+  const http2::client_limits limits{cfg.timeouts.upstream_connect, cfg.timeouts.upstream_idle};
+  bool tried = false;
+  upstream::round_robin_walk walk(u.endpoints,
+                                  worker_.next_rr(static_cast<std::size_t>(upstream_index)));
+  while (const auto* next = walk.next(now)) {
+    const auto& ep = *next;
+    tried = true;
+    // The pool bounds the connect itself; no session deadline runs meanwhile.
+    resume(session_phase::connecting, 0);
+    const auto ec = co_await worker_.h2_pool().open(ep, head, has_body, limits, h2_);
+    if (!ec) co_return acquire_status::ok;
+    if (ec == http2::client_errc::connect_timeout) {
+      count_upstream_error(u, metrics::upstream_error::timeout);
+      co_return acquire_status::timeout;
+    }
+    count_upstream_error(u, ec == http2::client_errc::connect_failed
+                                ? metrics::upstream_error::connect
+                                : metrics::upstream_error::protocol);
+    spdlog::warn("upstream {} endpoint {}: h2c connect failed: {}", u.name, ep->text,
+                 ec.message());
+    if (u.outlier) note_failure(u, *ep, now);
+    ep->mark_down(now, connect_failure_holdoff);
+  }
+  co_return tried ? acquire_status::connect_failed : acquire_status::none_up;
+}
+
 // A response head arrived: passive health (outlier detection), latency and status metrics,
 // the access-log fields known now.
 template <class Stream>
 void basic_state<Stream>::record_response_head(const core::upstream_view& ups,
                                           metrics::series_cells& series, unsigned status,
-                                          steady::time_point started, std::uint64_t body_sent) {
+                                          steady::time_point started, std::uint64_t body_sent,
+                                          upstream::endpoint& target) {
   auto& ex = *exchange_;
   const auto head_at = steady::now();
   if (ups.outlier) {
     if (status >= 500)
-      note_failure(ups, *up_->target, head_at);
+      note_failure(ups, target, head_at);
     else
-      upstream::record_success(*up_->target, *ups.outlier, head_at);
+      upstream::record_success(target, *ups.outlier, head_at);
   }
   series.observe_latency(static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(head_at - started).count()));
   if (status != 101) series.by_code[status % 1000].add();  // a tunnel counts when it closes
   ex.entry.bytes_received = body_sent;
-  ex.entry.endpoint = up_->target->text;
+  ex.entry.endpoint = target.text;
   if (worker_.access_log().enabled())
     ex.entry.upstream_us = static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(head_at - ex.entry_start).count());
@@ -773,12 +996,12 @@ std::optional<std::size_t> basic_state<Stream>::take_buffered_body() {
 template <class Stream>
 void basic_state<Stream>::count_decided(const core::route_view& route, routing::variant side,
                                         routing::reason why, unsigned status,
-                                        std::uint64_t micros) {
+                                        std::uint64_t micros, bool grpc_bad) {
   // Header/cookie-forced requests are QA or preview traffic: they would bias the comparison.
   if (why != routing::reason::weight && why != routing::reason::sticky) return;
   auto& c = worker_.cells().route(route.metric_route_id).decided[static_cast<int>(side)];
   c.requests.add();
-  if (status >= 500 && status <= 599) c.bad.add();
+  if ((status >= 500 && status <= 599) || grpc_bad) c.bad.add();
   for (std::uint8_t k = 0; k < route.slow_count; ++k)
     if (micros > route.slow_us[k]) c.slow[k].add();
 }
@@ -1021,6 +1244,7 @@ awaitable<acquire_status> basic_state<Stream>::connect(const core::snapshot& sna
 // (after what the head read already buffered), a chunked one through the parser, re-chunked.
 // `sent` counts the bytes consumed from the client.
 template <class Stream>
+template <bool to_h2>
 awaitable<body_result> basic_state<Stream>::relay_request_body(const config::timeouts_config& t,
                                                           bool chunked, std::uint64_t& sent) {
   auto& req = *exchange_->req;
@@ -1066,13 +1290,25 @@ awaitable<body_result> basic_state<Stream>::relay_request_body(const config::tim
     sent += got;  // consumed from the client: from here on a retry could not replay it
     if (mirror_copy_) mirror_copy_->capture(data, got);
     arm(session_phase::writing, t.upstream_response);
-    const chunk_line line(got);
-    auto [wec, wn] =
-        co_await net::async_write(up_->sock, body_buffers(line, data, got, chunked), use_tuple);
-    if (wec) co_return body_result::upstream_failed;
-    if (!chunked && remaining == 0) break;
+    if constexpr (to_h2) {
+      // DATA frames carry no chunk framing; END_STREAM marks the end (RFC 9113 §8.1).
+      const bool last = !chunked && remaining == 0;
+      if (co_await h2_->send_body(std::string_view(data, got), last))
+        co_return body_result::upstream_failed;
+      if (last) co_return body_result::ok;
+      continue;
+    } else {
+      const chunk_line line(got);
+      auto [wec, wn] =
+          co_await net::async_write(up_->sock, body_buffers(line, data, got, chunked), use_tuple);
+      if (wec) co_return body_result::upstream_failed;
+      if (!chunked && remaining == 0) break;
+    }
   }
-  if (chunked) {
+  if constexpr (to_h2) {
+    arm(session_phase::writing, t.upstream_response);
+    if (co_await h2_->send_body({}, true)) co_return body_result::upstream_failed;
+  } else if (chunked) {
     arm(session_phase::writing, t.upstream_response);
     auto [wec, wn] = co_await net::async_write(up_->sock, net::buffer(last_chunk), use_tuple);
     if (wec) co_return body_result::upstream_failed;

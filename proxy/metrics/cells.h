@@ -34,6 +34,8 @@ struct series_cells {
   std::array<cell, 1000> by_code;  // index = status code (000-999)
   std::array<cell, duration_buckets.size() + 1> latency;  // non-cumulative; last = +Inf
   cell latency_sum_us;
+  // gRPC responses by grpc-status: 0-16 as defined, the last cell for any other value.
+  std::array<cell, 18> grpc_status;
   void observe_latency(std::uint64_t micros) noexcept {
     const double s = static_cast<double>(micros) / 1e6;
     std::size_t i = 0;
@@ -51,7 +53,9 @@ inline constexpr std::size_t max_slow_thresholds = 4;
 // (never header/cookie forced), counted at the end of the request.
 struct decided_cells {
   cell requests;
-  cell bad;  // 5xx, the proxy's own 502/503/504 for this variant included
+  // 5xx, the proxy's own 502/503/504 for this variant included, and gRPC responses whose
+  // grpc-status says the server failed (http2::grpc_status_is_bad)
+  cell bad;
   std::array<cell, max_slow_thresholds> slow;  // slower than route_view::slow_us[k]
 };
 
