@@ -383,6 +383,7 @@ analysis::interval_sample sample_route(metrics::series_registry& registry,
           side.total += n;
           if (code >= 500 && code <= 599) side.errors += n;
         }
+        side.errors += c->grpc_errors.get();
         for (std::size_t b = 0; b < side.latency.size() && b < c->latency.size(); ++b)
           side.latency[b] += c->latency[b].get();
       }

@@ -904,6 +904,7 @@ awaitable<bool> basic_state<Stream>::exchange_h2(std::shared_ptr<const core::sna
   if (const auto g = http2::grpc_status(rh, h2_->trailers())) {
     series.grpc_status[std::min<unsigned>(*g, 17)].add();
     grpc_bad = http2::grpc_status_is_bad(*g);
+    if (grpc_bad && (status < 500 || status > 599)) series.grpc_errors.add();
   }
   count_decided(route, side, why, status, micros_since(started), grpc_bad);
   log_request(status, false);

@@ -36,6 +36,9 @@ struct series_cells {
   cell latency_sum_us;
   // gRPC responses by grpc-status: 0-16 as defined, the last cell for any other value.
   std::array<cell, 18> grpc_status;
+  // gRPC responses with a failing grpc-status (http2::grpc_status_is_bad) and a non-5xx HTTP
+  // status: errors for the threshold analysis metrics, beside the 5xx of by_code.
+  cell grpc_errors;
   void observe_latency(std::uint64_t micros) noexcept {
     const double s = static_cast<double>(micros) / 1e6;
     std::size_t i = 0;

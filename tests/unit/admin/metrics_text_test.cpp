@@ -131,6 +131,33 @@ TEST(CollectCells, EveryFamilyIsThereBeforeAnyTraffic) {
   EXPECT_THAT(text, HasSubstr("canary_proxy_connections_total 0\n"));
 }
 
+TEST(CollectCells, GrpcStatusesSummedOverWorkersAndCountedAsErrors) {
+  metrics::series_registry reg;
+  const auto c_green = reg.series_id("rpc", "canary", "green");
+  reg.series_id("rpc", "stable", "blue");
+  metrics::worker_cells w1, w2;
+  w1.series(c_green).by_code[200].add(10);
+  w1.series(c_green).grpc_status[0].add(6);
+  w2.series(c_green).grpc_status[0].add(1);
+  w1.series(c_green).grpc_status[14].add(3);
+  w1.series(c_green).grpc_status[17].add(1);  // a value outside 0-16
+  w1.series(c_green).grpc_errors.add(3);
+  w2.series(c_green).by_code[503].add(2);
+  const auto text = text_of(collect_cells(reg, {&w1, &w2}));
+  EXPECT_THAT(text, HasSubstr("# TYPE canary_proxy_grpc_requests_total counter\n"));
+  EXPECT_THAT(text, HasSubstr("canary_proxy_grpc_requests_total{route=\"rpc\",variant=\"canary\","
+                              "upstream=\"green\",grpc_status=\"0\"} 7\n"));
+  EXPECT_THAT(text, HasSubstr("canary_proxy_grpc_requests_total{route=\"rpc\",variant=\"canary\","
+                              "upstream=\"green\",grpc_status=\"14\"} 3\n"));
+  EXPECT_THAT(text, HasSubstr("canary_proxy_grpc_requests_total{route=\"rpc\",variant=\"canary\","
+                              "upstream=\"green\",grpc_status=\"other\"} 1\n"));
+  EXPECT_THAT(text, Not(HasSubstr("grpc_status=\"1\"")));
+  // The threshold metrics' errors: the 5xx and the failing gRPC statuses of 200 responses.
+  const auto sample = sample_route(reg, {&w1, &w2}, "rpc", "blue", "green");
+  EXPECT_EQ(sample.canary.total, 12u);
+  EXPECT_EQ(sample.canary.errors, 5u);
+}
+
 TEST(CollectRollouts, WeightInPercentStepAndInfo) {
   config::route_config route;
   route.name = "web";
