@@ -71,7 +71,11 @@ std::shared_ptr<const snapshot> build_snapshot(std::shared_ptr<const compiled_co
         compiled->route_metric_ids[i],
         {series.series_id(r.name, "stable", st.stable),
          series.series_id(r.name, "canary", st.canary.empty() ? st.stable : st.canary)}});
-    if (st.mirror && active && st.mirror->percent > 0) {
+    // Copies are sent over HTTP/1.1 (http/mirror.h): an h2c canary gets none.
+    const int canary_index = routes.back().canary;
+    const bool canary_h2c =
+        canary_index >= 0 && compiled->upstreams[static_cast<std::size_t>(canary_index)].h2c;
+    if (st.mirror && active && st.mirror->percent > 0 && !canary_h2c) {
       auto& view = routes.back();
       view.mirror_percent = std::min(st.mirror->percent, 100);
       view.mirror_methods = st.mirror->methods;

@@ -889,6 +889,14 @@ awaitable<bool> basic_state<Stream>::exchange_h2(std::shared_ptr<const core::sna
       co_return false;
     }
   }
+  // Counted before the last write: a client that got the whole response sees it counted.
+  bool grpc_bad = false;
+  if (const auto g = http2::grpc_status(rh, h2_->trailers())) {
+    series.grpc_status[std::min<unsigned>(*g, 17)].add();
+    grpc_bad = http2::grpc_status_is_bad(*g);
+    if (grpc_bad && (status < 500 || status > 599)) series.grpc_errors.add();
+  }
+  count_decided(route, side, why, status, micros_since(started), grpc_bad);
   if (out == framing::chunked) {
     ex.head.clear();
     if (http2::accepts_trailers(*ex.req))
@@ -900,13 +908,6 @@ awaitable<bool> basic_state<Stream>::exchange_h2(std::shared_ptr<const core::sna
       co_return false;
     }
   }
-  bool grpc_bad = false;
-  if (const auto g = http2::grpc_status(rh, h2_->trailers())) {
-    series.grpc_status[std::min<unsigned>(*g, 17)].add();
-    grpc_bad = http2::grpc_status_is_bad(*g);
-    if (grpc_bad && (status < 500 || status > 599)) series.grpc_errors.add();
-  }
-  count_decided(route, side, why, status, micros_since(started), grpc_bad);
   log_request(status, false);
   end_exchange();
   if (!keep) {

@@ -361,6 +361,17 @@ class GrpcH2cTest(E2ETestCase):
         self.assertEqual(blue.calls, 50)
         self.assertEqual(len(blue.peers), 1, blue.peers)
 
+    def test_large_messages_both_ways_within_flow_control(self):
+        # 3 MiB up and back: more than the 64 KiB default windows and the proxy's 256 KiB
+        # receive window, so both directions only finish if WINDOW_UPDATEs flow.
+        blue = self.server("blue")
+        proxy = self.start_proxy(h2c_config({"blue": blue.endpoint}, grpc_route()))
+        payload = bytes(range(256)) * (3 * 4096)
+        status, _, body, trailers = self.client(proxy).grpc_call("/test.Echo/Unary", payload)
+        self.assertEqual(status, 200)
+        self.assertEqual(trailers.get("grpc-status"), "0")
+        self.assertEqual(unframe(body), b"blue:" + payload)
+
     def test_h2c_upstream_down(self):
         down = f"127.0.0.1:{closed_port()}"
         proxy = self.start_proxy(h2c_config({"blue": down}, grpc_route()))
