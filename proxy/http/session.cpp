@@ -181,7 +181,7 @@ struct basic_state final : session::state {
   beast::flat_buffer buf_;                // bounded: a head over the limit is a 431, never a throw
   std::unique_ptr<exchange> exchange_;    // the worker's, while a request is in progress
   std::unique_ptr<upstream::connection> up_;
-  std::shared_ptr<http2::client_stream> h2_;  // the request's stream to an h2c upstream
+  std::shared_ptr<http2::client_stream> up2_;  // the request's stream to an h2c upstream
   std::unique_ptr<char[]> relay_;  // the worker's, while a body moves
   std::unique_ptr<char[]> relay_back_;  // the worker's, for a tunnel's second direction
   // The current request's Upgrade value (upgrade_request); after a 101 to it, what the tunnel
@@ -231,9 +231,9 @@ struct basic_state final : session::state {
   void end_exchange() {
     worker_.give_buffer(std::move(relay_));
     up_.reset();
-    if (h2_) {
-      h2_->reset();  // a no-op once the stream ended
-      h2_.reset();
+    if (up2_) {
+      up2_->reset();  // a no-op once the stream ended
+      up2_.reset();
     }
   }
 
@@ -324,7 +324,7 @@ void basic_state<Stream>::on_tick(std::int64_t now_ns) {
     case session_phase::connecting:
     case session_phase::upstream_response:
       if (s.up_) s.up_->sock.close(ec);  // the session answers 504
-      if (s.h2_) s.h2_->expire();
+      if (s.up2_) s.up2_->expire();
       break;
     case session_phase::idle:
     case session_phase::upstream_body:
@@ -332,7 +332,7 @@ void basic_state<Stream>::on_tick(std::int64_t now_ns) {
     case session_phase::tunnel:
       lowest(s.sock_).close(ec);
       if (s.up_) s.up_->sock.close(ec);
-      if (s.h2_) s.h2_->expire();
+      if (s.up2_) s.up2_->expire();
       break;
   }
 }
@@ -342,7 +342,7 @@ void basic_state<Stream>::close() {
   error_code ec;
   lowest(sock_).close(ec);
   if (up_) up_->sock.close(ec);
-  if (h2_) h2_->expire();
+  if (up2_) up2_->expire();
 }
 
 template <class Stream>
@@ -837,25 +837,25 @@ awaitable<bool> basic_state<Stream>::exchange_h2(std::shared_ptr<const core::sna
   }
   // An upstream that stopped taking the body may still have answered: its head is looked for.
   arm(session_phase::upstream_response, cfg.timeouts.upstream_response);
-  auto hec = co_await h2_->read_head();
+  auto hec = co_await up2_->read_head();
   if (hec == http2::client_errc::refused && body_sent == 0 && !has_body) {
     // Refused (REFUSED_STREAM, or above a GOAWAY's last stream): never processed, so once more
     // on another connection is safe (RFC 9113 §8.7).
-    h2_.reset();
+    up2_.reset();
     if (co_await open_h2(snap, upstream_index(side), head, has_body) == acquire_status::ok) {
       arm(session_phase::upstream_response, cfg.timeouts.upstream_response);
-      hec = co_await h2_->read_head();
+      hec = co_await up2_->read_head();
     }
   }
-  if (hec || !h2_) {
+  if (hec || !up2_) {
     const bool timeout = hec == http2::client_errc::timeout;
     co_await fail(timeout ? 504 : 502, error_of(hec),
                   timeout ? "upstream response timeout" : "upstream stream failed");
     co_return false;
   }
-  const auto& rh = h2_->head();
+  const auto& rh = up2_->head();
   const unsigned status = rh.status;
-  record_response_head(ups, series, status, started, body_sent, *h2_->target());
+  record_response_head(ups, series, status, started, body_sent, *up2_->target());
 
   const bool head_method = r.method() == bhttp::verb::head;
   const bool request_body_read = !has_body || br == body_result::ok;
@@ -872,7 +872,7 @@ awaitable<bool> basic_state<Stream>::exchange_h2(std::shared_ptr<const core::sna
   bool end = false;
   while (!end) {
     arm(session_phase::upstream_body, cfg.timeouts.upstream_response);
-    if (auto bec = co_await h2_->read_body(chunk, end); bec) {
+    if (auto bec = co_await up2_->read_body(chunk, end); bec) {
       // The head is out: closing the connection is the only honest signal left.
       count_upstream_error(ups, error_of(bec));
       count_decided(route, side, why, status, micros_since(started), true);
@@ -891,7 +891,7 @@ awaitable<bool> basic_state<Stream>::exchange_h2(std::shared_ptr<const core::sna
   }
   // Counted before the last write: a client that got the whole response sees it counted.
   bool grpc_bad = false;
-  if (const auto g = http2::grpc_status(rh, h2_->trailers())) {
+  if (const auto g = http2::grpc_status(rh, up2_->trailers())) {
     series.grpc_status[std::min<unsigned>(*g, 17)].add();
     grpc_bad = http2::grpc_status_is_bad(*g);
     if (grpc_bad && (status < 500 || status > 599)) series.grpc_errors.add();
@@ -900,7 +900,7 @@ awaitable<bool> basic_state<Stream>::exchange_h2(std::shared_ptr<const core::sna
   if (out == framing::chunked) {
     ex.head.clear();
     if (http2::accepts_trailers(*ex.req))
-      http2::append_last_chunk(ex.head, h2_->trailers());
+      http2::append_last_chunk(ex.head, up2_->trailers());
     else
       ex.head.append(last_chunk);
     if (auto [wec, wn] = co_await write_client(net::buffer(ex.head)); wec) {
@@ -918,7 +918,7 @@ awaitable<bool> basic_state<Stream>::exchange_h2(std::shared_ptr<const core::sna
   co_return true;
 }
 
-// A stream to the first endpoint in round-robin order that takes one (into h2_); a refused
+// A stream to the first endpoint in round-robin order that takes one (into up2_); a refused
 // connect holds the endpoint off and counts toward its ejection, as on the HTTP/1.1 path.
 template <class Stream>
 awaitable<acquire_status> basic_state<Stream>::open_h2(const core::snapshot& snap,
@@ -937,7 +937,7 @@ awaitable<acquire_status> basic_state<Stream>::open_h2(const core::snapshot& sna
     tried = true;
     // The pool bounds the connect itself; no session deadline runs meanwhile.
     resume(session_phase::connecting, 0);
-    const auto ec = co_await worker_.h2_pool().open(ep, head, has_body, limits, h2_);
+    const auto ec = co_await worker_.h2_pool().open(ep, head, has_body, limits, up2_);
     if (!ec) co_return acquire_status::ok;
     if (ec == http2::client_errc::connect_timeout) {
       count_upstream_error(u, metrics::upstream_error::timeout);
@@ -1295,7 +1295,7 @@ awaitable<body_result> basic_state<Stream>::relay_request_body(const config::tim
     if constexpr (to_h2) {
       // DATA frames carry no chunk framing; END_STREAM marks the end (RFC 9113 §8.1).
       const bool last = !chunked && remaining == 0;
-      if (co_await h2_->send_body(std::string_view(data, got), last))
+      if (co_await up2_->send_body(std::string_view(data, got), last))
         co_return body_result::upstream_failed;
       if (last) co_return body_result::ok;
       continue;
@@ -1309,7 +1309,7 @@ awaitable<body_result> basic_state<Stream>::relay_request_body(const config::tim
   }
   if constexpr (to_h2) {
     arm(session_phase::writing, t.upstream_response);
-    if (co_await h2_->send_body({}, true)) co_return body_result::upstream_failed;
+    if (co_await up2_->send_body({}, true)) co_return body_result::upstream_failed;
   } else if (chunked) {
     arm(session_phase::writing, t.upstream_response);
     auto [wec, wn] = co_await net::async_write(up_->sock, net::buffer(last_chunk), use_tuple);
