@@ -36,6 +36,14 @@ bool reset_guard::reset(std::int64_t now_ns) noexcept {
   return resets_ > per_thousand && resets_ * 1000 > streams_ * per_thousand;
 }
 
+bool control_guard::frame(std::int64_t now_ns) noexcept {
+  if (now_ns - window_start_ns_ >= one_second_ns) {
+    window_start_ns_ = now_ns;
+    in_window_ = 0;
+  }
+  return ++in_window_ > per_second;
+}
+
 struct server_engine::callbacks {
   static server_engine& self(void* p) { return *static_cast<server_engine*>(p); }
 
@@ -115,6 +123,10 @@ struct server_engine::callbacks {
             e.handler_.on_stream_event(s);
           }
         }
+        return 0;
+      case NGHTTP2_PING:
+      case NGHTTP2_SETTINGS:
+        if ((f->hd.flags & NGHTTP2_FLAG_ACK) == 0 && e.control_.frame(e.now_ns_())) e.calm_ = true;
         return 0;
       case NGHTTP2_RST_STREAM:
         if (e.resets_.reset(e.now_ns_())) e.calm_ = true;
@@ -235,6 +247,10 @@ bool server_engine::receive(const char* data, std::size_t n) {
   const auto rv =
       nghttp2_session_mem_recv(session_, reinterpret_cast<const std::uint8_t*>(data), n);
   if (rv < 0) {
+    // RFC 9113 §5.4.1: a connection error ends with GOAWAY. nghttp2 queues one for some errors
+    // only; a flood of frames that provoke ACKs is ENHANCE_YOUR_CALM (§10.5).
+    nghttp2_session_terminate_session(
+        session_, rv == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
     failed_ = true;
     return false;
   }
@@ -259,7 +275,7 @@ bool server_engine::take_output(std::string& out) {
 }
 
 bool server_engine::finished() const {
-  return failed_ || (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_));
+  return (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_));
 }
 
 void server_engine::respond(stream& s, unsigned status, const std::vector<response_field>& fields,

@@ -49,6 +49,19 @@ class reset_guard {
   std::uint64_t streams_ = 0;
 };
 
+// PING and SETTINGS floods (RFC 9113 §10.5): each provokes an ACK. A peer that reads them is
+// not caught by nghttp2's bound on unsent ACKs, yet costs a frame both ways each: more than
+// `per_second` in one second ends the connection with ENHANCE_YOUR_CALM. Pure.
+class control_guard {
+ public:
+  static constexpr std::uint32_t per_second = 1000;
+  bool frame(std::int64_t now_ns) noexcept;
+
+ private:
+  std::int64_t window_start_ns_ = 0;
+  std::uint32_t in_window_ = 0;
+};
+
 // One request stream as the engine knows it. Shared: the engine drops its reference when
 // nghttp2 closes the stream; whoever forwards it may hold on until its upstream work ends.
 struct stream {
@@ -143,6 +156,7 @@ class server_engine {
   nghttp2_session* session_ = nullptr;
   std::unordered_map<std::int32_t, std::shared_ptr<stream>> streams_;
   reset_guard resets_;
+  control_guard control_;
   bool failed_ = false;
   bool shutting_down_ = false;
   bool calm_ = false;  // the reset guard tripped during receive()
