@@ -80,6 +80,9 @@ class Http2Test(E2ETestCase):
 
     def test_preface_without_h2c_is_400(self):
         p = self.start()
+        # h2 is served over TLS (the default), not as prior knowledge on the plain listener.
+        r = self.curl("--http2", "-w", "\n%{http_version}", *self.tls_url(p, "/color"))
+        self.assertEqual(r.stdout.splitlines(), ['"blue"', "2"])
         with socket.create_connection(("127.0.0.1", p.port), timeout=DEADLINE) as s:
             s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
             data = b""
@@ -161,9 +164,9 @@ class Http2Test(E2ETestCase):
         cfg["limits"] = {"max_request_body_bytes": 1000}
         p.write_config(cfg)
         p.sighup()
-        poll(lambda: self.curl("--http2", "-o", "/dev/null", "-w", "%{http_code}", "-d",
-                               "x" * 2000, *self.tls_url(p, "/echo")).stdout == "413",
-             what="413 after the reload")
+        poll(lambda: self.curl("--http2", "-o", "/dev/null", "-w", "%{http_code} %{http_version}",
+                               "-d", "x" * 2000, *self.tls_url(p, "/echo")).stdout == "413 2",
+             what="413 over HTTP/2 after the reload")
 
 
 if __name__ == "__main__":

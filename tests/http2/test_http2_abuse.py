@@ -258,6 +258,9 @@ class Http2AbuseTest(E2ETestCase):
         sid = c.request("/color", headers=[("bomb", big)] * 2001)
         status, _ = c.response(sid)
         self.assertEqual(status, 431)
+        # The proxy's own 431 (the backend would answer one too, had the field list reached it).
+        text = self.proxy.admin("GET", "/metrics").text
+        self.assertIn('canary_proxy_local_replies_total{code="431"} 1', text)
         # The same connection still serves.
         self.assertEqual(c.response(c.request("/color")), (200, b'"blue"'))
 
