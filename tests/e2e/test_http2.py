@@ -11,7 +11,7 @@ import socket
 import subprocess
 import unittest
 
-from harness import DEADLINE, E2ETestCase, make_config, poll, route
+from harness import DEADLINE, E2ETestCase, closed_port, make_config, poll, route
 from test_tls import CA, TlsProxy, metric
 
 HAVE_TOOLS = all(shutil.which(t) for t in ("curl", "h2load", "nghttp", "openssl"))
@@ -26,14 +26,15 @@ class Http2Test(E2ETestCase):
         self.cert, self.key = self.ca.issue("site", "localhost", ["localhost"])
         self.blue, self.green = self.blue_green()
 
-    def start(self, http2=None, steps=None, canary=None):
-        cfg = make_config({"blue": self.blue.endpoint, "green": self.green.endpoint},
+    def start(self, http2=None, steps=None, canary=None, blue=None, extra=None):
+        cfg = make_config({"blue": blue or self.blue.endpoint, "green": self.green.endpoint},
                           [route(steps=steps or [{"setWeight": 20}, {"pause": {}}],
                                  canary=canary)])
         cfg["tls"] = {"listen": "127.0.0.1:0",
                       "certificates": [{"cert": self.cert, "key": self.key}]}
         if http2 is not None:
             cfg["http2"] = http2
+        cfg.update(extra or {})
         p = TlsProxy(self.tmp, cfg)
         self.addCleanup(self._dump_logs_on_failure, p)
         self.addCleanup(p.stop)
@@ -167,6 +168,33 @@ class Http2Test(E2ETestCase):
         poll(lambda: self.curl("--http2", "-o", "/dev/null", "-w", "%{http_code} %{http_version}",
                                "-d", "x" * 2000, *self.tls_url(p, "/echo")).stdout == "413 2",
              what="413 over HTTP/2 after the reload")
+
+
+    def test_access_log_line_per_stream(self):
+        log_path = self.path("access.log")
+        p = self.start(http2={"h2c": True},
+                       extra={"access_log": {"enabled": True, "path": log_path}})
+        r = subprocess.run(["nghttp", "-m", "3", f"http://127.0.0.1:{p.port}/color"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+        def lines():
+            if not os.path.exists(log_path):
+                return None
+            with open(log_path) as f:
+                got = [json.loads(x) for x in f if x.strip()]
+            return got if len(got) >= 3 else None
+        got = poll(lines, what="three access-log lines")
+        self.assertEqual([(x["protocol"], x["status"], x["route"]) for x in got],
+                         [("HTTP/2.0", 200, "canary-demo")] * 3)
+
+    def test_no_endpoint_up_is_503_on_the_stream(self):
+        p = self.start(blue=f"127.0.0.1:{closed_port()}")
+        r = self.curl("--http2", "-w", "\n%{http_code} %{http_version}", *self.tls_url(p, "/color"))
+        self.assertEqual(r.stdout.splitlines()[-1], "503 2")
+        text = p.admin("GET", "/metrics").text
+        self.assertEqual(metric(text, "canary_proxy_requests_total",
+                                'upstream="blue",code="503"'), 1.0)
 
 
 if __name__ == "__main__":

@@ -294,6 +294,17 @@ class Http2AbuseTest(E2ETestCase):
         got = [c.response(sid)[1] for sid in sids]
         self.assertEqual(got, [b'"green"' if f else b'"blue"' for f in forced])
 
+    def test_an_idle_connection_gets_goaway_and_closes(self):
+        self.start(timeouts={"client_idle": "1s"})
+        c = Client(self.proxy.port)
+        self.addCleanup(c.close)
+        self.assertEqual(c.response(c.request("/color")), (200, b'"blue"'))
+        # Nothing more from the client: after client_idle, GOAWAY (NO_ERROR) and the close.
+        frames = split_frames(read_until_closed(c.sock))
+        goaway = [p for t, _, _, p in frames if t == 0x7]
+        self.assertEqual(len(goaway), 1, frames)
+        self.assertEqual(int.from_bytes(goaway[0][4:8], "big"), 0)
+
     def test_drain_sends_goaway_and_finishes_open_streams(self):
         self.start(timeouts={"drain": "10s"})
         # Raw frames: python-h2 ignores every frame after a GOAWAY, and the point here is the
