@@ -183,6 +183,7 @@ class connection_impl final : public connection, public stream_handler {
   std::list<forward_state*> active_;
   std::size_t max_streams_ = 0;
   std::int64_t idle_deadline_ns_ = 0;
+  std::int64_t writing_since_ns_ = 0;  // a write to the client in progress since
   bool closing_ = false;
   bool writer_done_ = false;
 };
@@ -236,7 +237,9 @@ awaitable<void> connection_impl<Stream>::writer() {
     sending.clear();
     const bool ok = engine_->take_output(sending);
     if (!sending.empty()) {
+      writing_since_ns_ = worker_.now_ns();
       auto [ec, n] = co_await net::async_write(sock_, net::buffer(sending), use_tuple);
+      writing_since_ns_ = 0;
       if (ec) break;
       continue;
     }
@@ -263,6 +266,14 @@ void connection_impl<Stream>::on_tick(std::int64_t now_ns) {
     // A blocked upstream operation fails at once; a wait for the client's body wakes.
     if (f->up) f->up->sock.close(ec);
     f->wait.cancel();
+  }
+  // A client that stops reading holds the writer: after client_idle without the write
+  // completing, the connection is cut (as an HTTP/1.1 write under client_idle would be).
+  const auto idle_ns = to_ns(worker_.current()->config->timeouts.client_idle);
+  if (writing_since_ns_ != 0 && now_ns - writing_since_ns_ >= idle_ns) {
+    writing_since_ns_ = 0;
+    close();
+    return;
   }
   // Keep-alive idle: no stream open and no byte from the client for client_idle.
   if (active_.empty() && engine_->open_streams() == 0 && now_ns >= idle_deadline_ns_ &&
