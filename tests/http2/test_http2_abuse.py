@@ -6,6 +6,7 @@ another connection is served. Also: X-Canary forces some streams of one connecti
 drain sends GOAWAY while an open stream finishes. Needs /usr/bin/python3 with python3-h2."""
 
 import os
+import re
 import socket
 import struct
 import sys
@@ -304,6 +305,39 @@ class Http2AbuseTest(E2ETestCase):
         goaway = [p for t, _, _, p in frames if t == 0x7]
         self.assertEqual(len(goaway), 1, frames)
         self.assertEqual(int.from_bytes(goaway[0][4:8], "big"), 0)
+
+    def test_a_client_that_stops_reading_is_cut_after_client_idle(self):
+        # Enough concurrent streams that none is refused: every response is owed.
+        self.start(http2={"max_concurrent_streams": 4000}, timeouts={"client_idle": "1s"})
+        s = socket.socket()
+        self.addCleanup(s.close)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", self.proxy.port))
+        # Windows wide open (RFC 9113 §6.9), then 2000 requests for a 9 KB page, never read:
+        # 18 MB of responses, more than the socket buffers hold, so the proxy's write blocks.
+        s.sendall(PREFACE + frame(0x4, 0, 0, struct.pack(">HI", 0x4, 0x7fffffff)) +
+                  frame(0x8, 0, 0, struct.pack(">I", 0x7fffffff - 65535)))
+        enc = h2.connection.H2Connection().encoder
+        block = enc.encode([(":method", "GET"), (":scheme", "http"),
+                            (":authority", "localhost"), (":path", "/")])
+        # The same block again: the encoder's table now makes it 4 bytes, as the server's
+        # decoder expects after the first.
+        again = enc.encode([(":method", "GET"), (":scheme", "http"),
+                            (":authority", "localhost"), (":path", "/")])
+        s.sendall(frame(0x1, 0x5, 1, block))
+        s.settimeout(0.5)
+        try:
+            for i in range(1, 2000):
+                s.sendall(frame(0x1, 0x5, 2 * i + 1, again))
+        except (BrokenPipeError, ConnectionResetError, socket.timeout):
+            pass
+
+        def active():
+            text = self.proxy.admin("GET", "/metrics").text
+            m = re.search(r"^canary_proxy_connections_active(?:\{[^}]*\})? (\S+)$", text, re.M)
+            return float(m.group(1)) if m else 0.0
+        # Without reading a byte: the proxy closes its side within about client_idle.
+        poll(lambda: active() == 0, what="the stalled connection closed")
 
     def test_drain_sends_goaway_and_finishes_open_streams(self):
         self.start(timeouts={"drain": "10s"})
