@@ -561,7 +561,6 @@ awaitable<void> connection_impl<Stream>::send_upstream(forward_state& f,
                                                        const routing::decision& decision,
                                                        routing::variant side,
                                                        routing::reason why, std::uint32_t rr) {
-  (void)rr;
   auto& s = *f.s;
   const auto& snap = *f.snap;
   const auto& cfg = *snap.config;
@@ -636,62 +635,85 @@ awaitable<void> connection_impl<Stream>::send_upstream(forward_state& f,
   }
   h += "\r\n"sv;
 
-  arm(f, phase::writing, cfg.timeouts.upstream_response);
-  auto [wec, wn] = co_await net::async_write(f.up->sock, net::buffer(h), use_tuple);
-  if (wec) co_return fail(f.expired ? 504 : 502, metrics::upstream_error::reset,
-                          "upstream connection failed while sending the request");
+  // A pooled connection the upstream closed while it was idle fails at the first write or read
+  // with nothing answered: a request without a body is sent again once on a new connection
+  // (as HTTP/1.1 requests are: http/upstream_failure.h).
+  const int upstream_index = side == routing::variant::canary ? route.canary : route.stable;
+  auto may_retry = [&](const error_code& ec, bool retried) {
+    return !retried && f.up && f.up->reused && s.request_ended && s.body_received == 0 &&
+           !f.expired && !closing_ && !s.closed &&
+           (ec == bhttp::error::end_of_stream || ec == net::error::connection_reset ||
+            ec == net::error::broken_pipe);
+  };
   bool sent_whole = true;
-  if (chunked || s.body_received != 0 || !s.request_ended || has_content_length) {
-    if (!co_await send_request_body(f, chunked)) {
-      f.up.reset();
-      co_return;
-    }
-    sent_whole = s.request_ended && s.body.empty();
-  }
-
-  // ---- the response head; interim (1xx) responses are not relayed
-  if (!f.relay) f.relay = worker_.take_buffer();
   error_code hec;
-  arm(f, phase::upstream, cfg.timeouts.upstream_response);
-  for (;;) {
-    f.res.emplace();
-    f.res->header_limit(max_response_header_bytes);
-    f.res->body_limit(boost::none);
-    if (head_method) f.res->skip(true);
-    for (;;) {
-      auto& buf = f.up->buffer;
-      if (buf.size() != 0) {
-        f.res->body().data = f.relay.get();
-        f.res->body().size = core::worker::relay_buffer_size;
-        const auto used = f.res->put(buf.data(), hec);
-        buf.consume(used);
-        if (hec == bhttp::error::need_more)
-          hec = {};
-        else if (hec || f.res->is_header_done())
-          break;
-      }
-      const std::size_t room = buf.max_size() - buf.size();
-      if (room == 0) {
-        hec = bhttp::error::header_limit;
-        break;
-      }
-      auto [rec, rn] = co_await f.up->sock.async_read_some(
-          buf.prepare(std::min(room, std::max<std::size_t>(512, buf.capacity() - buf.size()))),
-          use_tuple);
-      if (rec == net::error::eof)
-        rec = f.res->got_some() || buf.size() != 0 ? bhttp::error::partial_message
-                                                   : bhttp::error::end_of_stream;
-      if (rec) {
-        hec = rec;
-        break;
-      }
-      buf.commit(rn);
+  for (bool retried = false;; retried = true) {
+    arm(f, phase::writing, cfg.timeouts.upstream_response);
+    auto [wec, wn] = co_await net::async_write(f.up->sock, net::buffer(h), use_tuple);
+    if (wec && may_retry(wec, retried)) {
+      f.up.reset();
+      if (co_await acquire(f, upstream_index, false, rr) == acquire_status::ok) continue;
     }
-    if (hec) break;
-    const unsigned code = f.res->get().result_int();
-    if (code >= 200 || code == 101) break;
+    if (wec || !f.up) co_return fail(f.expired ? 504 : 502, metrics::upstream_error::reset,
+                                     "upstream connection failed while sending the request");
+    if (chunked || s.body_received != 0 || !s.request_ended || has_content_length) {
+      if (!co_await send_request_body(f, chunked)) {
+        f.up.reset();
+        co_return;
+      }
+      sent_whole = s.request_ended && s.body.empty();
+    }
+
+    // ---- the response head; interim (1xx) responses are not relayed
+    if (!f.relay) f.relay = worker_.take_buffer();
+    hec = {};
+    arm(f, phase::upstream, cfg.timeouts.upstream_response);
+    for (;;) {
+      f.res.emplace();
+      f.res->header_limit(max_response_header_bytes);
+      f.res->body_limit(boost::none);
+      if (head_method) f.res->skip(true);
+      for (;;) {
+        auto& buf = f.up->buffer;
+        if (buf.size() != 0) {
+          f.res->body().data = f.relay.get();
+          f.res->body().size = core::worker::relay_buffer_size;
+          const auto used = f.res->put(buf.data(), hec);
+          buf.consume(used);
+          if (hec == bhttp::error::need_more)
+            hec = {};
+          else if (hec || f.res->is_header_done())
+            break;
+        }
+        const std::size_t room = buf.max_size() - buf.size();
+        if (room == 0) {
+          hec = bhttp::error::header_limit;
+          break;
+        }
+        auto [rec, rn] = co_await f.up->sock.async_read_some(
+            buf.prepare(std::min(room, std::max<std::size_t>(512, buf.capacity() - buf.size()))),
+            use_tuple);
+        if (rec == net::error::eof)
+          rec = f.res->got_some() || buf.size() != 0 ? bhttp::error::partial_message
+                                                     : bhttp::error::end_of_stream;
+        if (rec) {
+          hec = rec;
+          break;
+        }
+        buf.commit(rn);
+      }
+      if (hec) break;
+      const unsigned code = f.res->get().result_int();
+      if (code >= 200 || code == 101) break;
+    }
+    if (!hec && f.res->get().result_int() == 101) hec = bhttp::error::bad_status;
+    if (hec && may_retry(hec, retried)) {
+      f.up.reset();
+      if (co_await acquire(f, upstream_index, false, rr) == acquire_status::ok) continue;
+      hec = bhttp::error::end_of_stream;
+    }
+    break;
   }
-  if (!hec && f.res->get().result_int() == 101) hec = bhttp::error::bad_status;
   if (hec) {
     const auto failure = http::classify_head_failure(f.expired, hec);
     co_return fail(failure.status, failure.error, failure.message);

@@ -8,8 +8,10 @@ drain sends GOAWAY while an open stream finishes. Needs /usr/bin/python3 with py
 import os
 import re
 import socket
+import socketserver
 import struct
 import sys
+import threading
 import time
 import unittest
 
@@ -338,6 +340,32 @@ class Http2AbuseTest(E2ETestCase):
             return float(m.group(1)) if m else 0.0
         # Without reading a byte: the proxy closes its side within about client_idle.
         poll(lambda: active() == 0, what="the stalled connection closed")
+
+    def test_a_pooled_connection_closed_by_the_upstream_is_retried(self):
+        # An upstream that answers one request per connection with keep-alive, then closes
+        # it: the proxy's pooled connection is dead when the next stream takes it.
+        class OneShot(socketserver.BaseRequestHandler):
+            def handle(self):
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = self.request.recv(4096)
+                    if not chunk:
+                        return
+                    data += chunk
+                self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+        server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), OneShot)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        self.blue.endpoint = f"127.0.0.1:{server.server_address[1]}"
+        self.start()
+        c = Client(self.proxy.port)
+        self.addCleanup(c.close)
+        # Three streams, one after another, on one connection.
+        for _ in range(3):
+            self.assertEqual(c.response(c.request("/x")), (200, b"ok"))
 
     def test_drain_sends_goaway_and_finishes_open_streams(self):
         self.start(timeouts={"drain": "10s"})
