@@ -63,7 +63,8 @@ profile: build
 package: build
 	cmake --build $(BUILD) --target package
 
-# libFuzzer over the request parser, validators and header rules (clang; build-fuzz/).
+# libFuzzer over the request parser, validators and header rules, and over the HTTP/2 server
+# engine's frame path (clang; build-fuzz/).
 fuzz: deps
 	fuzz/run.sh $(FUZZ_SECONDS)
 

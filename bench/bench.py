@@ -61,6 +61,7 @@ class Scenario:
     script: str | None = None  # file in bench/lua, run before report.lua
     unit: str = "req/s"  # "MB/s": throughput is response bytes per second
     tls: bool = False  # against the TLS listener (canary-proxy and nginx, same certificate)
+    h2: bool = False  # HTTP/2 (ALPN h2) with h2load instead of wrk
 
 
 SCENARIOS = {
@@ -72,11 +73,12 @@ SCENARIOS = {
     "e": Scenario("e", "1 MB responses", path="/1m.bin", unit="MB/s"),
     "h": Scenario("h", "TLS 1.3, keep-alive", tls=True),
     "i": Scenario("i", "TLS 1.3, new handshake per request", script="close.lua", tls=True),
+    "k": Scenario("k", "HTTP/2 over TLS (h2load, 10 streams per connection)", tls=True, h2=True),
 }
 IDLE_SCENARIO = "f"
 MANY_ROUTES_SCENARIO = "g"  # canary-proxy alone: 10,000 host routes (start, reload, first/last)
 TUNNEL_SCENARIO = "j"  # canary-proxy against a direct connection: bench/tunnel_bench.py
-ALL_SCENARIOS = "abcdefghij"
+ALL_SCENARIOS = "abcdefghijk"
 TLS_PROXIES = ("canary", "nginx")  # the TLS scenarios compare these two (HAProxy: not set up)
 # Mozilla "intermediate" TLS 1.2 suites: canary-proxy's list (tls/context.cpp), given to nginx
 # too. Both negotiate TLS 1.3 with wrk, where the suites are OpenSSL's defaults on both sides.
@@ -497,7 +499,7 @@ class NginxProxy(Proxy):
             if listen not in text:
                 raise BenchError("proxy.nginx.conf: no listen line to add TLS next to")
             self.conf.write_text(text.replace(listen, listen + (
-                f"\n    listen 127.0.0.1:{self.tls_port} ssl backlog=4096;"
+                f"\n    listen 127.0.0.1:{self.tls_port} ssl http2 backlog=4096;"
                 f"\n    ssl_certificate {self.limits['TLS_CERT']};"
                 f"\n    ssl_certificate_key {self.limits['TLS_KEY']};"
                 f"\n    ssl_protocols TLSv1.2 TLSv1.3;"
@@ -610,6 +612,55 @@ def run_wrk(proxy: Proxy, sc: Scenario, args, tmp: Path, duration: float | None 
         requests=reqs, seconds=secs, bytes=int(j["bytes"]), rps=reqs / secs,
         mbps=j["bytes"] / secs / ONE_MB, p50_ms=j["p50_us"] / 1000, p99_ms=j["p99_us"] / 1000,
         cpu_us_per_req=cpu_us / work if work else float("nan"), errors=errors)
+
+
+H2_STREAMS = 10  # h2load -m: concurrent streams per connection in scenario (k)
+
+
+def run_h2load(proxy: Proxy, sc: Scenario, args, tmp: Path, duration: float | None = None
+               ) -> RunResult:
+    """Scenario (k): h2load over TLS (ALPN h2), args.connections connections with H2_STREAMS
+    streams each, for `duration` seconds. h2load reports the mean and standard deviation of
+    the request time, not percentiles: p50 holds the mean, p99 mean + 2 sd (an estimate)."""
+    duration = duration or args.duration
+    argv = ["h2load", "-t1", f"-c{args.connections}", f"-m{H2_STREAMS}", f"-D{duration:g}",
+            "--warm-up-time=1"]
+    for h in sc.headers:
+        argv += ["-H", h]
+    argv.append(f"https://127.0.0.1:{proxy.tls_port}{sc.path}")
+    if args.load_cpu is not None:
+        argv = ["taskset", "-c", str(args.load_cpu)] + argv
+    pids = proxy.pids()
+    before = cpu_ticks(pids)
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60,
+                       start_new_session=True)
+    after = cpu_ticks(pids)
+    out = r.stdout
+    fin = re.search(r"finished in ([\d.]+)(ms|s), ([\d.]+) req/s, ([\d.]+)([KMG]?B)/s", out)
+    req = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, "
+                    r"(\d+) failed, (\d+) errored, (\d+) timeout", out)
+    lat = re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)", out)
+    proto = re.search(r"Application protocol: (\S+)", out)
+    if r.returncode != 0 or not (fin and req and lat) or not proto or proto.group(1) != "h2":
+        raise BenchError(f"h2load failed against {proxy.name} ({sc.key}), exit {r.returncode}:\n"
+                         f"{out}{r.stderr}")
+
+    def ms(text: str) -> float:
+        m = re.match(r"([\d.]+)(us|ms|s)", text)
+        return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+
+    secs = float(fin.group(1)) / (1000 if fin.group(2) == "ms" else 1)
+    reqs = int(req.group(2))
+    mult = {"B": 1, "KB": 1024, "MB": ONE_MB, "GB": 1024 * ONE_MB}[fin.group(5)]
+    nbytes = float(fin.group(4)) * mult * secs
+    cpu_us = (after - before) / CLK_TCK * 1e6 if None not in (before, after) else float("nan")
+    errors = {k: int(req.group(i)) for k, i in (("failed", 3), ("errored", 4), ("timeout", 5))
+              if int(req.group(i))}
+    mean, sd = ms(lat.group(3)), ms(lat.group(4))
+    return RunResult(
+        requests=reqs, seconds=secs, bytes=int(nbytes), rps=reqs / secs if secs else 0.0,
+        mbps=nbytes / secs / ONE_MB if secs else 0.0, p50_ms=mean, p99_ms=mean + 2 * sd,
+        cpu_us_per_req=cpu_us / reqs if reqs else float("nan"), errors=errors)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1230,7 +1281,9 @@ def main(argv=None) -> int:
     if ncpu < 2:
         log("warning: one CPU: proxies, backends and load share it (nothing is pinned)")
         args.proxy_cpu = args.load_cpu = None
-    for tool in ["wrk", "taskset", "nginx"] + (["haproxy"] if "haproxy" in args.proxies else []):
+    for tool in (["wrk", "taskset", "nginx"] + (["haproxy"] if "haproxy" in args.proxies else [])
+                 + (["h2load"] if any(SCENARIOS[s].h2 for s in args.only if s in SCENARIOS)
+                    else [])):
         if not shutil.which(tool):
             raise BenchError(f"{tool} not found (make bench installs nginx-light haproxy wrk "
                              "util-linux)")
@@ -1346,7 +1399,7 @@ def main(argv=None) -> int:
                     if sc.tls and not p.tls_port:
                         continue
                     p.ensure_running(f"round {rnd} ({sk})")
-                    r = run_wrk(p, sc, args, tmp)
+                    r = (run_h2load if sc.h2 else run_wrk)(p, sc, args, tmp)
                     results.setdefault(sk, {}).setdefault(p.key, []).append(r)
                     log(f"round {rnd}/{args.rounds} ({sk}) {p.name:13} "
                         f"{r.throughput(sc.unit):10.1f} {sc.unit}  p50 {r.p50_ms:6.2f} ms  "

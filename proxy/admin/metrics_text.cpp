@@ -149,6 +149,17 @@ std::vector<prom::MetricFamily> collect_cells(
   }
   out.push_back(std::move(decisions));
 
+  auto h2_streams = family("canary_proxy_http2_streams_total",
+                           "HTTP/2 request streams from clients, by route.",
+                           prom::MetricType::Counter);
+  for (std::uint32_t id = 0; id < reg.routes().size(); ++id) {
+    std::uint64_t sum = 0;
+    for (const auto* w : workers)
+      if (const auto* c = w->find_route(id)) sum += c->http2_streams.get();
+    if (sum) h2_streams.metric.push_back(counter({{"route", reg.routes()[id]}}, static_cast<double>(sum)));
+  }
+  out.push_back(std::move(h2_streams));
+
   // Shadow copies (http/mirror.h): apart from requests_total, which stays client traffic.
   auto mirrored = family("canary_proxy_mirror_requests_total",
                          "Mirrored copies sent to the canary, by route, upstream and status code "

@@ -161,6 +161,17 @@ struct timeouts_config {
   duration resolve = std::chrono::seconds(5);
 };
 
+// `http2:` HTTP/2 from clients (docs/http2.md). Streams are forwarded to upstreams as HTTP/1.1.
+struct http2_config {
+  bool enabled = true;   // ALPN offers h2 (before http/1.1) on the TLS listener
+  bool h2c = false;      // prior-knowledge HTTP/2 on the plain listener (RFC 9113 §3.3)
+  // SETTINGS_MAX_CONCURRENT_STREAMS: nginx's http2_max_concurrent_streams default.
+  std::uint32_t max_concurrent_streams = 128;
+  // SETTINGS_INITIAL_WINDOW_SIZE (RFC 9113 §6.9.2): bounds what one stream's client may send
+  // ahead of the upstream taking it, so the buffered body per stream stays below this.
+  std::uint32_t initial_window = 65535;
+};
+
 struct access_log_config {
   bool enabled = false;
   std::string path = "-";  // "-" = stdout; else absolute after load
@@ -177,6 +188,7 @@ struct proxy_config {
   limits_config limits;
   timeouts_config timeouts;
   access_log_config access_log;
+  http2_config http2;
   std::vector<upstream_config> upstreams;  // in file order
   std::vector<route_config> routes;        // in file order
 

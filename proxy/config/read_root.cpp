@@ -1,5 +1,5 @@
 // The top-level keys of the config: listen, tls, workers, admin, state_file, limits, timeouts,
-// access_log (upstreams and routes have files of their own). See reader.h.
+// access_log, http2 (upstreams and routes have files of their own). See reader.h.
 #include <limits>
 
 #include "tls/context.h"
@@ -15,7 +15,7 @@ void config_reader::read_root(const item& at, proxy_config& cfg) {
     return;
   }
   auto m = w_.mapping(at, {"listen", "tls", "workers", "admin", "state_file", "limits", "timeouts",
-                           "access_log", "upstreams", "routes"});
+                           "access_log", "http2", "upstreams", "routes"});
   if (!m) return;
   w_.require(*m, {"upstreams", "routes"});
   if (auto* v = m->get("listen")) {
@@ -42,6 +42,7 @@ void config_reader::read_root(const item& at, proxy_config& cfg) {
   if (auto* v = m->get("limits")) read_limits(*v, cfg.limits);
   if (auto* v = m->get("timeouts")) read_timeouts(*v, cfg.timeouts);
   if (auto* v = m->get("access_log")) read_access_log(*v, cfg.access_log);
+  if (auto* v = m->get("http2")) read_http2(*v, cfg.http2);
   if (auto* v = m->get("upstreams")) read_upstreams(*v, cfg.upstreams);
   if (auto* v = m->get("routes")) read_routes(*v, cfg.routes);
 }
@@ -110,7 +111,8 @@ void config_reader::load_tls(proxy_config& cfg) {
   std::vector<tls::certificate_files> files;
   for (const auto& c : cfg.tls->certificates) files.push_back({c.cert, c.key});
   std::string why;
-  cfg.tls->contexts = tls::context_set::load(files, cfg.tls->min_tls13, why);
+  cfg.tls->contexts =
+      tls::context_set::load(files, cfg.tls->min_tls13, cfg.http2.enabled, why);
   if (!cfg.tls->contexts) w_.error(*tls_at_, why);
 }
 
@@ -181,6 +183,27 @@ void config_reader::read_access_log(const item& at, access_log_config& out) {
       else
         w_.error(*v, "unknown format " + quote(*s) + " (expected json or text)");
     }
+}
+
+}  // namespace canary::config
+
+namespace canary::config {
+
+void config_reader::read_http2(const item& at, http2_config& out) {
+  auto m = w_.mapping(at, {"enabled", "h2c", "max_concurrent_streams", "initial_window"});
+  if (!m) return;
+  if (auto* v = m->get("enabled"))
+    if (auto b = w_.boolean(*v)) out.enabled = *b;
+  if (auto* v = m->get("h2c"))
+    if (auto b = w_.boolean(*v)) out.h2c = *b;
+  // RFC 9113 §6.5.2: a window above 2^31-1 is a FLOW_CONTROL_ERROR; below the 16 KiB frame size
+  // every DATA frame would stall on WINDOW_UPDATE. 1..2^31-1 streams is SETTINGS' range.
+  if (auto* v = m->get("max_concurrent_streams"))
+    if (auto n = w_.unsigned_integer(*v, 1, 2147483647)) out.max_concurrent_streams =
+        static_cast<std::uint32_t>(*n);
+  if (auto* v = m->get("initial_window"))
+    if (auto n = w_.unsigned_integer(*v, 16384, 2147483647)) out.initial_window =
+        static_cast<std::uint32_t>(*n);
 }
 
 }  // namespace canary::config

@@ -59,6 +59,7 @@ class config_reader {
   void read_limits(const item& at, limits_config& out);
   void read_timeouts(const item& at, timeouts_config& out);
   void read_access_log(const item& at, access_log_config& out);
+  void read_http2(const item& at, http2_config& out);
 
   // read_upstreams.cpp
   void read_upstreams(const item& at, std::vector<upstream_config>& out);

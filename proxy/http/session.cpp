@@ -28,10 +28,13 @@
 #include "http/header_rules.h"
 #include "http/local_reply.h"
 #include "http/mirror.h"
+#include "http/request_inputs.h"
 #include "http/request_rules.h"
 #include "http/response_plan.h"
 #include "http/tunnel.h"
 #include "http/upstream_failure.h"
+#include "http2/server.h"
+#include "http2/server_engine.h"
 #include "http2/upstream_head.h"
 #include "log/access_log.h"
 #include "routing/failover.h"
@@ -192,6 +195,8 @@ struct basic_state final : session::state {
   std::shared_ptr<const core::snapshot> tunnel_snap_;  // the access-log fields point into it
   std::unique_ptr<mirror_copy> mirror_copy_;  // this request's shadow copy (http/mirror.h)
   std::string client_ip_;
+  // After ALPN h2 or the h2c preface: the connection is HTTP/2's (http2/server.h).
+  std::unique_ptr<http2::connection> h2_;
   std::int64_t deadline_ns_ = 0;
   session_phase phase_ = session_phase::idle;
   bool expired_ = false;
@@ -243,6 +248,7 @@ struct basic_state final : session::state {
   void on_drain() override;
   void close() override;
   awaitable<bool> exchange_once();
+  awaitable<bool> read_preface();
   routing::decision decide(const core::route_view& route, std::size_t route_index);
   // The analysis' per-variant counts (metrics/cells.h decided_cells) at the end of a request.
   void count_decided(const core::route_view& route, routing::variant side, routing::reason why,
@@ -311,6 +317,7 @@ void session::on_drain() { st_->on_drain(); }
 
 template <class Stream>
 void basic_state<Stream>::on_tick(std::int64_t now_ns) {
+  if (h2_) return h2_->on_tick(now_ns);
   auto& s = *this;
   if (s.deadline_ns_ == 0 || now_ns < s.deadline_ns_) return;
   s.deadline_ns_ = 0;
@@ -339,6 +346,7 @@ void basic_state<Stream>::on_tick(std::int64_t now_ns) {
 
 template <class Stream>
 void basic_state<Stream>::close() {
+  if (h2_) h2_->close();
   error_code ec;
   lowest(sock_).close(ec);
   if (up_) up_->sock.close(ec);
@@ -347,6 +355,7 @@ void basic_state<Stream>::close() {
 
 template <class Stream>
 void basic_state<Stream>::on_drain() {
+  if (h2_) return h2_->on_drain();
   if (phase_ == session_phase::idle) {
     error_code ec;
     lowest(sock_).close(ec);
@@ -376,7 +385,13 @@ awaitable<void> basic_state<Stream>::serve([[maybe_unused]] std::unique_ptr<sess
       co_return;
     }
     worker_.cells().tls_handshake(0);
+    if (tls::negotiated_h2(sock_.next_layer().native_handle())) {
+      h2_ = http2::make_connection(worker_, sock_, lowest(sock_), client_ip_);
+      co_await h2_->run({});
+      co_return;
+    }
   }
+  [[maybe_unused]] bool first = true;
   for (;;) {
     if (buf_.size() == 0) {
       // A response written before the drain began promised keep-alive: during a binary
@@ -391,10 +406,40 @@ awaitable<void> basic_state<Stream>::serve([[maybe_unused]] std::unique_ptr<sess
       buf_.commit(n);
       worker_.refresh_now();
     }
+    if constexpr (!is_tls) {
+      // Prior-knowledge HTTP/2 (RFC 9113 §3.3) starts with the preface; without h2c it stays a
+      // malformed HTTP/1.1 request (400).
+      if (std::exchange(first, false) && worker_.current()->config->http2.h2c &&
+          co_await read_preface()) {
+        const auto data = buf_.data();
+        h2_ = http2::make_connection(worker_, sock_, client_ip_);
+        co_await h2_->run(
+            std::string_view(static_cast<const char*>(data.data()), data.size()));
+        co_return;
+      }
+    }
     if (!co_await exchange_once()) {
       if (tunnel_series_) co_await tunnel(tunnel_snap_->config->timeouts, *tunnel_series_);
       co_return;
     }
+  }
+}
+
+// Whether the connection opens with the HTTP/2 preface: reads on (under client_header) while
+// what arrived is a prefix of it.
+template <class Stream>
+awaitable<bool> basic_state<Stream>::read_preface() {
+  const auto& preface = http2::client_preface;
+  arm(session_phase::header, worker_.current()->config->timeouts.client_header);
+  for (;;) {
+    const auto data = buf_.data();
+    const std::string_view got(static_cast<const char*>(data.data()),
+                               std::min(data.size(), preface.size()));
+    if (got != preface.substr(0, got.size())) co_return false;
+    if (got.size() == preface.size()) co_return true;
+    auto [ec, n] = co_await sock_.async_read_some(buf_.prepare(head_read_size), use_tuple);
+    if (ec) co_return false;
+    buf_.commit(n);
   }
 }
 
@@ -1012,28 +1057,18 @@ template <class Stream>
 routing::decision basic_state<Stream>::decide(const core::route_view& route, std::size_t route_index) {
   const auto& r = exchange_->req->get();
   const auto& rule = route.rule;
-  routing::request_inputs in;
-  if (!rule.by_header.empty()) {
-    if (auto it = r.find(rule.by_header); it != r.end()) in.canary_header = it->value();
-  }
-  if (!rule.by_cookie.empty() || rule.sticky.how == config::sticky_config::kind::cookie) {
-    if (const auto n = r.count(bhttp::field::cookie); n == 1) {
-      in.cookies = r[bhttp::field::cookie];
-    } else if (n > 1) {
-      auto& joined = exchange_->cookie_join;
-      joined.clear();
-      for (const auto& f : r) {
-        if (f.name() != bhttp::field::cookie) continue;
-        if (!joined.empty()) joined += "; "sv;
-        joined.append(f.value());
-      }
-      in.cookies = joined;
-    }
-  }
-  if (rule.sticky.how == config::sticky_config::kind::header) {
-    if (auto it = r.find(rule.sticky.name); it != r.end()) in.sticky_header = it->value();
-  }
-  in.client_ip = client_ip_;
+  const auto in = gather_inputs(
+      rule,
+      [&](std::string_view name) -> std::optional<std::string_view> {
+        if (auto it = r.find(name); it != r.end()) return it->value();
+        return std::nullopt;
+      },
+      [&](auto&& f) {
+        if (r.count(bhttp::field::cookie) == 1) return f(r[bhttp::field::cookie]);
+        for (const auto& field : r)
+          if (field.name() == bhttp::field::cookie) f(field.value());
+      },
+      exchange_->cookie_join, client_ip_);
   return routing::decide(rule, route.canary_active, route.weight, in, worker_.wrr(route_index),
                          worker_.random());
 }

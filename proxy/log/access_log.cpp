@@ -184,7 +184,8 @@ access_log::~access_log() {
 void access_log::write(const access_record& r) {
   if (fd_ < 0) return;
   auto& b = buffer_;
-  const std::string_view protocol = r.version == 10 ? "HTTP/1.0" : "HTTP/1.1";
+  const std::string_view protocol =
+      r.version == 10 ? "HTTP/1.0" : r.version == 20 ? "HTTP/2.0" : "HTTP/1.1";
   if (cfg_.format != "text") {
     b += "{\"time\":\"";
     util::append_rfc3339(b, r.time);

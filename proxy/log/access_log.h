@@ -19,7 +19,7 @@ struct access_record {
   std::string_view client_ip;
   std::string_view method;
   std::string_view target;  // path and query as received
-  unsigned version = 11;    // 10 or 11
+  unsigned version = 11;    // 10, 11 or 20 (HTTP/2)
   std::string_view route;     // "" when no route matched
   std::string_view variant;   // "stable" | "canary" | ""
   std::string_view reason;    // routing reason ("header", "weight", ...) or ""

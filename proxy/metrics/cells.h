@@ -66,6 +66,7 @@ struct decided_cells {
 struct route_cells {
   std::array<std::array<cell, 6>, 2> decisions;  // [variant][reason]
   std::array<decided_cells, 2> decided;          // [variant]
+  cell http2_streams;                            // HTTP/2 request streams routed to the route
 };
 
 // Shadow traffic (http/mirror.h) per route: copies dropped, by http::mirror_drop.

@@ -21,6 +21,7 @@ constexpr const char* tls12_ciphers =
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 
 constexpr std::string_view alpn_http11 = "\x08http/1.1";
+constexpr std::string_view alpn_h2_http11 = "\x02h2\x08http/1.1";
 
 // The reason of the most recent OpenSSL error (the queue is emptied).
 std::string openssl_reason() {
@@ -61,9 +62,9 @@ std::vector<std::string> certificate_names(X509* cert) {
 }
 
 int on_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
-            unsigned int inlen, void*) {
+            unsigned int inlen, void* arg) {
   const auto chosen = select_protocol(
-      offered_protocols(), std::string_view(reinterpret_cast<const char*>(in), inlen));
+      offered_protocols(arg != nullptr), std::string_view(reinterpret_cast<const char*>(in), inlen));
   if (chosen.empty()) return SSL_TLSEXT_ERR_NOACK;  // no ALPN: the client speaks HTTP/1.1
   *out = reinterpret_cast<const unsigned char*>(chosen.data());
   *outlen = static_cast<unsigned char>(chosen.size());
@@ -72,7 +73,16 @@ int on_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsign
 
 }  // namespace
 
-std::string_view offered_protocols() noexcept { return alpn_http11; }
+std::string_view offered_protocols(bool http2) noexcept {
+  return http2 ? alpn_h2_http11 : alpn_http11;
+}
+
+bool negotiated_h2(const SSL* ssl) noexcept {
+  const unsigned char* p = nullptr;
+  unsigned int n = 0;
+  SSL_get0_alpn_selected(ssl, &p, &n);
+  return n == 2 && p[0] == 'h' && p[1] == '2';
+}
 
 std::string_view select_protocol(std::string_view ours, std::string_view client) noexcept {
   // Wire format: a length byte, then that many bytes, repeated.
@@ -103,7 +113,7 @@ int context_set::on_servername(SSL* ssl, int*, void* arg) {
 }
 
 std::shared_ptr<const context_set> context_set::load(const std::vector<certificate_files>& files,
-                                                     bool min_tls13, std::string& error) {
+                                                     bool min_tls13, bool http2, std::string& error) {
   std::shared_ptr<context_set> set(new context_set());
   ERR_clear_error();
   for (const auto& f : files) {
@@ -133,7 +143,8 @@ std::shared_ptr<const context_set> context_set::load(const std::vector<certifica
     // context's ticket keys: random per SSL_CTX, in memory only, so a reload rotates them.
     static constexpr unsigned char sid_ctx[] = "canary-proxy";
     SSL_CTX_set_session_id_context(native, sid_ctx, sizeof sid_ctx - 1);
-    SSL_CTX_set_alpn_select_cb(native, on_alpn, nullptr);
+    // The callback's argument only says whether h2 is offered (non-null: yes).
+    SSL_CTX_set_alpn_select_cb(native, on_alpn, http2 ? set.get() : nullptr);
     SSL_CTX_set_tlsext_servername_callback(native, &context_set::on_servername);
     SSL_CTX_set_tlsext_servername_arg(native, set.get());
     X509* leaf = SSL_CTX_get0_certificate(native);

@@ -21,9 +21,9 @@ struct certificate_files {
 class context_set {
  public:
   // Loads every certificate and key. On failure: nullptr, and `error` names the file and gives
-  // OpenSSL's reason. `min_tls13`: refuse TLS 1.2 too.
+  // OpenSSL's reason. `min_tls13`: refuse TLS 1.2 too. `http2`: ALPN offers h2.
   static std::shared_ptr<const context_set> load(const std::vector<certificate_files>& files,
-                                                 bool min_tls13, std::string& error);
+                                                 bool min_tls13, bool http2, std::string& error);
 
   context_set(const context_set&) = delete;
   context_set& operator=(const context_set&) = delete;
@@ -48,8 +48,11 @@ class context_set {
 };
 
 // The application protocols the TLS listener offers through ALPN (RFC 7301), most preferred
-// first, in ALPN wire format. HTTP/2 joins this list (before http/1.1) when it is served.
-std::string_view offered_protocols() noexcept;
+// first, in ALPN wire format: h2 before http/1.1 when HTTP/2 is served (RFC 9113 §3.2).
+std::string_view offered_protocols(bool http2 = false) noexcept;
+
+// Whether the handshake of `ssl` chose h2 through ALPN.
+bool negotiated_h2(const SSL* ssl) noexcept;
 
 // The server's choice among the client's ALPN list `client` (wire format): the first of ours
 // the client also offers, or empty when there is none in common.

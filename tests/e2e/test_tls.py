@@ -190,12 +190,21 @@ class TlsTest(TlsTestBase):
         self.assertEqual(rc, 0, out)
 
     def test_alpn_offers_http11(self):
-        proxy = self.start_tls(self.config([self.site]))
-        ctx = self.client_context()
-        ctx.set_alpn_protocols(["h2", "http/1.1"])
-        s = ctx_wrap(ctx, proxy.tls_port, "localhost")
-        self.assertEqual(s.selected_alpn_protocol(), "http/1.1")
-        s.close()
+        # h2 is chosen when offered (http2.enabled, the default: docs/http2.md), http/1.1
+        # otherwise, and only http/1.1 with HTTP/2 off.
+        for http2, offered, chosen in ((None, ["h2", "http/1.1"], "h2"),
+                                       (None, ["http/1.1"], "http/1.1"),
+                                       ({"enabled": False}, ["h2", "http/1.1"], "http/1.1")):
+            cfg = self.config([self.site])
+            if http2 is not None:
+                cfg["http2"] = http2
+            proxy = self.start_tls(cfg)
+            ctx = self.client_context()
+            ctx.set_alpn_protocols(offered)
+            s = ctx_wrap(ctx, proxy.tls_port, "localhost")
+            self.assertEqual(s.selected_alpn_protocol(), chosen, (http2, offered))
+            s.close()
+            proxy.stop()
 
     def test_tls_only_when_listen_is_empty(self):
         proxy = self.start_tls(self.config([self.site], listen=""))
