@@ -21,6 +21,7 @@
 #include "http/request_rules.h"
 #include "http/upstream_failure.h"
 #include "http2/server_engine.h"
+#include "http2/upstream_head.h"
 #include "log/access_log.h"
 #include "routing/failover.h"
 #include "upstream/outlier.h"
@@ -81,6 +82,7 @@ struct forward_state {
   std::shared_ptr<stream> s;
   std::shared_ptr<const core::snapshot> snap;  // the config the stream started with
   std::unique_ptr<upstream::connection> up;
+  std::shared_ptr<client_stream> h2;  // the stream to an h2c upstream (http2/upstream.h)
   timer_type wait;  // cancelled to wake the forwarder (body bytes, room, close)
   std::string head;
   std::string cookie_join;
@@ -129,8 +131,10 @@ class connection_impl final : public connection, public stream_handler {
     closing_ = true;
     error_code ec;
     lowest_.close(ec);
-    for (auto* f : active_)
+    for (auto* f : active_) {
       if (f->up) f->up->sock.close(ec);
+      if (f->h2) f->h2->expire();
+    }
     kick();
     wake_all();
   }
@@ -151,6 +155,13 @@ class connection_impl final : public connection, public stream_handler {
                                 routing::reason why, std::uint32_t rr);
   awaitable<acquire_status> acquire(forward_state& f, int upstream_index, bool allow_pool,
                                     std::uint32_t start);
+  // The stream to an h2c upstream instead: routing done, the rest (connect, failover, body,
+  // response, trailers, gRPC status) here.
+  awaitable<void> forward_h2c(forward_state& f, const core::route_view& route,
+                              const routing::decision& decision, routing::variant side,
+                              routing::reason why);
+  awaitable<acquire_status> open_h2c(forward_state& f, int upstream_index,
+                                     const request_head& head, bool has_body);
   awaitable<bool> send_request_body(forward_state& f, bool chunked);
   // Waits until `ready()` or the forwarder is woken by a close or deadline.
   template <class Ready>
@@ -158,7 +169,7 @@ class connection_impl final : public connection, public stream_handler {
   void local_reply(forward_state& f, unsigned code, std::string_view text);
   void log(forward_state& f, unsigned status, bool local);
   void count_decided(const core::route_view& route, routing::variant side, routing::reason why,
-                     unsigned status, std::uint64_t micros);
+                     unsigned status, std::uint64_t micros, bool grpc_bad = false);
   void note_failure(const core::upstream_view& u, upstream::endpoint& ep, steady::time_point now);
   void arm(forward_state& f, phase p, std::chrono::milliseconds d) {
     f.at = p;
@@ -200,8 +211,10 @@ awaitable<void> connection_impl<Stream>::run(std::string_view initial) {
   // Every forwarder and the writer hold `this`: they end (woken, their sockets closed) before
   // the connection does.
   error_code ec;
-  for (auto* f : active_)
+  for (auto* f : active_) {
     if (f->up) f->up->sock.close(ec);
+    if (f->h2) f->h2->expire();
+  }
   wake_all();
   while (!active_.empty() || !writer_done_) {
     done_signal_.expires_at(steady::time_point::max());
@@ -265,6 +278,7 @@ void connection_impl<Stream>::on_tick(std::int64_t now_ns) {
     f->expired = true;
     // A blocked upstream operation fails at once; a wait for the client's body wakes.
     if (f->up) f->up->sock.close(ec);
+    if (f->h2) f->h2->expire();
     f->wait.cancel();
   }
   // A client that stops reading holds the writer: after client_idle without the write
@@ -352,12 +366,12 @@ void connection_impl<Stream>::log(forward_state& f, unsigned status, bool local)
 template <class Stream>
 void connection_impl<Stream>::count_decided(const core::route_view& route, routing::variant side,
                                             routing::reason why, unsigned status,
-                                            std::uint64_t micros) {
+                                            std::uint64_t micros, bool grpc_bad) {
   // As HTTP/1.1: header- and cookie-forced requests stay out of the analysis.
   if (why != routing::reason::weight && why != routing::reason::sticky) return;
   auto& c = worker_.cells().route(route.metric_route_id).decided[static_cast<int>(side)];
   c.requests.add();
-  if (status >= 500 && status <= 599) c.bad.add();
+  if ((status >= 500 && status <= 599) || grpc_bad) c.bad.add();
   for (std::uint8_t k = 0; k < route.slow_count; ++k)
     if (micros > route.slow_us[k]) c.slow[k].add();
 }
@@ -435,6 +449,8 @@ awaitable<void> connection_impl<Stream>::forward(forward_state& f) {
     count_decided(route, side, why, 503, 0);
     co_return local_reply(f, 503, "no upstream endpoint is up");
   }
+  if (snap.upstreams[static_cast<std::size_t>(upstream_index(side))].h2c)
+    co_return co_await forward_h2c(f, route, decision, side, why);
   std::uint32_t rr = worker_.next_rr(static_cast<std::size_t>(upstream_index(side)));
   auto acquired = co_await acquire(f, upstream_index(side), true, rr);
   if (acquired == acquire_status::connect_failed && !gone(f)) {
@@ -853,6 +869,241 @@ awaitable<void> connection_impl<Stream>::send_upstream(forward_state& f,
   else
     f.up.reset();
   // The stream ends when nghttp2 has sent the last DATA frame; the log line is written now.
+  log(f, status, false);
+}
+
+// A stream to the first endpoint in round-robin order that takes one (into f.h2). A refused
+// connect holds the endpoint off and counts toward its ejection, as for HTTP/1.1 upstreams;
+// the pool bounds the connect itself (upstream_connect).
+template <class Stream>
+awaitable<acquire_status> connection_impl<Stream>::open_h2c(forward_state& f, int upstream_index,
+                                                            const request_head& head,
+                                                            bool has_body) {
+  const auto& snap = *f.snap;
+  const auto& u = snap.upstreams[static_cast<std::size_t>(upstream_index)];
+  const auto& cfg = *snap.config;
+  const auto now = steady::now();
+  const client_limits limits{cfg.timeouts.upstream_connect, cfg.timeouts.upstream_idle};
+  bool tried = false;
+  upstream::round_robin_walk walk(u.endpoints,
+                                  worker_.next_rr(static_cast<std::size_t>(upstream_index)));
+  f.at = phase::connecting;
+  f.deadline_ns = 0;
+  while (const auto* next = walk.next(now)) {
+    const auto& ep = *next;
+    tried = true;
+    const auto ec = co_await worker_.h2_pool().open(ep, head, has_body, limits, f.h2);
+    if (!ec) co_return acquire_status::ok;
+    if (closing_ || f.s->closed) co_return acquire_status::connect_failed;
+    auto& errors = worker_.cells().upstream(u.metric_id).errors;
+    if (ec == client_errc::connect_timeout) {
+      errors[static_cast<std::size_t>(metrics::upstream_error::timeout)].add();
+      co_return acquire_status::timeout;
+    }
+    errors[static_cast<std::size_t>(ec == client_errc::connect_failed
+                                        ? metrics::upstream_error::connect
+                                        : metrics::upstream_error::protocol)]
+        .add();
+    spdlog::warn("upstream {} endpoint {}: h2c connect failed: {}", u.name, ep->text,
+                 ec.message());
+    if (u.outlier) note_failure(u, *ep, now);
+    ep->mark_down(now, connect_failure_holdoff);
+  }
+  co_return tried ? acquire_status::connect_failed : acquire_status::none_up;
+}
+
+// HTTP/2 stream to h2c stream: the request's fields as they came (http2/upstream_head.h), the
+// body as DATA within both windows (a chunk goes back to the client's window once the upstream
+// took it), the response's HEADERS, DATA and trailers as they come (a trailers-only response
+// stays one HEADERS frame), grpc-status counted. The analysis' decided cells are counted when
+// the response ends (the gRPC status is only known then), before its last frame is queued.
+template <class Stream>
+awaitable<void> connection_impl<Stream>::forward_h2c(forward_state& f,
+                                                     const core::route_view& route,
+                                                     const routing::decision& decision,
+                                                     routing::variant side, routing::reason why) {
+  auto& s = *f.s;
+  const auto& snap = *f.snap;
+  const auto& cfg = *snap.config;
+  auto upstream_index = [&](routing::variant v) {
+    return v == routing::variant::canary ? route.canary : route.stable;
+  };
+  const auto now = steady::now();
+  auto any_up = [&](routing::variant v) {
+    return snap.upstreams[static_cast<std::size_t>(upstream_index(v))].any_up(now);
+  };
+  request_head head;
+  build_request(head, s.method, s.authority, s.path, s.fields, client_ip_, https_);
+  const bool has_body = !s.request_ended || s.body_received != 0;
+  auto acquired = co_await open_h2c(f, upstream_index(side), head, has_body);
+  if (acquired == acquire_status::connect_failed && !gone(f)) {
+    if (const auto other = routing::failover_side(side, route.canary_active, any_up);
+        other && snap.upstreams[static_cast<std::size_t>(upstream_index(*other))].h2c) {
+      side = *other;
+      why = routing::reason::failover;
+      acquired = co_await open_h2c(f, upstream_index(side), head, has_body);
+    }
+  }
+  const auto& ups = snap.upstreams[static_cast<std::size_t>(upstream_index(side))];
+  auto& series = worker_.cells().series(route.metric_series[static_cast<int>(side)]);
+  f.entry.variant = routing::to_string(side);
+  f.entry.reason = routing::to_string(why);
+  f.entry.upstream = ups.name;
+  auto drop = [&] {
+    if (!f.h2) return;
+    f.h2->reset();  // a no-op once the stream ended
+    f.h2.reset();
+  };
+  if (closing_ || s.closed) co_return drop();  // the client is gone: nobody to answer
+  if (acquired != acquire_status::ok) {
+    const unsigned code = acquired == acquire_status::timeout ? 504u : 503u;
+    series.by_code[code].add();
+    count_decided(route, side, why, code, micros_since(now));
+    co_return local_reply(
+        f, code, code == 504 ? "upstream connect timeout" : "no upstream endpoint is up");
+  }
+  worker_.cells()
+      .route(route.metric_route_id)
+      .decisions[static_cast<int>(side)][static_cast<int>(why)]
+      .add();
+  const auto started = steady::now();
+  auto error_of = [](std::error_code ec) {
+    return ec == client_errc::timeout    ? metrics::upstream_error::timeout
+           : ec == client_errc::protocol ? metrics::upstream_error::protocol
+                                         : metrics::upstream_error::reset;
+  };
+  auto fail = [&](unsigned code, metrics::upstream_error e, std::string_view text) {
+    drop();
+    if (closing_ || s.closed) return;
+    worker_.cells().upstream(ups.metric_id).errors[static_cast<std::size_t>(e)].add();
+    series.by_code[code].add();
+    count_decided(route, side, why, code, micros_since(started));
+    local_reply(f, code, text);
+  };
+
+  // ---- the body; an upstream that stops taking it may still answer
+  if (has_body) {
+    for (;;) {
+      arm(f, phase::client_body, cfg.timeouts.client_body_idle);
+      co_await wait_for(f, [&] { return !s.body.empty() || s.request_ended; });
+      if (closing_ || s.closed) co_return drop();
+      if (f.expired) {
+        drop();
+        co_return local_reply(f, 408, "request body timeout");
+      }
+      if (s.body_received > cfg.limits.max_request_body_bytes) {
+        drop();
+        local_reply(f, 413, "request body too large");
+        engine_->reset(s, NGHTTP2_CANCEL);  // RFC 9113 §8.1: the rest of the body is not wanted
+        kick();
+        co_return;
+      }
+      std::string data;
+      data.swap(s.body);
+      const bool last = s.request_ended;
+      arm(f, phase::writing, cfg.timeouts.upstream_response);
+      if (co_await f.h2->send_body(data, last)) break;
+      f.entry.bytes_received += data.size();
+      engine_->consumed(s, data.size());
+      kick();
+      if (last) break;
+    }
+  }
+
+  // ---- the response head
+  arm(f, phase::upstream, cfg.timeouts.upstream_response);
+  auto hec = co_await f.h2->read_head();
+  if (hec == client_errc::refused && !has_body && !gone(f)) {
+    // Refused (REFUSED_STREAM, or above a GOAWAY's last stream id): never processed, so once
+    // more on another connection is safe (RFC 9113 §8.7).
+    f.h2.reset();
+    if (co_await open_h2c(f, upstream_index(side), head, false) == acquire_status::ok) {
+      arm(f, phase::upstream, cfg.timeouts.upstream_response);
+      hec = co_await f.h2->read_head();
+    }
+  }
+  if (closing_ || s.closed) co_return drop();
+  if (hec || !f.h2) {
+    const bool timeout = hec == client_errc::timeout;
+    co_return fail(timeout ? 504 : 502, error_of(hec),
+                   timeout ? "upstream response timeout" : "upstream stream failed");
+  }
+  const auto& rh = f.h2->head();
+  const unsigned status = rh.status;
+  const auto head_at = steady::now();
+  auto& target = *f.h2->target();
+  if (ups.outlier) {
+    if (status >= 500)
+      note_failure(ups, target, head_at);
+    else
+      upstream::record_success(target, *ups.outlier, head_at);
+  }
+  series.observe_latency(static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(head_at - started).count()));
+  series.by_code[status % 1000].add();
+  f.entry.endpoint = target.text;
+  if (worker_.access_log().enabled())
+    f.entry.upstream_us = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(head_at - f.entry_start).count());
+  bool counted = false;
+  auto count_end = [&] {
+    if (counted) return;
+    counted = true;
+    bool grpc_bad = false;
+    if (const auto g = grpc_status(rh, f.h2->trailers())) {
+      series.grpc_status[std::min<unsigned>(*g, 17)].add();
+      grpc_bad = grpc_status_is_bad(*g);
+      if (grpc_bad && (status < 500 || status > 599)) series.grpc_errors.add();
+    }
+    count_decided(route, side, why, status, micros_since(started), grpc_bad);
+  };
+
+  std::vector<response_field> out;
+  out.reserve(rh.fields.size() + 1);
+  for (const auto& fld : rh.fields) {
+    // An upstream's connection-specific field would make the response malformed (§8.2.2).
+    if (http::is_hop_by_hop(fld.name) && fld.name != "content-length") continue;
+    out.push_back({fld.name, fld.value});
+  }
+  if (!decision.set_cookie.empty()) out.push_back({"set-cookie", decision.set_cookie});
+  bool end = f.h2->ended();
+  if (end) count_end();
+  engine_->respond(s, status, out, !end);
+  kick();
+
+  // ---- DATA and trailers, while the client's window lets the buffered ones out
+  std::string chunk;
+  while (!end) {
+    co_await wait_for(f, [&] { return s.out_pending() < out_high_water; });
+    if (closing_ || s.closed) co_return drop();
+    arm(f, phase::upstream, cfg.timeouts.upstream_response);
+    if (auto bec = co_await f.h2->read_body(chunk, end); bec) {
+      worker_.cells().upstream(ups.metric_id).errors[static_cast<std::size_t>(error_of(bec))].add();
+      count_decided(route, side, why, status, micros_since(started), true);
+      // The head is out: a reset is the only honest signal left (RFC 9113 §8.1).
+      engine_->reset(s, NGHTTP2_INTERNAL_ERROR);
+      kick();
+      drop();
+      log(f, status, false);
+      co_return;
+    }
+    if (end) count_end();
+    const auto& trailers = f.h2->trailers();
+    const bool with_trailers = end && !trailers.empty();
+    if (!chunk.empty() || (end && !with_trailers))
+      engine_->send_body(s, chunk.data(), chunk.size(), end && !with_trailers);
+    if (with_trailers) {
+      std::vector<std::pair<std::string, std::string>> t;
+      t.reserve(trailers.size());
+      for (const auto& fld : trailers)
+        if (!http::is_hop_by_hop(fld.name)) t.emplace_back(fld.name, fld.value);
+      engine_->send_trailers(s, std::move(t));
+    }
+    kick();
+  }
+  f.at = phase::none;
+  f.deadline_ns = 0;
+  f.h2.reset();
   log(f, status, false);
 }
 

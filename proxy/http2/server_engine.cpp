@@ -169,7 +169,8 @@ struct server_engine::callbacks {
     return 0;
   }
 
-  static ssize_t read_body(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t length,
+  static ssize_t read_body(nghttp2_session* session, std::int32_t, std::uint8_t* buf,
+                           std::size_t length,
                            std::uint32_t* flags, nghttp2_data_source* src, void*) {
     auto& s = *static_cast<stream*>(src->ptr);
     const std::size_t n = std::min(length, s.out_pending());
@@ -183,7 +184,20 @@ struct server_engine::callbacks {
       s.out.clear();
       s.out_pos = 0;
     }
-    if (s.out_done && s.out_pending() == 0) *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (s.out_done && s.out_pending() == 0) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      // Trailers end the stream instead of the last DATA frame (RFC 9113 §8.1).
+      if (!s.trailers.empty()) {
+        std::vector<nghttp2_nv> nv;
+        nv.reserve(s.trailers.size());
+        for (const auto& [k, v] : s.trailers)
+          nv.push_back({reinterpret_cast<std::uint8_t*>(const_cast<char*>(k.data())),
+                        reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), k.size(),
+                        v.size(), NGHTTP2_NV_FLAG_NONE});
+        if (nghttp2_submit_trailer(session, s.id, nv.data(), nv.size()) == 0)
+          *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      }
+    }
     // Room again: a forwarder holding back its upstream may read on.
     if (s.out_pending() < out_wake_below && s.wake) s.wake();
     return static_cast<ssize_t>(n);
@@ -311,6 +325,13 @@ void server_engine::send_body(stream& s, const char* data, std::size_t n, bool l
     s.out_deferred = false;
     nghttp2_session_resume_data(session_, s.id);
   }
+}
+
+void server_engine::send_trailers(stream& s,
+                                  std::vector<std::pair<std::string, std::string>> fields) {
+  if (s.closed) return;
+  s.trailers = std::move(fields);
+  send_body(s, "", 0, true);
 }
 
 void server_engine::reset(stream& s, std::uint32_t code) {

@@ -83,6 +83,8 @@ struct stream {
   std::string out;
   std::size_t out_pos = 0;
   bool out_done = false;
+  // Sent as a HEADERS frame after the body (send_trailers); empty: the last DATA ends it.
+  std::vector<std::pair<std::string, std::string>> trailers;
   bool out_deferred = false;
   bool responded = false;
   bool closed = false;  // nghttp2 closed the stream (either side ended or reset it)
@@ -133,6 +135,9 @@ class server_engine {
                bool has_body);
   // Response body bytes (copied), and/or its end.
   void send_body(stream& s, const char* data, std::size_t n, bool last);
+  // The body's end with trailer fields (lower-case, no pseudo-header), e.g. gRPC's
+  // grpc-status: HEADERS with END_STREAM after the last DATA frame.
+  void send_trailers(stream& s, std::vector<std::pair<std::string, std::string>> fields);
   // A body too large, a broken upstream, ...: RST_STREAM with `code` (RFC 9113 §7).
   void reset(stream& s, std::uint32_t code);
   // Request body bytes the forwarder passed on: the client may send as many again (WINDOW_UPDATE,

@@ -78,6 +78,9 @@ class client_stream {
   // upstream ended the stream, trailers() is then final.
   awaitable<std::error_code> read_body(std::string& out, bool& end);
   const std::vector<field>& trailers() const { return trailers_; }
+  // The upstream ended the stream and every body byte was read (after read_head: a response
+  // without a body, e.g. gRPC's trailers-only one).
+  bool ended() const { return remote_end_ && in_.empty() && !error_; }
   // Abandons the stream: RST_STREAM(CANCEL) unless it already ended.
   void reset();
   // A deadline passed: the stream is reset and the pending and later calls fail with timeout.

@@ -101,6 +101,36 @@ void build_request(request_head& out, const http::request_parser_type& req,
   if (!host.empty()) out.fields.push_back({"x-forwarded-host", std::string(host)});
 }
 
+void build_request(request_head& out, std::string_view method, std::string_view authority,
+                   std::string_view path,
+                   const std::vector<std::pair<std::string, std::string>>& fields,
+                   std::string_view client_ip, bool https) {
+  out.method.assign(method);
+  out.authority.assign(authority);
+  out.path.assign(path);
+  out.fields.clear();
+  std::string_view forwarded_for;
+  for (const auto& [n, v] : fields) {
+    if (n == "x-forwarded-for") {
+      forwarded_for = v;
+      continue;
+    }
+    if (n == "x-forwarded-proto" || n == "x-forwarded-host" || n == "host" || n == "expect")
+      continue;
+    if (n == "te" ? v != "trailers" : http::is_hop_by_hop(n) && n != "content-length") continue;
+    out.fields.push_back({n, v});
+  }
+  std::string xff;
+  if (!forwarded_for.empty()) {
+    xff.append(forwarded_for);
+    xff += ", "sv;
+  }
+  xff.append(client_ip);
+  out.fields.push_back({"x-forwarded-for", std::move(xff)});
+  out.fields.push_back({"x-forwarded-proto", https ? "https" : "http"});
+  if (!authority.empty()) out.fields.push_back({"x-forwarded-host", std::string(authority)});
+}
+
 std::optional<std::uint64_t> content_length(const response_head& head) noexcept {
   std::optional<std::uint64_t> out;
   for (const auto& f : head.fields) {

@@ -23,6 +23,16 @@ namespace canary::http2 {
 void build_request(request_head& out, const http::request_parser_type& req,
                    std::string_view client_ip, bool https);
 
+// The same for a request that came over HTTP/2 (its pseudo-headers and lower-case fields as
+// decoded): the client's connection-specific fields cannot be there (nghttp2 refused them), so
+// only host, expect and the X-Forwarded-* fields the proxy sets itself are dropped; te is kept
+// when it is "trailers" (the only value RFC 9113 §8.2.2 allows), cookie fields stay split
+// (§8.2.3 allows it).
+void build_request(request_head& out, std::string_view method, std::string_view authority,
+                   std::string_view path,
+                   const std::vector<std::pair<std::string, std::string>>& fields,
+                   std::string_view client_ip, bool https);
+
 // Whether an HTTP/1.1 request's TE field lists "trailers" (RFC 9110 §10.1.4): then the client
 // takes a trailer section in a chunked response.
 bool accepts_trailers(const http::request_parser_type& req) noexcept;

@@ -49,8 +49,9 @@ def identity(b):
 
 class GrpcServer:
     """A grpcio server on 127.0.0.1:<free port>. /test.Echo/Unary answers the request prefixed
-    with the server's name and trailing metadata x-served-by; every `fail_every`-th call (0:
-    none) and every call of /test.Echo/Fail abort with UNAVAILABLE. Counts the distinct peers
+    with the server's name and trailing metadata x-served-by; /test.Echo/Stream streams
+    int(request) messages; every `fail_every`-th unary call (0: none) and every call of
+    /test.Echo/Fail abort with UNAVAILABLE. Counts the distinct peers
     (client address and port: one per TCP connection)."""
 
     def __init__(self, name, fail_every=0):
@@ -64,6 +65,8 @@ class GrpcServer:
                 self._unary, request_deserializer=identity, response_serializer=identity),
             "Fail": grpc.unary_unary_rpc_method_handler(
                 self._fail, request_deserializer=identity, response_serializer=identity),
+            "Stream": grpc.unary_stream_rpc_method_handler(
+                self._stream, request_deserializer=identity, response_serializer=identity),
         }
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         self.server.add_generic_rpc_handlers(
@@ -84,6 +87,13 @@ class GrpcServer:
             context.abort(grpc.StatusCode.UNAVAILABLE, f"{self.name} unavailable")
         context.set_trailing_metadata((("x-served-by", self.name),))
         return self.name.encode() + b":" + request
+
+    def _stream(self, request, context):
+        """int(request) messages "<name>:<i>", then trailing metadata x-served-by."""
+        self._note(context)
+        context.set_trailing_metadata((("x-served-by", self.name),))
+        for i in range(int(request)):
+            yield f"{self.name}:{i}".encode()
 
     def _fail(self, request, context):
         self._note(context)

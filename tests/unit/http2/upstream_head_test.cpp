@@ -74,6 +74,26 @@ TEST(h2_request, te_other_than_trailers_is_dropped_and_length_kept) {
   EXPECT_TRUE(accepts_trailers(u.p));
 }
 
+TEST(h2_request, from_an_http2_request_keeps_fields_and_sets_forwarded_ones) {
+  const std::vector<std::pair<std::string, std::string>> in = {
+      {"content-type", "application/grpc"}, {"te", "trailers"},  {"cookie", "a=1"},
+      {"cookie", "b=2"},                    {"host", "h.test"},  {"x-forwarded-for", "1.2.3.4"},
+      {"x-forwarded-proto", "https"},       {"content-length", "5"}, {"grpc-timeout", "1S"}};
+  request_head h;
+  build_request(h, "POST", "api.test", "/svc/M", in, "10.0.0.7", false);
+  EXPECT_EQ(h.method, "POST");
+  EXPECT_EQ(h.authority, "api.test");
+  EXPECT_EQ(h.path, "/svc/M");
+  EXPECT_EQ(value_of(h.fields, "te"), "trailers");
+  EXPECT_EQ(value_of(h.fields, "cookie"), "a=1|b=2");  // split cookies stay split (§8.2.3)
+  EXPECT_EQ(value_of(h.fields, "content-length"), "5");
+  EXPECT_EQ(value_of(h.fields, "grpc-timeout"), "1S");
+  EXPECT_EQ(value_of(h.fields, "x-forwarded-for"), "1.2.3.4, 10.0.0.7");
+  EXPECT_EQ(value_of(h.fields, "x-forwarded-proto"), "http");
+  EXPECT_EQ(value_of(h.fields, "x-forwarded-host"), "api.test");
+  EXPECT_FALSE(has(h.fields, "host"));
+}
+
 TEST(h2_response, client_head_framing_and_fields) {
   response_head h{200, {{"content-type", "application/grpc"}, {"content-length", "12"},
                         {"connection", "x"}, {"grpc-encoding", "identity"}}};

@@ -1,0 +1,117 @@
+"""gRPC end to end (docs/grpc.md): python3-grpcio clients talk HTTP/2 to the proxy, by prior
+knowledge on the plain listener (http2.h2c) and over TLS with ALPN h2 (a test CA's certificate),
+and the proxy forwards each stream to grpcio servers blue and green behind `protocol: h2c`.
+Unary and server-streaming calls come back whole with their trailing metadata, `x-canary:
+always` metadata reaches green, error statuses and their messages are intact, and the streams
+of one channel (one connection) are split exactly by the weight."""
+
+import os
+import sys
+import unittest
+
+try:
+    import grpc
+except ImportError:
+    # python3-grpcio is Debian's, installed for /usr/bin/python3: run this module there.
+    SYSTEM = "/usr/bin/python3"
+    if os.path.exists(SYSTEM) and os.path.realpath(sys.executable) != os.path.realpath(SYSTEM):
+        sys.stdout.flush()
+        argv = ([SYSTEM, os.path.abspath(__file__)] if __name__ == "__main__"
+                else [SYSTEM, "-m", "unittest", "-v", __name__])
+        os.execv(SYSTEM, argv)
+    raise
+
+from harness import DEADLINE, E2ETestCase, make_config
+from test_grpc_h2c import GrpcServer, identity, metric
+from test_tls import CA, TlsProxy
+
+NAME = "grpc"
+
+
+class GrpcEndToEndTest(E2ETestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.ca = CA(self.tmp)
+        self.cert, self.key = self.ca.issue("site", "localhost", ["localhost"])
+        self.blue = GrpcServer("blue")
+        self.addCleanup(self.blue.stop)
+        self.green = GrpcServer("green")
+        self.addCleanup(self.green.stop)
+        cfg = make_config({"blue": self.blue.endpoint, "green": self.green.endpoint},
+                          [{"name": NAME, "path_prefix": "/", "upstream": "blue",
+                            "steps": [{"setWeight": 0}, {"pause": {}}]}])
+        for u in cfg["upstreams"].values():
+            u["protocol"] = "h2c"
+        cfg["http2"] = {"h2c": True}
+        cfg["tls"] = {"listen": "127.0.0.1:0",
+                      "certificates": [{"cert": self.cert, "key": self.key}]}
+        self.proxy = TlsProxy(self.tmp, cfg)
+        self.addCleanup(self._dump_logs_on_failure, self.proxy)
+        self.addCleanup(self.proxy.stop)
+        self.proxy.start()
+        self.proxy.op(NAME, "upstream", {"upstream": "green"})
+
+    def channels(self):
+        """A prior-knowledge channel to the plain listener and a TLS (ALPN h2) one."""
+        plain = grpc.insecure_channel(f"127.0.0.1:{self.proxy.port}")
+        with open(self.ca.cert, "rb") as f:
+            creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+        tls = grpc.secure_channel(f"127.0.0.1:{self.proxy.tls_port}", creds,
+                                  options=(("grpc.ssl_target_name_override", "localhost"),))
+        for c in (plain, tls):
+            self.addCleanup(c.close)
+        return {"h2c": plain, "tls": tls}
+
+    def unary(self, channel, method="Unary"):
+        return channel.unary_unary(f"/test.Echo/{method}", request_serializer=identity,
+                                   response_deserializer=identity)
+
+    def test_unary_and_streaming_calls_with_trailing_metadata(self):
+        for how, ch in self.channels().items():
+            with self.subTest(how):
+                reply, call = self.unary(ch).with_call(b"hi", timeout=DEADLINE)
+                self.assertEqual(reply, b"blue:hi")
+                self.assertEqual(call.code(), grpc.StatusCode.OK)
+                self.assertIn(("x-served-by", "blue"), tuple(call.trailing_metadata()))
+                stream = ch.unary_stream("/test.Echo/Stream", request_serializer=identity,
+                                         response_deserializer=identity)(b"5", timeout=DEADLINE)
+                self.assertEqual(list(stream), [b"blue:%d" % i for i in range(5)])
+                self.assertEqual(stream.code(), grpc.StatusCode.OK)
+                self.assertIn(("x-served-by", "blue"), tuple(stream.trailing_metadata()))
+
+    def test_x_canary_metadata_reaches_green(self):
+        for how, ch in self.channels().items():
+            with self.subTest(how):
+                reply, call = self.unary(ch).with_call(
+                    b"q", metadata=(("x-canary", "always"),), timeout=DEADLINE)
+                self.assertEqual(reply, b"green:q")
+                self.assertIn(("x-served-by", "green"), tuple(call.trailing_metadata()))
+
+    def test_error_status_and_message_intact_and_counted(self):
+        for how, ch in self.channels().items():
+            with self.subTest(how):
+                with self.assertRaises(grpc.RpcError) as e:
+                    self.unary(ch, "Fail")(b"x", timeout=DEADLINE)
+                self.assertEqual(e.exception.code(), grpc.StatusCode.UNAVAILABLE)
+                self.assertEqual(e.exception.details(), "blue is down")
+        text = self.proxy.admin("GET", "/metrics").text
+        self.assertEqual(metric(text, "canary_proxy_grpc_requests_total", route=NAME,
+                                variant="stable", upstream="blue", grpc_status="14"), 2)
+
+    def test_streams_of_one_channel_split_exactly_by_weight(self):
+        # Weight 20, smooth WRR on the one worker: 100 calls on one connection are 80 stable
+        # and 20 canary exactly, over both listeners.
+        self.proxy.op(NAME, "weight", {"weight": 20})
+        for how, ch in self.channels().items():
+            with self.subTest(how):
+                stub = self.unary(ch)
+                served = [stub(b"w", timeout=DEADLINE).split(b":")[0] for _ in range(100)]
+                self.assertEqual((served.count(b"blue"), served.count(b"green")), (80, 20))
+        # 200 streams from two client connections: one h2c connection to each server.
+        self.assertEqual(len(self.blue.peers), 1, self.blue.peers)
+        self.assertEqual(len(self.green.peers), 1, self.green.peers)
+
+
+if __name__ == "__main__":
+    unittest.main()
