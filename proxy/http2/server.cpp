@@ -148,8 +148,8 @@ class connection_impl final : public connection, public stream_handler {
   awaitable<void> reader(std::string_view initial);
   awaitable<void> writer();
   awaitable<void> forward(forward_state& f);
-  // Sends the stream to its upstream over HTTP/1.1 (the one protocol upstreams speak today;
-  // an h2c upstream would be a second branch here) and relays the response.
+  // Sends the stream to an HTTP/1.1 upstream (forward_h2c serves h2c ones) and relays the
+  // response.
   awaitable<void> send_upstream(forward_state& f, const core::route_view& route,
                                 const routing::decision& decision, routing::variant side,
                                 routing::reason why, std::uint32_t rr);
