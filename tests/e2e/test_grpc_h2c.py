@@ -68,7 +68,10 @@ class GrpcServer:
             "Stream": grpc.unary_stream_rpc_method_handler(
                 self._stream, request_deserializer=identity, response_serializer=identity),
         }
-        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        # grpcio sets SO_REUSEPORT by default: a later bind to port 0 with SO_REUSEPORT (the
+        # proxy's listeners) could then be given this very port and share its connections.
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8),
+                                  options=(("grpc.so_reuseport", 0),))
         self.server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler("test.Echo", handlers),))
         self.port = self.server.add_insecure_port("127.0.0.1:0")
