@@ -43,6 +43,7 @@ class GrpcEndToEndTest(E2ETestCase):
                             "steps": [{"setWeight": 0}, {"pause": {}}]}])
         for u in cfg["upstreams"].values():
             u["protocol"] = "h2c"
+        cfg["timeouts"]["upstream_response"] = "500ms"  # /test.Echo/Slow never answers in time
         cfg["http2"] = {"h2c": True}
         cfg["tls"] = {"listen": "127.0.0.1:0",
                       "certificates": [{"cert": self.cert, "key": self.key}]}
@@ -98,6 +99,18 @@ class GrpcEndToEndTest(E2ETestCase):
         text = self.proxy.admin("GET", "/metrics").text
         self.assertEqual(metric(text, "canary_proxy_grpc_requests_total", route=NAME,
                                 variant="stable", upstream="blue", grpc_status="14"), 2)
+
+    def test_upstream_timeout_is_a_504_the_client_sees_as_unavailable(self):
+        for how, ch in self.channels().items():
+            with self.subTest(how):
+                with self.assertRaises(grpc.RpcError) as e:
+                    self.unary(ch, "Slow")(b"x", timeout=DEADLINE)
+                # The proxy's 504 on the stream; gRPC maps HTTP 504 to UNAVAILABLE.
+                self.assertEqual(e.exception.code(), grpc.StatusCode.UNAVAILABLE)
+                self.assertEqual(self.unary(ch)(b"z", timeout=DEADLINE), b"blue:z")
+        text = self.proxy.admin("GET", "/metrics").text
+        self.assertEqual(metric(text, "canary_proxy_upstream_errors_total", upstream="blue",
+                                reason="timeout"), 2)
 
     def test_streams_of_one_channel_split_exactly_by_weight(self):
         # Weight 20, smooth WRR on the one worker: 100 calls on one connection are 80 stable

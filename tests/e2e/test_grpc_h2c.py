@@ -60,11 +60,14 @@ class GrpcServer:
         self.calls = 0
         self.peers = set()
         self.lock = threading.Lock()
+        self.release = threading.Event()  # ends the calls of /test.Echo/Slow
         handlers = {
             "Unary": grpc.unary_unary_rpc_method_handler(
                 self._unary, request_deserializer=identity, response_serializer=identity),
             "Fail": grpc.unary_unary_rpc_method_handler(
                 self._fail, request_deserializer=identity, response_serializer=identity),
+            "Slow": grpc.unary_unary_rpc_method_handler(
+                self._slow, request_deserializer=identity, response_serializer=identity),
             "Stream": grpc.unary_stream_rpc_method_handler(
                 self._stream, request_deserializer=identity, response_serializer=identity),
         }
@@ -98,11 +101,18 @@ class GrpcServer:
         for i in range(int(request)):
             yield f"{self.name}:{i}".encode()
 
+    def _slow(self, request, context):
+        """Answers only once released (stop() does), at most after DEADLINE."""
+        self._note(context)
+        self.release.wait(DEADLINE)
+        return request
+
     def _fail(self, request, context):
         self._note(context)
         context.abort(grpc.StatusCode.UNAVAILABLE, f"{self.name} is down")
 
     def stop(self):
+        self.release.set()
         self.server.stop(grace=None).wait(DEADLINE)
 
 
@@ -393,6 +403,19 @@ class GrpcH2cTest(E2ETestCase):
         text = proxy.admin("GET", "/metrics").text
         self.assertGreaterEqual(metric(text, "canary_proxy_upstream_errors_total",
                                        upstream="blue", reason="connect"), 1)
+
+    def test_upstream_response_timeout_is_504(self):
+        blue = self.server("blue")
+        proxy = self.start_proxy(h2c_config({"blue": blue.endpoint}, grpc_route(),
+                                            timeouts={"upstream_response": "300ms"}))
+        status, _, body, _ = self.client(proxy).grpc_call("/test.Echo/Slow", b"x")
+        self.assertEqual(status, 504)
+        text = proxy.admin("GET", "/metrics").text
+        self.assertEqual(metric(text, "canary_proxy_upstream_errors_total", upstream="blue",
+                                reason="timeout"), 1)
+        # The stream was reset, the connection lives on for the next request.
+        self.assertEqual(self.client(proxy).grpc_call("/test.Echo/Unary", b"y")[0], 200)
+        self.assertEqual(len(blue.peers), 1, blue.peers)
 
     def test_h2c_upstream_dies_mid_connection(self):
         blue = self.server("blue")
