@@ -263,9 +263,19 @@ struct basic_state final : session::state {
   template <bool to_h2>
   awaitable<body_result> relay_request_body(const config::timeouts_config& t, bool chunked,
                                             std::uint64_t& sent);
-  awaitable<bool> exchange_h2(std::shared_ptr<const core::snapshot> snap_ref, std::size_t ri,
-                              routing::decision decision, routing::variant side,
-                              routing::reason why, bool has_body, bool client_keep);
+  // A request routed to an h2c upstream: exchange_once() leaves it here and returns; serve()
+  // runs exchange_h2() from its own frame, so the HTTP/1.1 path's frame does not grow.
+  struct h2c_call {
+    std::shared_ptr<const core::snapshot> snap;
+    std::size_t route_index = 0;
+    routing::decision decision;
+    routing::variant side = routing::variant::stable;
+    routing::reason why = routing::reason::no_canary;
+    bool has_body = false;
+    bool client_keep = false;
+  };
+  std::unique_ptr<h2c_call> h2c_call_;
+  awaitable<bool> exchange_h2();
   awaitable<acquire_status> open_h2(const core::snapshot& snap, int upstream_index,
                                     const http2::request_head& head, bool has_body);
   awaitable<void> tunnel(const config::timeouts_config& t, metrics::series_cells& series);
@@ -419,6 +429,10 @@ awaitable<void> basic_state<Stream>::serve([[maybe_unused]] std::unique_ptr<sess
       }
     }
     if (!co_await exchange_once()) {
+      if (h2c_call_) {
+        if (co_await exchange_h2()) continue;
+        co_return;
+      }
       if (tunnel_series_) co_await tunnel(tunnel_snap_->config->timeouts, *tunnel_series_);
       co_return;
     }
@@ -523,9 +537,11 @@ awaitable<bool> basic_state<Stream>::exchange_once() {
     count_decided(route, side, why, 503, 0);
     co_return co_await refuse(503, "no upstream endpoint is up", keep_possible);
   }
-  if (upstream_of(side).h2c)
-    co_return co_await exchange_h2(std::move(snap_ref), static_cast<std::size_t>(ri), decision,
-                                   side, why, has_body, client_keep);
+  if (upstream_of(side).h2c) {
+    h2c_call_.reset(new h2c_call{std::move(snap_ref), static_cast<std::size_t>(ri), decision,
+                                 side, why, has_body, client_keep});
+    co_return false;
+  }
 
   // ---- connect: a pooled connection (synchronously) or a new one. The round-robin choice is
   // made once: a pooled connection to it, else a new one from the same position (so that new
@@ -800,10 +816,15 @@ awaitable<bool> basic_state<Stream>::exchange_once() {
 // the client sent TE: trailers (else they are dropped). Counted as on the HTTP/1.1 path; the
 // analysis' decided cells are counted at the end, when grpc-status is known. Not mirrored.
 template <class Stream>
-awaitable<bool> basic_state<Stream>::exchange_h2(std::shared_ptr<const core::snapshot> snap_ref,
-                                                 std::size_t ri, routing::decision decision,
-                                                 routing::variant side, routing::reason why,
-                                                 bool has_body, bool client_keep) {
+awaitable<bool> basic_state<Stream>::exchange_h2() {
+  const auto call = std::move(h2c_call_);
+  const std::shared_ptr<const core::snapshot> snap_ref = call->snap;
+  const std::size_t ri = call->route_index;
+  const routing::decision& decision = call->decision;
+  auto side = call->side;
+  auto why = call->why;
+  const bool has_body = call->has_body;
+  const bool client_keep = call->client_keep;
   const core::snapshot& snap = *snap_ref;
   const auto& cfg = *snap.config;
   auto& ex = *exchange_;
