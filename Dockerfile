@@ -25,7 +25,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libboost-json1.81.0 libc6 libfmt9 libgcc-s1 libprometheus-cpp-core1.0 libre2-9 \
-      libspdlog1.10 libssl3 libstdc++6 libyaml-cpp0.7 \
+      libnghttp2-14 libspdlog1.10 libssl3 libstdc++6 libyaml-cpp0.7 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/canary-proxy \
       --shell /usr/sbin/nologin canary \
