@@ -382,6 +382,12 @@ api_result engine::reload(const config::proxy_config& next) {
       tls_listen(next) != tls_listen(*cfg_) || next.workers != cfg_->workers)
     spdlog::warn("reload: listen addresses and workers change only on restart");
 
+  const auto& ns = next.state_store;
+  const auto& os = cfg_->state_store;
+  if (ns.type != os.type || ns.endpoints != os.endpoints || ns.prefix != os.prefix ||
+      ns.lease_ttl != os.lease_ttl || ns.dial_timeout != os.dial_timeout ||
+      ns.replica_id != os.replica_id || ns.stale_canary_after != os.stale_canary_after)
+    spdlog::warn("reload: state_store changes only on restart");
   if (next.state_file != cfg_->state_file)
     spdlog::warn("reload: state_file changes only on restart; the state stays in {}",
                  store_->describe());
