@@ -140,12 +140,16 @@ node::node(asio::io_context& control, const config::proxy_config& cfg)
       cfg_(cfg.state_store),
       cache_file_(cfg.state_file),
       shared_(std::make_shared<shared>()),
-      stale_timer_(control) {
+      stale_timer_(control),
+      grace_timer_(control) {
   etcd_store_options o;
   o.endpoints = endpoints_of(cfg_);
   o.prefix = cfg_.prefix;
   o.dial_timeout = cfg_.dial_timeout;
-  o.call_timeout = cfg_.dial_timeout;
+  // A write waits for etcd's raft: losing its leader member stalls writes for an election
+  // (about a second by default) before the survivors answer.
+  o.call_timeout = std::max<std::chrono::milliseconds>(2 * cfg_.dial_timeout,
+                                                       std::chrono::seconds(3));
   etcd_ = std::make_shared<etcd_state_store>(rt_, o);
   client_ = std::make_unique<etcd_client>(rt_.io().get_executor(), o.endpoints, o.dial_timeout,
                                           o.call_timeout);
@@ -179,8 +183,11 @@ void node::start(rollout::engine& engine, std::uint16_t admin_port) {
   spdlog::info("fleet: replica \"{}\" (incarnation {}) on {}", replica_id_, incarnation_,
                etcd_->describe());
   // Until the watch connects, a replica started from the cache writes nothing.
-  if (engine.store_down() == std::nullopt && store_->committed_revision() == 0)
-    on_connection(false, "not connected yet");
+  if (store_->committed_revision() == 0) {
+    down_since_ = std::chrono::steady_clock::now();
+    engine.set_store_down(std::string(rollout::store_unavailable_prefix) + etcd_->describe() +
+                          ": not connected yet");
+  }
   engine.set_leader(false);
 
   std::weak_ptr<int> alive = alive_;
@@ -263,18 +270,35 @@ void node::on_connection(bool connected, const std::string& why) {
   if (connected) {
     if (engine_->store_down()) spdlog::info("fleet: connected to {}", etcd_->describe());
     down_since_.reset();
+    if (grace_armed_) {
+      grace_timer_.cancel();
+      grace_armed_ = false;
+    }
     engine_->set_store_down(std::nullopt);
     engine_->set_stale(false);
     return;
   }
-  if (!down_since_) {
-    down_since_ = std::chrono::steady_clock::now();
-    spdlog::error("fleet: {} unreachable ({}): routing stays as it is; changes answer 503 and "
-                  "timers wait until it is back",
-                  etcd_->describe(), why);
+  if (!down_since_) down_since_ = std::chrono::steady_clock::now();
+  down_reason_ = std::string(rollout::store_unavailable_prefix) + etcd_->describe() + ": " + why;
+  if (engine_->store_down()) {
+    engine_->set_store_down(down_reason_);
+    return;
   }
-  engine_->set_store_down(std::string(rollout::store_unavailable_prefix) + etcd_->describe() +
-                          ": " + why);
+  // One member of several lost breaks the watch stream, which then moves to another member:
+  // until it had the time to (a dial), changes still try etcd (the client fails over too).
+  if (grace_armed_) return;
+  grace_armed_ = true;
+  grace_timer_.expires_after(cfg_.dial_timeout + std::chrono::milliseconds(200));
+  std::weak_ptr<int> alive = alive_;
+  grace_timer_.async_wait([this, alive](boost::system::error_code ec) {
+    if (ec || alive.expired()) return;
+    grace_armed_ = false;
+    if (!down_since_) return;  // reconnected meanwhile
+    spdlog::error("fleet: {}: routing stays as it is; changes answer 503 and timers wait until "
+                  "it is back",
+                  down_reason_);
+    engine_->set_store_down(down_reason_);
+  });
 }
 
 void node::on_leader(const election_status& st) {

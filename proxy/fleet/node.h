@@ -102,6 +102,9 @@ class node {
   std::shared_ptr<shared> shared_;
   rollout::engine* engine_ = nullptr;
   boost::asio::steady_timer stale_timer_;
+  boost::asio::steady_timer grace_timer_;  // a broken watch stream gets this long to reconnect
+  bool grace_armed_ = false;
+  std::string down_reason_;
   std::optional<std::chrono::steady_clock::time_point> down_since_;  // control thread
   std::string leader_id_;                                            // control thread
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);

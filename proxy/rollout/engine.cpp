@@ -175,7 +175,8 @@ api_result engine::apply(const std::string& route, operation op, int weight,
   // Another replica committed first: the operation runs again on what it wrote, so it is
   // applied once, to the newest state, or refused (409) if that state no longer allows it.
   for (int attempt = 0;; ++attempt) {
-    auto res = apply_once(route, op, weight, upstream);
+    std::optional<route_state> attempted;
+    auto res = apply_once(route, op, weight, upstream, &attempted);
     if (res.status == 200 || !res.error.starts_with(save_conflict_prefix)) {
       if (res.status == 503 || res.status == 500) res.error += "; nothing changed";
       return res;
@@ -189,6 +190,9 @@ api_result engine::apply(const std::string& route, operation op, int weight,
     if (!refresh_after_conflict())
       return {503, std::string(store_unavailable_prefix) +
                        "cannot re-read the state after a conflict; nothing changed", {}};
+    // A write sent again after no answer conflicts with itself when the first one landed:
+    // what is stored is exactly what this call wrote (its timestamps included). Done, once.
+    if (attempted && states_.contains(route) && states_.at(route) == *attempted) return {};
   }
 }
 
@@ -287,7 +291,7 @@ std::shared_ptr<const core::snapshot> engine::build(
 }
 
 api_result engine::apply_once(const std::string& route, operation op, int weight,
-                              const std::string& upstream) {
+                              const std::string& upstream, std::optional<route_state>* attempted) {
   const auto* r = cfg_->find_route(route);
   if (!r) return {404, "no rollout named \"" + route + "\"", {}};
   // The operation runs on a copy: the state in force changes only once the copy is durable.
@@ -339,6 +343,7 @@ api_result engine::apply_once(const std::string& route, operation op, int weight
   }
   if (!res.ok) return {409, res.error, {}};
   analysis_after_change(before, st, *r, now);
+  if (attempted) *attempted = st;
   state_map changed;
   changed.emplace(route, std::move(st));
   return commit_routes(std::move(changed));

@@ -168,8 +168,9 @@ class engine {
 
  private:
   route_status status_of(const config::route_config& route) const;
+  // `attempted`: the state it tried to commit, when it got that far.
   api_result apply_once(const std::string& route, operation op, int weight,
-                        const std::string& upstream);
+                        const std::string& upstream, std::optional<route_state>* attempted);
   // After a save lost its compare-and-swap: takes what the store holds now. False when the
   // store could not be read.
   bool refresh_after_conflict();

@@ -14,6 +14,12 @@ loaded_state memory_state_store::load() {
 
 std::string memory_state_store::save(const state_map& states) {
   if (failure_) return *failure_;
+  if (land_then_conflict_) {
+    land_then_conflict_ = false;
+    stored_ = states;
+    ++saves_;
+    return std::string(save_conflict_prefix) + "another replica changed the rollout state first";
+  }
   if (conflicts_ > 0) {
     --conflicts_;
     if (conflict_change_ && stored_) conflict_change_(*stored_);

@@ -72,6 +72,9 @@ class memory_state_store final : public state_store {
     conflict_change_ = std::move(each_time);
   }
   int conflicts_left() const { return conflicts_; }
+  // The next save is stored but answers "conflict: ..." — as a write whose answer was lost,
+  // sent again, conflicts with itself.
+  void land_then_conflict_next() { land_then_conflict_ = true; }
   // load() says its states come from a local cache (the store itself unreachable).
   void serve_from_cache(bool cached) { from_cache_ = cached; }
   // Makes load() report a stored but unusable state.
@@ -96,6 +99,7 @@ class memory_state_store final : public state_store {
   std::uint64_t saves_ = 0;
   int conflicts_ = 0;
   bool from_cache_ = false;
+  bool land_then_conflict_ = false;
   std::function<void(state_map&)> conflict_change_;
 };
 

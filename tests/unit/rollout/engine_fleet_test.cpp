@@ -81,6 +81,17 @@ TEST_F(EngineFleetTest, AConflictReappliesTheOperationToTheNewerStateOnce) {
   EXPECT_EQ(routed().weight, 30);
 }
 
+TEST_F(EngineFleetTest, AWriteThatLandedThoughItsAnswerWasLostIsAppliedOnce) {
+  start_canary();
+  store_->land_then_conflict_next();
+  const auto res = engine_->apply("web", operation::promote);
+  ASSERT_EQ(res.status, 200) << res.error;
+  // Once: step 3 (weight 50), not promoted again on top of its own write.
+  EXPECT_EQ(state().weight, 50);
+  EXPECT_EQ(state().step, 3u);
+  EXPECT_EQ(stored(), state());
+}
+
 TEST_F(EngineFleetTest, AnOperationTheNewerStateNoLongerAllowsIs409) {
   start_canary();
   auto newer = remote_with([](route_state& s, const config::route_config& r, wall_time now) {
