@@ -273,6 +273,7 @@ void serve_until_drained(std::shared_ptr<const config::proxy_config> cfg,
 
   auto start_drain = [&](std::chrono::milliseconds idle_grace) {
     draining = true;
+    if (fleet_node) fleet_node->resign();
     drain_deadline = std::chrono::steady_clock::now() + drain_deadline_after;
     for (auto& w : workers) w->drain(idle_grace);
     check_drained();

@@ -266,6 +266,12 @@ void node::start(rollout::engine& engine, std::uint16_t admin_port) {
   stale_check();
 }
 
+void node::resign() {
+  if (!election_ || !engine_) return;
+  engine_->set_leader(false);
+  asio::co_spawn(rt_.io(), election_->resign(), asio::detached);
+}
+
 void node::on_connection(bool connected, const std::string& why) {
   if (connected) {
     if (engine_->store_down()) spdlog::info("fleet: connected to {}", etcd_->describe());

@@ -79,6 +79,10 @@ class node {
   // when replica_id is ""), and runs the fail-static clock. `engine` must outlive the node.
   void start(rollout::engine& engine, std::uint16_t admin_port);
 
+  // Draining (SIGTERM): hands leadership over now rather than at the lease's end; this
+  // replica stops running timers at once.
+  void resign();
+
   // GET /api/v1/cluster (docs/fleet.md).
   std::string cluster_json() const;
   const std::string& replica_id() const { return replica_id_; }
