@@ -160,12 +160,18 @@ void serve_until_drained(std::shared_ptr<const config::proxy_config> cfg,
   analysis::webhook_dispatcher hooks(providers);
   engine.set_webhooks(&hooks);
   // The analysis reads the same cells as /metrics, on the control thread.
+  auto local_sample = [&engine, &cells](const std::string& route) {
+    const auto st = engine.status(route);
+    if (!st) return analysis::interval_sample{};
+    return admin::sample_route(engine.series(), cells, route, st->state->stable,
+                               st->state->canary);
+  };
+  // In a fleet the leader measures every replica's traffic (fleet/counters.h).
+  if (fleet_node) fleet_node->set_local_sampler(local_sample);
   engine.set_analysis_inputs(
-      [&engine, &cells](const std::string& route) {
-        const auto st = engine.status(route);
-        if (!st) return analysis::interval_sample{};
-        return admin::sample_route(engine.series(), cells, route, st->state->stable,
-                                   st->state->canary);
+      [&fleet_node, local_sample](const std::string& route) {
+        return fleet_node ? fleet_node->fleet_sample(route, local_sample(route))
+                          : local_sample(route);
       },
       rollout::http_provider(providers));
   admin::api_options api_opts;

@@ -99,6 +99,7 @@ struct node::shared {
   // Written by the registration loop (runtime thread), read by cluster_json (control thread).
   json::array replicas;
   std::vector<std::string> config_drift;  // written by the control thread
+  fleet_counters counters;                // written by the leader's read loop
 };
 
 namespace {
@@ -263,7 +264,57 @@ void node::start(rollout::engine& engine, std::uint16_t admin_port) {
       },
       asio::detached);
 
+  // The leader reads every replica's published counters (followers do not measure).
+  asio::co_spawn(
+      rt_.io(),
+      [this, sh, alive]() -> asio::awaitable<void> {
+        const std::string prefix = cfg_.prefix + "counters/";
+        asio::steady_timer t(rt_.io());
+        while (!alive.expired()) {
+          if (election_->status().leader) {
+            auto r = co_await client_->range(prefix, prefix_end(prefix));
+            if (!r.error) {
+              std::lock_guard lock(sh->mutex);
+              for (const auto& kv : r.kvs)
+                if (auto c = decode_counters(kv.value))
+                  sh->counters.update(kv.key.substr(prefix.size()), *c);
+            }
+          }
+          if (alive.expired()) break;
+          t.expires_after(std::chrono::seconds(1));
+          co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+        }
+      },
+      asio::detached);
+
   stale_check();
+}
+
+void node::publish_counters() {
+  if (!local_ || !engine_) return;
+  std::map<std::string, analysis::interval_sample> mine;
+  for (const auto& r : engine_->config().routes)
+    if (r.analysis) mine.emplace(r.name, local_(r.name));
+  if (mine.empty()) return;
+  auto text = encode_counters(mine);
+  const std::string key = cfg_.prefix + "counters/" + replica_id_ + "/" + incarnation_;
+  std::weak_ptr<int> alive = alive_;
+  asio::co_spawn(
+      rt_.io(),
+      [this, alive, key, text = std::move(text)]() -> asio::awaitable<void> {
+        if (alive.expired()) co_return;
+        // Under the lease: a dead replica's key goes, the leader keeps what it read.
+        const auto lease = election_->status().lease;
+        if (lease != 0) co_await client_->put(key, text, lease);
+      },
+      asio::detached);
+}
+
+analysis::interval_sample node::fleet_sample(const std::string& route,
+                                             analysis::interval_sample local) const {
+  std::lock_guard lock(shared_->mutex);
+  local += shared_->counters.others(route, replica_id_ + "/" + incarnation_);
+  return local;
 }
 
 void node::resign() {
@@ -318,6 +369,7 @@ void node::on_leader(const election_status& st) {
 }
 
 void node::stale_check() {
+  if (++publish_ticks_ % 2 == 0) publish_counters();  // every second
   auto drift = engine_->config_drift();
   bool changed = false;
   {

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <map>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "fleet/counters.h"
 #include "fleet/election.h"
 #include "fleet/etcd_store.h"
 #include "rollout/engine.h"
@@ -79,6 +81,14 @@ class node {
   // when replica_id is ""), and runs the fail-static clock. `engine` must outlive the node.
   void start(rollout::engine& engine, std::uint16_t admin_port);
 
+  // Fleet-wide analysis counts: `local` gives this replica's cumulative counts of a route
+  // (control thread); they are published every second, and fleet_sample() adds the other
+  // replicas' increments (read by the leader) to them.
+  using sampler_fn = std::function<analysis::interval_sample(const std::string& route)>;
+  void set_local_sampler(sampler_fn local) { local_ = std::move(local); }
+  analysis::interval_sample fleet_sample(const std::string& route,
+                                         analysis::interval_sample local) const;
+
   // Draining (SIGTERM): hands leadership over now rather than at the lease's end; this
   // replica stops running timers at once.
   void resign();
@@ -105,6 +115,9 @@ class node {
   std::unique_ptr<leader_election> election_;
   std::shared_ptr<shared> shared_;
   rollout::engine* engine_ = nullptr;
+  sampler_fn local_;
+  int publish_ticks_ = 0;
+  void publish_counters();
   boost::asio::steady_timer stale_timer_;
   boost::asio::steady_timer grace_timer_;  // a broken watch stream gets this long to reconnect
   bool grace_armed_ = false;
