@@ -178,7 +178,14 @@ std::string etcd_state_store::save(const rollout::state_map& states) {
   if (ops.empty()) return {};
   std::vector<txn_op> failure;
   if (i.fence) failure.push_back({txn_op::kind::range, i.fence->key, {}, 0, {}});
-  auto r = i.block_on(i.client.txn(std::move(compares), std::move(ops), std::move(failure)));
+  auto r = i.block_on(i.client.txn(compares, ops, failure));
+  if (r && r->error.what == etcd_error::kind::unavailable) {
+    // A member that lost its raft leader drops the proposal and answers only at its request
+    // timeout; by now another member (or this one) knows the new leader. Sent again with the
+    // same compares it commits at most once: if the first did land after all, this one is a
+    // conflict, and the engine, re-reading, finds its own write (engine::apply).
+    r = i.block_on(i.client.txn(std::move(compares), std::move(ops), std::move(failure)));
+  }
   if (!r) return "state store unavailable: no answer in time";
   if (r->error) return "state store unavailable: " + r->error.message;
   i.set_revision(r->revision);

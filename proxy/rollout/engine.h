@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <set>
 #include <tuple>
 #include <vector>
@@ -61,8 +62,19 @@ http_provider(analysis::http_client& client);
 // messages), checked against `cfg`, plus a fresh state for every route it lacks. Pure: the engine
 // and `canary-proxy --check` run the same checks. Throws std::runtime_error with a
 // message naming the file and the problem when the state cannot be used.
+// `replica_seen` (a fleet store's, see state_store.h): a route whose upstream this replica's
+// config has not changed since its own last load keeps the shared state's (config drift).
 state_map restore_states(const config::proxy_config& cfg, const loaded_state& loaded,
-                         const std::string& where, wall_time now);
+                         const std::string& where, wall_time now,
+                         const std::map<std::string, std::string>* replica_seen = nullptr);
+
+// The route as a load should apply it: in a fleet, a route whose `upstream` this replica's file
+// did not change since its own last load (`replica_seen`) but which differs from the shared
+// state's seen_upstream is left as the shared state has it — an old file never cancels or
+// restarts the rollout another replica's newer file started. Logs "config drift" then.
+config::route_config effective_route(const config::route_config& route, const route_state& shared,
+                                     const std::map<std::string, std::string>* replica_seen,
+                                     std::string_view where);
 
 class engine {
  public:
@@ -125,12 +137,46 @@ class engine {
   void hold_writes(bool hold) { writes_held_ = hold; }
   bool writes_held() const { return writes_held_; }
 
+  // ---- fleet (docs/fleet.md): replicas sharing one store (etcd).
+  // Takes the states another replica committed (the store's watch) as they are: rebuilds and
+  // publishes the snapshot and tells watchers, without saving. Routes the config lacks are
+  // ignored (config drift); a route the store lacks keeps its state here; a stored state naming
+  // an upstream this config lacks is not taken (logged). Returns the routes that changed.
+  std::vector<std::string> adopt_remote(const state_map& remote);
+  // Only the leader runs timed pauses, analysis measurements and webhooks (tick(), events);
+  // every replica applies API operations. A replica alone is its own leader (the default).
+  void set_leader(bool leader);
+  bool leader() const { return leader_; }
+  // While the store is known unreachable (`reason`, e.g. "state store unavailable: ..."),
+  // changes answer 503 with it at once and timers wait; nullopt: reachable again.
+  void set_store_down(std::optional<std::string> reason);
+  const std::optional<std::string>& store_down() const { return store_down_; }
+  // Stale (disconnected longer than stale_canary_after): routing sends canary-bound traffic
+  // (weight and header overrides) to stable; the states themselves are unchanged.
+  void set_stale(bool stale);
+  bool stale() const { return stale_; }
+  const state_map& states() const { return states_; }
+  // Routes whose upstream in this replica's config differs from the shared state's (another
+  // replica loaded a newer, or older, file).
+  std::vector<std::string> config_drift() const;
+  // How many times an operation re-reads and re-applies after losing a compare-and-swap.
+  static constexpr int max_conflict_retries = 5;
+
   std::uint64_t reloads_ok() const { return reloads_ok_; }
   std::uint64_t reloads_failed() const { return reloads_failed_; }
   std::uint64_t state_write_errors() const { return state_write_errors_; }
 
  private:
   route_status status_of(const config::route_config& route) const;
+  // `attempted`: the state it tried to commit, when it got that far.
+  api_result apply_once(const std::string& route, operation op, int weight,
+                        const std::string& upstream, std::optional<route_state>* attempted);
+  // After a save lost its compare-and-swap: takes what the store holds now. False when the
+  // store could not be read.
+  bool refresh_after_conflict();
+  // The snapshot of `states` under `compiled` (stale: canaries held back).
+  std::shared_ptr<const core::snapshot> build(
+      const std::shared_ptr<const core::compiled_config>& compiled, const state_map& states);
   // Saves the states with `changed` (whole route states by name) in place of the ones in force,
   // then keeps them, publishes and tells watchers. Otherwise nothing changed and the result says
   // why: 500 (the snapshot cannot be built) or 503 (not saved). No save when nothing differs.
@@ -198,6 +244,13 @@ class engine {
   std::uint64_t reloads_failed_ = 0;
   std::uint64_t state_write_errors_ = 0;
   bool writes_held_ = false;
+  bool leader_ = true;
+  int reload_attempt_ = 0;  // reload(next) re-run after a conflict
+  bool stale_ = false;
+  std::optional<std::string> store_down_;
+  std::optional<std::map<std::string, std::string>> replica_seen_;  // fleet stores only
+  // After a load committed: this replica's upstreams become its "seen at last load".
+  void remember_loaded_upstreams();
   sampler_fn sampler_;
   provider_fn provider_;
   std::map<std::string, analysis_clock> analysis_clocks_;  // by route
