@@ -1157,7 +1157,7 @@ def parse_args(argv=None):
     ap.add_argument("--duration", type=float, default=4.0,
                     help="seconds per wrk run (default 4)")
     ap.add_argument("--only", default=ALL_SCENARIOS,
-                    help="scenarios to run, e.g. a,b or ae (default: all of a-j)")
+                    help="scenarios to run, e.g. a,b or ae (default: all of a-k)")
     ap.add_argument("--proxies", default="canary,canary_an,nginx,haproxy",
                     help="comma list of canary, canary_an (analysis on), nginx, haproxy "
                          "(default: all)")
