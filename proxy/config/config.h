@@ -162,6 +162,20 @@ struct access_log_config {
   std::string format = "json";
 };
 
+// Where the rollout states live (docs/fleet.md): the state file alone, or etcd shared by a fleet
+// of replicas (the state file then caches what etcd last held).
+struct state_store_config {
+  enum class kind { file, etcd };
+  kind type = kind::file;
+  std::vector<std::string> endpoints{"http://127.0.0.1:2379"};  // etcd: http:// only
+  std::string prefix = "/canary-proxy/";
+  duration lease_ttl = std::chrono::seconds(10);
+  duration dial_timeout = std::chrono::seconds(2);
+  std::string replica_id;  // "" = <hostname>-<admin port>, filled in at start
+  // Disconnected from etcd this long, a replica sends canary-bound traffic to stable.
+  duration stale_canary_after = std::chrono::minutes(5);
+};
+
 struct proxy_config {
   std::string file;  // the config file, as given
   listen_config listen;
@@ -169,6 +183,7 @@ struct proxy_config {
   int workers = 0;  // 0 = one per CPU
   admin_config admin;
   std::string state_file = "canary-proxy.state.json";  // absolute after load
+  state_store_config state_store;
   limits_config limits;
   timeouts_config timeouts;
   access_log_config access_log;

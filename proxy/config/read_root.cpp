@@ -1,5 +1,7 @@
-// The top-level keys of the config: listen, tls, workers, admin, state_file, limits, timeouts,
-// access_log (upstreams and routes have files of their own). See reader.h.
+// The top-level keys of the config: listen, tls, workers, admin, state_file, state_store,
+// limits, timeouts, access_log (upstreams and routes have files of their own). See reader.h.
+#include <algorithm>
+#include <cctype>
 #include <limits>
 
 #include "tls/context.h"
@@ -14,7 +16,7 @@ void config_reader::read_root(const item& at, proxy_config& cfg) {
     w_.error(at, "the config is empty (upstreams and routes are required)");
     return;
   }
-  auto m = w_.mapping(at, {"listen", "tls", "workers", "admin", "state_file", "limits", "timeouts",
+  auto m = w_.mapping(at, {"listen", "tls", "workers", "admin", "state_file", "state_store", "limits", "timeouts",
                            "access_log", "upstreams", "routes"});
   if (!m) return;
   w_.require(*m, {"upstreams", "routes"});
@@ -39,6 +41,7 @@ void config_reader::read_root(const item& at, proxy_config& cfg) {
       else
         cfg.state_file = *s;
     }
+  if (auto* v = m->get("state_store")) read_state_store(*v, cfg.state_store);
   if (auto* v = m->get("limits")) read_limits(*v, cfg.limits);
   if (auto* v = m->get("timeouts")) read_timeouts(*v, cfg.timeouts);
   if (auto* v = m->get("access_log")) read_access_log(*v, cfg.access_log);
@@ -123,6 +126,83 @@ void config_reader::read_admin(const item& at, admin_config& out) {
   }
   if (auto* v = m->get("token_file"))
     if (auto s = w_.string(*v)) out.token_file = *s;
+}
+
+void config_reader::read_state_store(const item& at, state_store_config& out) {
+  auto m = w_.mapping(at, {"type", "etcd"});
+  if (!m) return;
+  if (auto* v = m->get("type"))
+    if (auto s = w_.string(*v)) {
+      if (*s == "file")
+        out.type = state_store_config::kind::file;
+      else if (*s == "etcd")
+        out.type = state_store_config::kind::etcd;
+      else
+        w_.error(*v, "unknown type " + quote(*s) + " (expected file or etcd)");
+    }
+  auto* e = m->get("etcd");
+  if (!e) return;
+  auto em = w_.mapping(*e, {"endpoints", "prefix", "lease_ttl", "dial_timeout", "replica_id",
+                            "stale_canary_after"});
+  if (!em) return;
+  if (auto* v = em->get("endpoints"))
+    if (auto list = w_.sequence(*v)) {
+      if (list->empty()) w_.error(*v, "expected at least one etcd endpoint");
+      std::vector<std::string> eps;
+      for (const auto& x : *list) {
+        auto s = w_.string(x);
+        if (!s) continue;
+        if (s->starts_with("https://")) {
+          w_.error(x, "https etcd endpoints are not supported yet (use http:// on a trusted "
+                      "network)");
+          continue;
+        }
+        std::string why;
+        const std::string_view rest = std::string_view(*s).substr(
+            s->starts_with("http://") ? 7 : 0);
+        if (!s->starts_with("http://") || rest.find('/') != std::string_view::npos ||
+            !split_host_port(std::string(rest), why, false)) {
+          w_.error(x, "bad etcd endpoint " + quote(*s) +
+                          " (expected http://HOST:PORT" + (why.empty() ? "" : ": " + why) + ")");
+          continue;
+        }
+        eps.push_back(*s);
+      }
+      out.endpoints = std::move(eps);
+    }
+  if (auto* v = em->get("prefix"))
+    if (auto s = w_.string(*v)) {
+      // Every key is <prefix><kind>/<name>: a prefix not ending in "/" would share keys with
+      // its siblings ("/a" would read "/ab/...").
+      if (s->empty() || s->back() != '/')
+        w_.error(*v, "must end with \"/\" (keys are <prefix>routes/<name>)");
+      else
+        out.prefix = *s;
+    }
+  if (auto* v = em->get("lease_ttl"))
+    if (auto d = w_.duration_value(*v, false)) {
+      // etcd leases are whole seconds (and its minimum TTL is a few seconds).
+      if (*d < std::chrono::seconds(1) || *d % std::chrono::seconds(1) != duration::zero())
+        w_.error(*v, "must be a whole number of seconds, at least 1s");
+      else
+        out.lease_ttl = *d;
+    }
+  if (auto* v = em->get("dial_timeout"))
+    if (auto d = w_.duration_value(*v, false)) out.dial_timeout = *d;
+  if (auto* v = em->get("replica_id"))
+    if (auto s = w_.string(*v)) {
+      const bool ok = std::all_of(s->begin(), s->end(), [](unsigned char c) {
+        return std::isalnum(c) || c == '.' || c == '_' || c == '-';
+      });
+      if (!ok || s->size() > 128)
+        w_.error(*v, "bad replica_id " + quote(*s) +
+                         " (use up to 128 letters, digits, \".\", \"_\" and \"-\"; \"\" = "
+                         "<hostname>-<admin port>)");
+      else
+        out.replica_id = *s;
+    }
+  if (auto* v = em->get("stale_canary_after"))
+    if (auto d = w_.duration_value(*v, false)) out.stale_canary_after = *d;
 }
 
 void config_reader::read_limits(const item& at, limits_config& out) {

@@ -56,6 +56,7 @@ class config_reader {
   void read_admin(const item& at, admin_config& out);
   void read_tls(const item& at, proxy_config& cfg);
   void load_tls(proxy_config& cfg);
+  void read_state_store(const item& at, state_store_config& out);
   void read_limits(const item& at, limits_config& out);
   void read_timeouts(const item& at, timeouts_config& out);
   void read_access_log(const item& at, access_log_config& out);

@@ -323,8 +323,8 @@ TEST(LoadErrors, UnknownRootKey) {
   EXPECT_THAT(errors_of(kBase + "foo: 1\n"),
               ElementsAre(at(6, 1,
                              "foo: unknown key \"foo\" (expected one of: listen, tls, workers, "
-                             "admin, state_file, limits, timeouts, access_log, upstreams, "
-                             "routes)")));
+                             "admin, state_file, state_store, limits, timeouts, access_log, "
+                             "upstreams, routes)")));
 }
 
 TEST(LoadErrors, UnknownKeysAtAnyDepth) {
