@@ -231,6 +231,8 @@ std::string api::status_json(const rollout::route_status& s) const {
       {"updated_at", rfc3339(st.updated_at)},
       {"previous_stable",
        st.previous_stable.empty() ? json::value(nullptr) : json::value(st.previous_stable)},
+      // A fleet replica cut off from etcd keeps routing but can change nothing.
+      {"store", engine_.store_down() ? "disconnected" : "connected"},
   };
   if (st.mirror && st.canary_active()) {
     json::array methods;
@@ -332,6 +334,11 @@ response api::handle(const request& req) {
     if (!get) return method_not_allowed("GET");
     if (!options_.stats) return error(404, "no statistics on this server");
     return {200, "application/json", options_.stats(), {}, {}};
+  }
+  if (seg.size() == 3 && seg[2] == "cluster") {
+    if (!get) return method_not_allowed("GET");
+    if (!options_.cluster) return error(404, "no cluster view on this server");
+    return {200, "application/json", options_.cluster() + "\n", {}, {}};
   }
   if (seg.size() == 4 && seg[2] == "config" && seg[3] == "reload") {
     if (req.method != "POST") return method_not_allowed("POST");

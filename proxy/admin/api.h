@@ -45,6 +45,7 @@ struct api_options {
   std::function<std::string()> metrics;  // Prometheus text
   std::function<std::string()> dashboard;
   std::function<std::string()> stats;  // GET /api/v1/stats body (admin/stats.h)
+  std::function<std::string()> cluster;  // GET /api/v1/cluster body (docs/fleet.md)
 };
 
 class api {

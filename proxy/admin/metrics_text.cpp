@@ -287,6 +287,12 @@ std::vector<prom::MetricFamily> collect_rollouts(const std::vector<rollout::rout
 
 std::vector<prom::MetricFamily> collect_analysis(const rollout::engine& engine) {
   std::vector<prom::MetricFamily> out;
+  auto store_up = family("canary_proxy_state_store_up",
+                         "1 while the rollout state store is reachable (always 1 for the "
+                         "state file; etcd: 0 while this replica cannot reach it).",
+                         prom::MetricType::Gauge);
+  store_up.metric.push_back(gauge({}, engine.store_down() ? 0 : 1));
+  out.push_back(std::move(store_up));
   auto measurements = family("canary_proxy_analysis_measurements_total",
                              "Analysis measurements by route, metric and phase.",
                              prom::MetricType::Counter);

@@ -27,6 +27,7 @@
 #include "admin/server.h"
 #include "core/upgrade.h"
 #include "core/worker.h"
+#include "fleet/node.h"
 #include "analysis/http_client.h"
 #include "rollout/engine.h"
 #include "rollout/state_file.h"
@@ -78,6 +79,10 @@ void serve_until_drained(std::shared_ptr<const config::proxy_config> cfg,
   std::vector<std::unique_ptr<worker>> workers;
 
   upstream::health_checker checker(control);
+  // state_store: etcd — the rollout states are shared by a fleet (docs/fleet.md).
+  std::unique_ptr<fleet::node> fleet_node;
+  if (cfg->state_store.type == config::state_store_config::kind::etcd)
+    fleet_node = std::make_unique<fleet::node>(control, *cfg);
   rollout::engine engine(
       cfg, [] { return rollout::wall_clock::now(); },
       [&workers, &checker](std::shared_ptr<const snapshot> s) {
@@ -88,7 +93,8 @@ void serve_until_drained(std::shared_ptr<const config::proxy_config> cfg,
         checker.set_targets(std::move(targets));
         for (auto& w : workers) w->install(s);
       },
-      std::make_shared<rollout::file_state_store>(cfg->state_file));
+      fleet_node ? fleet_node->store()
+                 : std::make_shared<rollout::file_state_store>(cfg->state_file));
   checker.start();
 
   int n = cfg->workers > 0 ? cfg->workers
@@ -188,6 +194,10 @@ void serve_until_drained(std::shared_ptr<const config::proxy_config> cfg,
   api_opts.stats = [&] { return stats.json(route_names()); };
   // [/observability]
   api_opts.dashboard = [] { return std::string(admin::dashboard_html()); };
+  std::uint16_t cluster_port = 0;  // the admin port, once bound: names this replica
+  api_opts.cluster = [&fleet_node, &cluster_port] {
+    return fleet_node ? fleet_node->cluster_json() : fleet::standalone_cluster_json(cluster_port);
+  };
   admin::api api(engine, api_opts);
   const auto admin_limits = admin::limits_for_this_process();
   admin::server admin_server(control, engine, api, reloads, admin_limits);
@@ -195,6 +205,8 @@ void serve_until_drained(std::shared_ptr<const config::proxy_config> cfg,
   const auto admin_port =
       inherited ? admin_server.adopt(inherited->admin_fd) : admin_server.listen(admin_ep);
   api.set_listen_port(admin_port);
+  cluster_port = admin_port;
+  if (fleet_node) fleet_node->start(engine, admin_port);
   admin_server.start();
   spdlog::info("admin listening on {} (at most {} connections, {} watch streams)",
                host_port(admin_ep.address(), admin_port), admin_limits.max_connections,

@@ -97,17 +97,28 @@ engine::engine(std::shared_ptr<const config::proxy_config> cfg, clock_fn clock,
       clock_(std::move(clock)),
       publish_(std::move(publisher)),
       store_(std::move(store)) {
-  const auto loaded = store_->load();
-  state_map next = restore_states(*cfg_, loaded, store_->describe(), clock_());
   compiled_ = core::compile_config(cfg_, endpoints_, series_);
-  snapshot_ = core::build_snapshot(compiled_, next, series_, ++generation_);
-  // What the config changed in the stored state (or a first state) must be durable before it
-  // routes: refuse to start rather than serve a state a restart would not find.
-  if (!loaded.exists || next != loaded.states) {
-    if (auto err = save(next); !err.empty())
-      throw std::runtime_error(err + " (refusing to start: the rollout state must be durable)");
+  // Replicas starting together may race to write the first states: the loser re-reads.
+  for (int attempt = 0;; ++attempt) {
+    const auto loaded = store_->load();
+    state_map next = restore_states(*cfg_, loaded, store_->describe(), clock_());
+    snapshot_ = core::build_snapshot(compiled_, next, series_, generation_ + 1);
+    if (loaded.from_cache) {
+      // The shared store is down: serve what it last held; the watch brings it in line later.
+      spdlog::warn("{}: unreachable; serving the cached rollout state until it is back",
+                   store_->describe());
+    } else if (!loaded.exists || next != loaded.states) {
+      // What the config changed in the stored state (or a first state) must be durable before
+      // it routes: refuse to start rather than serve a state a restart would not find.
+      if (auto err = save(next); !err.empty()) {
+        if (err.starts_with(save_conflict_prefix) && attempt < max_conflict_retries) continue;
+        throw std::runtime_error(err + " (refusing to start: the rollout state must be durable)");
+      }
+    }
+    states_ = std::move(next);
+    break;
   }
-  states_ = std::move(next);
+  ++generation_;
   if (publish_) publish_(snapshot_);
 }
 
@@ -138,6 +149,105 @@ route_status engine::status_of(const config::route_config& route) const {
 
 api_result engine::apply(const std::string& route, operation op, int weight,
                          const std::string& upstream) {
+  // Another replica committed first: the operation runs again on what it wrote, so it is
+  // applied once, to the newest state, or refused (409) if that state no longer allows it.
+  for (int attempt = 0;; ++attempt) {
+    auto res = apply_once(route, op, weight, upstream);
+    if (res.status == 200 || !res.error.starts_with(save_conflict_prefix)) {
+      if (res.status == 503 || res.status == 500) res.error += "; nothing changed";
+      return res;
+    }
+    if (attempt == max_conflict_retries) {
+      res.status = 409;
+      res.error += " (still after " + std::to_string(max_conflict_retries + 1) +
+                   " attempts); nothing changed";
+      return res;
+    }
+    if (!refresh_after_conflict())
+      return {503, std::string(store_unavailable_prefix) +
+                       "cannot re-read the state after a conflict; nothing changed", {}};
+  }
+}
+
+bool engine::refresh_after_conflict() {
+  auto loaded = store_->load();
+  if (!loaded.error.empty() || loaded.from_cache) {
+    spdlog::error("{}: re-reading after a conflict: {}", store_->describe(),
+                  loaded.error.empty() ? "unreachable" : loaded.error);
+    return false;
+  }
+  adopt_remote(loaded.states);
+  return true;
+}
+
+std::vector<std::string> engine::adopt_remote(const state_map& remote) {
+  state_map changed;
+  for (const auto& r : cfg_->routes) {
+    auto it = remote.find(r.name);
+    if (it == remote.end() || it->second == states_.at(r.name)) continue;
+    if (auto missing = missing_upstreams(it->second, *cfg_); !missing.empty()) {
+      spdlog::warn("config drift: route \"{}\": the shared state uses upstream {} which this "
+                   "replica's config does not define; keeping the local state",
+                   r.name, join(missing));
+      continue;
+    }
+    changed.emplace(r.name, it->second);
+  }
+  std::vector<std::string> names;
+  if (changed.empty()) return names;
+  for (auto& [name, st] : changed) {
+    names.push_back(name);
+    std::swap(states_.at(name), st);  // `changed` now holds the states before
+  }
+  std::shared_ptr<const core::snapshot> snap;
+  try {
+    snap = build(compiled_, states_);
+  } catch (const std::exception& e) {
+    for (auto& [name, st] : changed) std::swap(states_.at(name), st);
+    spdlog::error("cannot route the shared rollout state: {}; keeping the local one", e.what());
+    return {};
+  }
+  install(std::move(snap), names);
+  // The replica that committed it may be a follower: the leader sends the events.
+  if (leader_)
+    for (const auto& [name, old] : changed) webhooks_after_commit(name, old, states_.at(name));
+  return names;
+}
+
+void engine::set_leader(bool leader) {
+  if (leader == leader_) return;
+  leader_ = leader;
+  // A new leader measures from now: its counters' baselines from an earlier term are stale.
+  analysis_clocks_.clear();
+  spdlog::info("{} the rollout leader", leader ? "this replica is now" : "this replica is no longer");
+}
+
+void engine::set_store_down(std::optional<std::string> reason) { store_down_ = std::move(reason); }
+
+void engine::set_stale(bool stale) {
+  if (stale == stale_) return;
+  stale_ = stale;
+  if (stale)
+    spdlog::error("STATE STORE DISCONNECTED TOO LONG: routing every canary's traffic (weights "
+                  "and header overrides) to stable until it is back");
+  else
+    spdlog::warn("state store back: canaries route as their rollout state says again");
+  std::vector<std::string> names;
+  for (const auto& r : cfg_->routes) names.push_back(r.name);
+  install(build(compiled_, states_), names);
+}
+
+std::shared_ptr<const core::snapshot> engine::build(
+    const std::shared_ptr<const core::compiled_config>& compiled, const state_map& states) {
+  if (!stale_) return core::build_snapshot(compiled, states, series_, generation_ + 1);
+  state_map held = states;
+  for (auto& [name, st] : held)
+    if (st.in_progress()) st.aborted = true;  // no weight, override or mirror for it
+  return core::build_snapshot(compiled, held, series_, generation_ + 1);
+}
+
+api_result engine::apply_once(const std::string& route, operation op, int weight,
+                              const std::string& upstream) {
   const auto* r = cfg_->find_route(route);
   if (!r) return {404, "no rollout named \"" + route + "\"", {}};
   // The operation runs on a copy: the state in force changes only once the copy is durable.
@@ -191,9 +301,7 @@ api_result engine::apply(const std::string& route, operation op, int weight,
   analysis_after_change(before, st, *r, now);
   state_map changed;
   changed.emplace(route, std::move(st));
-  auto res_commit = commit_routes(std::move(changed));
-  if (res_commit.status != 200) res_commit.error += "; nothing changed";
-  return res_commit;
+  return commit_routes(std::move(changed));
 }
 
 api_result engine::reload() {
@@ -275,6 +383,14 @@ api_result engine::reload(const config::proxy_config& next) {
   for (const auto& [name, st] : states_)
     if (!kept.contains(name)) removed.push_back(name);
   if (auto res = commit_config(std::move(kept), std::move(compiled), names); res.status != 200) {
+    if (res.error.starts_with(save_conflict_prefix) && reload_attempt_ < max_conflict_retries &&
+        refresh_after_conflict()) {
+      ++reload_attempt_;
+      auto again = reload(next);
+      reload_attempt_ = 0;
+      return again;
+    }
+    reload_attempt_ = 0;
     ++reloads_failed_;
     spdlog::error("reload: config {} not applied: {}", next.file, res.error);
     res.error = "config " + next.file + " not applied: " + res.error +
@@ -288,6 +404,9 @@ api_result engine::reload(const config::proxy_config& next) {
 }
 
 void engine::tick() {
+  // Followers leave timers, measurements and webhooks to the leader; without the store nothing
+  // may move (a pause that ends now ends once it is back: its deadline is in the state).
+  if (!leader_ || store_down_) return;
   const auto now = clock_();
   state_map changed;
   for (const auto& r : cfg_->routes) {
@@ -301,7 +420,8 @@ void engine::tick() {
     changed.emplace(r.name, std::move(st));
   }
   // Failed: the pause holds; the next tick, finding it still due, tries again.
-  if (!changed.empty() && commit_routes(changed).status != 200) {
+  if (auto res = changed.empty() ? api_result{} : commit_routes(changed); res.status != 200) {
+    if (res.error.starts_with(save_conflict_prefix)) refresh_after_conflict();
     std::vector<std::string> names;
     for (const auto& [name, st] : changed) names.push_back(name);
     spdlog::warn("rollout timer: {} holds until the state can be saved", join(names));
@@ -318,6 +438,7 @@ std::uint64_t engine::subscribe(std::function<void(const std::string&)> fn) {
 void engine::unsubscribe(std::uint64_t id) { watchers_.erase(id); }
 
 std::string engine::save(const state_map& states) {
+  if (store_down_) return *store_down_;
   auto err = store_->save(states);
   if (!err.empty()) {
     ++state_write_errors_;
@@ -342,7 +463,7 @@ api_result engine::commit_routes(state_map changed) {
   swap_in();
   std::shared_ptr<const core::snapshot> snap;
   try {
-    snap = core::build_snapshot(compiled_, states_, series_, generation_ + 1);
+    snap = build(compiled_, states_);
   } catch (const std::exception& e) {
     swap_in();
     return {500, std::string("cannot build the routing snapshot: ") + e.what(), {}};
@@ -352,8 +473,10 @@ api_result engine::commit_routes(state_map changed) {
     return {503, err, {}};
   }
   install(std::move(snap), names);
-  // `changed` now holds the states before the change.
-  for (const auto& [name, old] : changed) webhooks_after_commit(name, old, states_.at(name));
+  // `changed` now holds the states before the change. In a fleet the leader sends the events,
+  // for its own changes and (adopt_remote) the ones others commit.
+  if (leader_)
+    for (const auto& [name, old] : changed) webhooks_after_commit(name, old, states_.at(name));
   return {};
 }
 
@@ -362,7 +485,7 @@ api_result engine::commit_config(state_map next,
                                  const std::vector<std::string>& routes) {
   std::shared_ptr<const core::snapshot> snap;
   try {
-    snap = core::build_snapshot(compiled, next, series_, generation_ + 1);
+    snap = build(compiled, next);
   } catch (const std::exception& e) {
     return {500, std::string("cannot build the routing snapshot: ") + e.what(), {}};
   }
@@ -373,7 +496,7 @@ api_result engine::commit_config(state_map next,
   compiled_ = std::move(compiled);
   install(std::move(snap), routes);
   for (const auto& name : routes)
-    if (auto it = before.find(name); it != before.end())
+    if (auto it = before.find(name); leader_ && it != before.end())
       webhooks_after_commit(name, it->second, states_.at(name));
   return {};
 }

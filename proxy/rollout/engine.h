@@ -125,12 +125,42 @@ class engine {
   void hold_writes(bool hold) { writes_held_ = hold; }
   bool writes_held() const { return writes_held_; }
 
+  // ---- fleet (docs/fleet.md): replicas sharing one store (etcd).
+  // Takes the states another replica committed (the store's watch) as they are: rebuilds and
+  // publishes the snapshot and tells watchers, without saving. Routes the config lacks are
+  // ignored (config drift); a route the store lacks keeps its state here; a stored state naming
+  // an upstream this config lacks is not taken (logged). Returns the routes that changed.
+  std::vector<std::string> adopt_remote(const state_map& remote);
+  // Only the leader runs timed pauses, analysis measurements and webhooks (tick(), events);
+  // every replica applies API operations. A replica alone is its own leader (the default).
+  void set_leader(bool leader);
+  bool leader() const { return leader_; }
+  // While the store is known unreachable (`reason`, e.g. "state store unavailable: ..."),
+  // changes answer 503 with it at once and timers wait; nullopt: reachable again.
+  void set_store_down(std::optional<std::string> reason);
+  const std::optional<std::string>& store_down() const { return store_down_; }
+  // Stale (disconnected longer than stale_canary_after): routing sends canary-bound traffic
+  // (weight and header overrides) to stable; the states themselves are unchanged.
+  void set_stale(bool stale);
+  bool stale() const { return stale_; }
+  const state_map& states() const { return states_; }
+  // How many times an operation re-reads and re-applies after losing a compare-and-swap.
+  static constexpr int max_conflict_retries = 5;
+
   std::uint64_t reloads_ok() const { return reloads_ok_; }
   std::uint64_t reloads_failed() const { return reloads_failed_; }
   std::uint64_t state_write_errors() const { return state_write_errors_; }
 
  private:
   route_status status_of(const config::route_config& route) const;
+  api_result apply_once(const std::string& route, operation op, int weight,
+                        const std::string& upstream);
+  // After a save lost its compare-and-swap: takes what the store holds now. False when the
+  // store could not be read.
+  bool refresh_after_conflict();
+  // The snapshot of `states` under `compiled` (stale: canaries held back).
+  std::shared_ptr<const core::snapshot> build(
+      const std::shared_ptr<const core::compiled_config>& compiled, const state_map& states);
   // Saves the states with `changed` (whole route states by name) in place of the ones in force,
   // then keeps them, publishes and tells watchers. Otherwise nothing changed and the result says
   // why: 500 (the snapshot cannot be built) or 503 (not saved). No save when nothing differs.
@@ -198,6 +228,10 @@ class engine {
   std::uint64_t reloads_failed_ = 0;
   std::uint64_t state_write_errors_ = 0;
   bool writes_held_ = false;
+  bool leader_ = true;
+  int reload_attempt_ = 0;  // reload(next) re-run after a conflict
+  bool stale_ = false;
+  std::optional<std::string> store_down_;
   sampler_fn sampler_;
   provider_fn provider_;
   std::map<std::string, analysis_clock> analysis_clocks_;  // by route

@@ -5,8 +5,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "rollout/state.h"
 
@@ -16,7 +18,16 @@ struct loaded_state {
   bool exists = false;  // false: nothing stored yet (a first start)
   std::string error;    // non-empty: something is stored but cannot be used
   state_map states;     // meaningful when exists and error is empty
+  // The store itself could not be asked; `states` come from its local cache (a fleet replica
+  // started while etcd is down): serve them, write nothing until the store is back.
+  bool from_cache = false;
 };
+
+// A save that lost its compare-and-swap: another replica changed the stored states first.
+// The engine re-reads (load()), re-applies its operation and saves again.
+inline constexpr std::string_view save_conflict_prefix = "conflict: ";
+// The store could not be asked at all (nothing changed).
+inline constexpr std::string_view store_unavailable_prefix = "state store unavailable: ";
 
 class state_store {
  public:
@@ -42,6 +53,18 @@ class memory_state_store final : public state_store {
 
   // Every save answers `reason` until cleared with std::nullopt.
   void fail_saves(std::optional<std::string> reason) { failure_ = std::move(reason); }
+  // As another replica's write would: the next `times` saves find `newer` stored instead of
+  // what they expected and answer "conflict: ..." (nothing written), once each; load() then
+  // returns `newer` (modified by `each_time` before every conflict, when given).
+  void conflict_next(int times, state_map newer,
+                     std::function<void(state_map&)> each_time = nullptr) {
+    conflicts_ = times;
+    stored_ = std::move(newer);
+    conflict_change_ = std::move(each_time);
+  }
+  int conflicts_left() const { return conflicts_; }
+  // load() says its states come from a local cache (the store itself unreachable).
+  void serve_from_cache(bool cached) { from_cache_ = cached; }
   // Makes load() report a stored but unusable state.
   void fail_load(std::string reason) { load_error_ = std::move(reason); }
 
@@ -53,6 +76,9 @@ class memory_state_store final : public state_store {
   std::optional<std::string> failure_;
   std::string load_error_;
   std::uint64_t saves_ = 0;
+  int conflicts_ = 0;
+  bool from_cache_ = false;
+  std::function<void(state_map&)> conflict_change_;
 };
 
 }  // namespace canary::rollout
