@@ -104,18 +104,36 @@ class EtcdCluster:
 
     def __init__(self, workdir, size=3):
         os.makedirs(workdir, exist_ok=True)
+        self.workdir = workdir
+        self.size = size
+        self._new_members()
+
+    def _new_members(self):
         token = f"canary-e2e-{os.getpid()}-{time.monotonic_ns()}"
-        self.members = [Member(f"m{i}", workdir, token) for i in range(size)]
+        self.members = [Member(f"m{i}", self.workdir, token) for i in range(self.size)]
         self.initial_cluster = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
 
     @property
     def endpoints(self):
         return [m.client_url for m in self.members]
 
-    def start(self, timeout=20.0):
-        for m in self.members:
-            m.start(self.initial_cluster)
-        self.wait_healthy(timeout=timeout)
+    def start(self, timeout=20.0, attempts=3):
+        """Starts every member and waits until each is healthy. A member that exits at once
+        most likely lost one of its ports (picked free, then bound by someone else before etcd
+        bound it): then the whole cluster starts again on new ports, at most `attempts` times."""
+        for attempt in range(attempts):
+            for m in self.members:
+                m.start(self.initial_cluster)
+            try:
+                self.wait_healthy(timeout=timeout)
+                return self
+            except AssertionError:
+                if attempt + 1 == attempts or all(m.alive() for m in self.members):
+                    raise
+            self.stop()
+            for m in self.members:
+                shutil.rmtree(m.data_dir, ignore_errors=True)
+            self._new_members()
         return self
 
     def wait_healthy(self, members=None, timeout=20.0):

@@ -182,7 +182,9 @@ class FleetTest(E2ETestCase):
         self.assertEqual((state.get("canary"), state.get("step"), state.get("weight")),
                          ("green", 3, 20), stored)
         # Every replica registered itself; canaryctl shows them, the leader marked.
-        self.assertEqual({p["id"] for p in cluster(replicas[2])["replicas"]}, {"r0", "r1", "r2"})
+        # (Each replica refreshes its list of the others a few times per lease TTL.)
+        poll(lambda: {p["id"] for p in cluster(replicas[2])["replicas"]} == {"r0", "r1", "r2"},
+             timeout=PROPAGATION_BOUND_S, what="r0, r1 and r2 registered")
         leader = self.leader_of(replicas)
         r = ctl(replicas[2].admin_url, "cluster")
         self.assertEqual(r.returncode, 0, r.stderr)
