@@ -45,6 +45,8 @@ std::string join(const std::vector<std::string>& v) {
 
 state_map restore_states(const config::proxy_config& cfg, const loaded_state& loaded,
                          const std::string& where, wall_time now) {
+  if (loaded.exists && loaded.error.starts_with(store_unavailable_prefix))
+    throw std::runtime_error(where + ": " + loaded.error);
   if (loaded.exists && !loaded.error.empty())
     throw std::runtime_error(where + ": " + loaded.error +
                              " (refusing to start: a guessed state could shift traffic; move "
@@ -140,7 +142,7 @@ route_status engine::status_of(const config::route_config& route) const {
   const auto* r = &route;
   const auto& st = states_.at(route.name);
   int actual = 0;
-  if (st.canary_active()) {
+  if (st.canary_active() && !stale_) {
     for (const auto& u : snapshot_->upstreams)
       if (u.name == st.canary && u.any_up(std::chrono::steady_clock::now())) actual = st.weight;
   }

@@ -173,6 +173,7 @@ TEST_F(EngineFleetTest, StaleRoutingSendsCanaryTrafficToStableWithoutChangingThe
   engine_->set_stale(true);
   EXPECT_FALSE(routed().canary_active);
   EXPECT_EQ(routed().weight, 0);
+  EXPECT_EQ(engine_->status("web")->actual_weight, 0);
   EXPECT_EQ(state(), before);
   engine_->set_stale(false);
   EXPECT_TRUE(routed().canary_active);
