@@ -368,6 +368,7 @@ class FleetTest(E2ETestCase):
 
         # A replica (re)started while etcd is down serves from its state_file cache.
         replicas[2].restart()
+        replicas[2].process.wait_for_log(r"serving the cached rollout state")
         self.assertEqual(routing(replicas[2].status()), routing(status))
         self.assertSplit(replicas[2:], 10)
 
