@@ -8,6 +8,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/json.hpp>
 
 #include <future>
@@ -24,10 +25,38 @@ namespace json = boost::json;
 using namespace std::chrono_literals;
 
 cached_etcd_store::cached_etcd_store(std::shared_ptr<etcd_state_store> etcd,
-                                     std::string cache_file)
+                                     std::string cache_file, runtime& rt, etcd_client& client,
+                                     std::string seen_key, std::chrono::milliseconds bound)
     : etcd_(std::move(etcd)),
       cache_file_(cache_file),
-      cache_(std::make_unique<rollout::file_state_store>(std::move(cache_file))) {}
+      cache_(std::make_unique<rollout::file_state_store>(std::move(cache_file))),
+      rt_(rt),
+      client_(client),
+      seen_key_(std::move(seen_key)),
+      bound_(bound) {}
+
+std::optional<std::map<std::string, std::string>> cached_etcd_store::load_replica_seen() {
+  std::map<std::string, std::string> out;
+  auto f = asio::co_spawn(rt_.io(), client_.range(seen_key_), asio::use_future);
+  if (f.wait_for(bound_) != std::future_status::ready) return out;
+  auto r = f.get();
+  if (r.error || r.kvs.empty()) return out;
+  boost::system::error_code ec;
+  auto v = json::parse(r.kvs[0].value, ec);
+  if (ec || !v.is_object()) return out;
+  for (const auto& [route, upstream] : v.as_object())
+    if (upstream.is_string()) out.emplace(std::string(route), std::string(upstream.as_string()));
+  return out;
+}
+
+void cached_etcd_store::save_replica_seen(const std::map<std::string, std::string>& seen) {
+  json::object o;
+  for (const auto& [route, upstream] : seen) o[route] = upstream;
+  auto f = asio::co_spawn(rt_.io(), client_.put(seen_key_, json::serialize(o)), asio::use_future);
+  // Lost (etcd down): the next load finds the older record and treats its file as changed.
+  if (f.wait_for(bound_) != std::future_status::ready || f.get().error)
+    spdlog::warn("fleet: cannot record this replica's config upstreams in {}", seen_key_);
+}
 
 rollout::loaded_state cached_etcd_store::load() {
   auto loaded = etcd_->load();
@@ -118,9 +147,15 @@ node::node(asio::io_context& control, const config::proxy_config& cfg)
   o.dial_timeout = cfg_.dial_timeout;
   o.call_timeout = cfg_.dial_timeout;
   etcd_ = std::make_shared<etcd_state_store>(rt_, o);
-  store_ = std::make_shared<cached_etcd_store>(etcd_, cache_file_);
   client_ = std::make_unique<etcd_client>(rt_.io().get_executor(), o.endpoints, o.dial_timeout,
                                           o.call_timeout);
+  // Named before the admin listener is bound: with admin port 0 (tests), set replica_id.
+  replica_id_ = cfg_.replica_id.empty() ? default_replica_id(cfg.admin.listen.port)
+                                        : cfg_.replica_id;
+  store_ = std::make_shared<cached_etcd_store>(
+      etcd_, cache_file_, rt_, *client_, cfg_.prefix + "replicas/" + replica_id_ + "/seen",
+      o.dial_timeout * static_cast<int>(std::max<std::size_t>(o.endpoints.size(), 1)) +
+          o.call_timeout + std::chrono::milliseconds(1000));
   // A process start id: a restarted replica (same id) counts its requests afresh.
   std::random_device rd;
   incarnation_ = std::to_string(::getpid()) + "-" + std::to_string(rd());
@@ -139,7 +174,8 @@ node::~node() {
 
 void node::start(rollout::engine& engine, std::uint16_t admin_port) {
   engine_ = &engine;
-  replica_id_ = cfg_.replica_id.empty() ? default_replica_id(admin_port) : cfg_.replica_id;
+  if (cfg_.replica_id.empty() && replica_id_.ends_with("-0"))
+    replica_id_ = default_replica_id(admin_port);
   spdlog::info("fleet: replica \"{}\" (incarnation {}) on {}", replica_id_, incarnation_,
                etcd_->describe());
   // Until the watch connects, a replica started from the cache writes nothing.
@@ -204,6 +240,8 @@ void node::start(rollout::engine& engine, std::uint16_t admin_port) {
           if (!r.error) {
             json::array all;
             for (const auto& kv : r.kvs) {
+              // <prefix>replicas/<id>/seen lives beside the registrations.
+              if (kv.key.find('/', prefix.size()) != std::string::npos) continue;
               boost::system::error_code ec;
               auto v = json::parse(kv.value, ec);
               if (!ec && v.is_object()) all.push_back(std::move(v));
@@ -250,6 +288,20 @@ void node::on_leader(const election_status& st) {
 }
 
 void node::stale_check() {
+  auto drift = engine_->config_drift();
+  bool changed = false;
+  {
+    std::lock_guard lock(shared_->mutex);
+    if (drift != shared_->config_drift) {
+      shared_->config_drift = drift;
+      changed = true;
+    }
+  }
+  if (changed)
+    for (const auto& route : drift)
+      spdlog::warn("config drift: route \"{}\": this replica's config differs from the fleet's "
+                   "rollout state; it never cancels or restarts that rollout",
+                   route);
   if (down_since_ && std::chrono::steady_clock::now() - *down_since_ >= cfg_.stale_canary_after)
     engine_->set_stale(true);
   stale_timer_.expires_after(std::chrono::milliseconds(500));
@@ -257,11 +309,6 @@ void node::stale_check() {
   stale_timer_.async_wait([this, alive](boost::system::error_code ec) {
     if (!ec && !alive.expired()) stale_check();
   });
-}
-
-void node::set_config_drift(std::vector<std::string> routes) {
-  std::lock_guard lock(shared_->mutex);
-  shared_->config_drift = std::move(routes);
 }
 
 std::string node::cluster_json() const {

@@ -10,6 +10,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
+#include <map>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -30,7 +31,11 @@ namespace canary::fleet {
 // etcd is down serves what etcd last held. Control thread.
 class cached_etcd_store final : public rollout::state_store {
  public:
-  cached_etcd_store(std::shared_ptr<etcd_state_store> etcd, std::string cache_file);
+  // `seen_key`: where this replica's "upstream seen at last load" lives (read and written
+  // through `client` on `rt`, waited for here, bounded by `bound`).
+  cached_etcd_store(std::shared_ptr<etcd_state_store> etcd, std::string cache_file,
+                    runtime& rt, etcd_client& client, std::string seen_key,
+                    std::chrono::milliseconds bound);
   // etcd's states; when it cannot be asked, the cache's (from_cache); with neither, an error
   // that refuses the start ("state store unavailable and no cached state in FILE").
   rollout::loaded_state load() override;
@@ -39,6 +44,10 @@ class cached_etcd_store final : public rollout::state_store {
   std::string describe() const override { return etcd_->describe(); }
   // Keeps the cache in line with states adopted from the watch.
   void write_cache(const rollout::state_map& states);
+  // This replica's record (an empty map when it has none yet, or etcd cannot be asked: a
+  // replica that cannot tell treats its file as new to it).
+  std::optional<std::map<std::string, std::string>> load_replica_seen() override;
+  void save_replica_seen(const std::map<std::string, std::string>& seen) override;
   // The store's revision right after this replica's last commit (0 before any).
   std::int64_t committed_revision() const { return committed_revision_; }
 
@@ -46,6 +55,10 @@ class cached_etcd_store final : public rollout::state_store {
   std::shared_ptr<etcd_state_store> etcd_;
   std::string cache_file_;
   std::unique_ptr<rollout::file_state_store> cache_;
+  runtime& rt_;
+  etcd_client& client_;
+  std::string seen_key_;
+  std::chrono::milliseconds bound_;
   std::int64_t committed_revision_ = 0;
 };
 
@@ -69,9 +82,6 @@ class node {
   // GET /api/v1/cluster (docs/fleet.md).
   std::string cluster_json() const;
   const std::string& replica_id() const { return replica_id_; }
-
-  // Routes whose config differs from the fleet's (this replica's file is older or newer).
-  void set_config_drift(std::vector<std::string> routes);
 
  private:
   struct shared;  // what the runtime thread and the control thread both read, under a mutex

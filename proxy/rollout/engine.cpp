@@ -43,8 +43,25 @@ std::string join(const std::vector<std::string>& v) {
 
 }  // namespace
 
+config::route_config effective_route(const config::route_config& route, const route_state& shared,
+                                     const std::map<std::string, std::string>* replica_seen,
+                                     std::string_view where) {
+  if (!replica_seen || route.upstream == shared.seen_upstream) return route;
+  const auto it = replica_seen->find(route.name);
+  // Never loaded by this replica: its file is new to it, so it acts.
+  if (it == replica_seen->end() || it->second != route.upstream) return route;
+  spdlog::warn("{}: config drift: route \"{}\": this replica's config says upstream \"{}\" "
+               "(unchanged since its last load) but the fleet's rollout is for \"{}\"; "
+               "leaving the rollout alone (load the newer config here)",
+               where, route.name, route.upstream, shared.seen_upstream);
+  config::route_config kept = route;
+  kept.upstream = shared.seen_upstream;
+  return kept;
+}
+
 state_map restore_states(const config::proxy_config& cfg, const loaded_state& loaded,
-                         const std::string& where, wall_time now) {
+                         const std::string& where, wall_time now,
+                         const std::map<std::string, std::string>* replica_seen) {
   if (loaded.exists && loaded.error.starts_with(store_unavailable_prefix))
     throw std::runtime_error(where + ": " + loaded.error);
   if (loaded.exists && !loaded.error.empty())
@@ -79,10 +96,11 @@ state_map restore_states(const config::proxy_config& cfg, const loaded_state& lo
         analysis::reconcile(*st.analysis.run, *r.analysis, *r.analysis, warnings);
         for (const auto& w : warnings) spdlog::warn("{}: route \"{}\": {}", where, r.name, w);
       }
-      on_config_load(st, r, now);
+      const auto eff = effective_route(r, st, replica_seen, where);
+      on_config_load(st, eff, now);
       // A pause that ended while we were down continues now, unless the analysis gates it.
-      if (!st.analysis.active || !r.analysis || r.analysis->dry_run) rollout::tick(st, r, now);
-      sync_analysis_run(st, r, now);
+      if (!st.analysis.active || !r.analysis || r.analysis->dry_run) rollout::tick(st, eff, now);
+      sync_analysis_run(st, eff, now);
     }
   }
   return states;
@@ -101,9 +119,11 @@ engine::engine(std::shared_ptr<const config::proxy_config> cfg, clock_fn clock,
       store_(std::move(store)) {
   compiled_ = core::compile_config(cfg_, endpoints_, series_);
   // Replicas starting together may race to write the first states: the loser re-reads.
+  replica_seen_ = store_->load_replica_seen();
   for (int attempt = 0;; ++attempt) {
     const auto loaded = store_->load();
-    state_map next = restore_states(*cfg_, loaded, store_->describe(), clock_());
+    state_map next = restore_states(*cfg_, loaded, store_->describe(), clock_(),
+                                    replica_seen_ ? &*replica_seen_ : nullptr);
     snapshot_ = core::build_snapshot(compiled_, next, series_, generation_ + 1);
     if (loaded.from_cache) {
       // The shared store is down: serve what it last held; the watch brings it in line later.
@@ -118,6 +138,7 @@ engine::engine(std::shared_ptr<const config::proxy_config> cfg, clock_fn clock,
       }
     }
     states_ = std::move(next);
+    if (!loaded.from_cache) remember_loaded_upstreams();
     break;
   }
   ++generation_;
@@ -222,6 +243,23 @@ void engine::set_leader(bool leader) {
   // A new leader measures from now: its counters' baselines from an earlier term are stale.
   analysis_clocks_.clear();
   spdlog::info("{} the rollout leader", leader ? "this replica is now" : "this replica is no longer");
+}
+
+void engine::remember_loaded_upstreams() {
+  if (!replica_seen_) return;
+  std::map<std::string, std::string> seen;
+  for (const auto& r : cfg_->routes) seen.emplace(r.name, r.upstream);
+  if (seen == *replica_seen_) return;
+  replica_seen_ = std::move(seen);
+  store_->save_replica_seen(*replica_seen_);
+}
+
+std::vector<std::string> engine::config_drift() const {
+  std::vector<std::string> out;
+  for (const auto& r : cfg_->routes)
+    if (auto it = states_.find(r.name); it != states_.end() && it->second.seen_upstream != r.upstream)
+      out.push_back(r.name);
+  return out;
 }
 
 void engine::set_store_down(std::optional<std::string> reason) { store_down_ = std::move(reason); }
@@ -344,6 +382,12 @@ api_result engine::reload(const config::proxy_config& next) {
       tls_listen(next) != tls_listen(*cfg_) || next.workers != cfg_->workers)
     spdlog::warn("reload: listen addresses and workers change only on restart");
 
+  const auto& ns = next.state_store;
+  const auto& os = cfg_->state_store;
+  if (ns.type != os.type || ns.endpoints != os.endpoints || ns.prefix != os.prefix ||
+      ns.lease_ttl != os.lease_ttl || ns.dial_timeout != os.dial_timeout ||
+      ns.replica_id != os.replica_id || ns.stale_canary_after != os.stale_canary_after)
+    spdlog::warn("reload: state_store changes only on restart");
   if (next.state_file != cfg_->state_file)
     spdlog::warn("reload: state_file changes only on restart; the state stays in {}",
                  store_->describe());
@@ -367,8 +411,10 @@ api_result engine::reload(const config::proxy_config& next) {
           ++st.analysis.revision;
           for (const auto& w : warnings) spdlog::warn("reload: route \"{}\": {}", r.name, w);
         }
-        on_config_load(st, r, now);
-        analysis_after_change(it->second, st, r, now);
+        const auto eff = effective_route(r, it->second, replica_seen_ ? &*replica_seen_ : nullptr,
+                                         "reload");
+        on_config_load(st, eff, now);
+        analysis_after_change(it->second, st, eff, now);
       }
       drop_unconfigured_previous(st, *cfg, r.name, "reload");
       kept.emplace(r.name, std::move(st));
@@ -400,6 +446,7 @@ api_result engine::reload(const config::proxy_config& next) {
     return res;
   }
   for (const auto& name : removed) spdlog::info("reload: route \"{}\" removed", name);
+  remember_loaded_upstreams();
   ++reloads_ok_;
   spdlog::info("config {} reloaded", cfg_->file);
   return {};

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <set>
 #include <tuple>
 #include <vector>
@@ -61,8 +62,19 @@ http_provider(analysis::http_client& client);
 // messages), checked against `cfg`, plus a fresh state for every route it lacks. Pure: the engine
 // and `canary-proxy --check` run the same checks. Throws std::runtime_error with a
 // message naming the file and the problem when the state cannot be used.
+// `replica_seen` (a fleet store's, see state_store.h): a route whose upstream this replica's
+// config has not changed since its own last load keeps the shared state's (config drift).
 state_map restore_states(const config::proxy_config& cfg, const loaded_state& loaded,
-                         const std::string& where, wall_time now);
+                         const std::string& where, wall_time now,
+                         const std::map<std::string, std::string>* replica_seen = nullptr);
+
+// The route as a load should apply it: in a fleet, a route whose `upstream` this replica's file
+// did not change since its own last load (`replica_seen`) but which differs from the shared
+// state's seen_upstream is left as the shared state has it — an old file never cancels or
+// restarts the rollout another replica's newer file started. Logs "config drift" then.
+config::route_config effective_route(const config::route_config& route, const route_state& shared,
+                                     const std::map<std::string, std::string>* replica_seen,
+                                     std::string_view where);
 
 class engine {
  public:
@@ -144,6 +156,9 @@ class engine {
   void set_stale(bool stale);
   bool stale() const { return stale_; }
   const state_map& states() const { return states_; }
+  // Routes whose upstream in this replica's config differs from the shared state's (another
+  // replica loaded a newer, or older, file).
+  std::vector<std::string> config_drift() const;
   // How many times an operation re-reads and re-applies after losing a compare-and-swap.
   static constexpr int max_conflict_retries = 5;
 
@@ -232,6 +247,9 @@ class engine {
   int reload_attempt_ = 0;  // reload(next) re-run after a conflict
   bool stale_ = false;
   std::optional<std::string> store_down_;
+  std::optional<std::map<std::string, std::string>> replica_seen_;  // fleet stores only
+  // After a load committed: this replica's upstreams become its "seen at last load".
+  void remember_loaded_upstreams();
   sampler_fn sampler_;
   provider_fn provider_;
   std::map<std::string, analysis_clock> analysis_clocks_;  // by route

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -39,6 +40,14 @@ class state_store {
   virtual std::string save(const state_map& states) = 0;
   // For messages, e.g. "state file /var/lib/canary/state.json".
   virtual std::string describe() const = 0;
+
+  // A store shared by a fleet keeps, per replica, each route's `upstream` in that replica's own
+  // config at its last load: a load acts on a route only when this replica's file changed it
+  // (docs/fleet.md, config drift). nullopt: not shared (every load acts, as seen_upstream says).
+  virtual std::optional<std::map<std::string, std::string>> load_replica_seen() {
+    return std::nullopt;
+  }
+  virtual void save_replica_seen(const std::map<std::string, std::string>&) {}
 };
 
 // Keeps the last saved map in memory; can be told to fail, to test what depends on durability.
@@ -69,6 +78,15 @@ class memory_state_store final : public state_store {
   void fail_load(std::string reason) { load_error_ = std::move(reason); }
 
   const std::optional<state_map>& stored() const { return stored_; }
+
+  // Plays a fleet store: replica_seen is what load_replica_seen answers and saves update.
+  std::optional<std::map<std::string, std::string>> replica_seen;
+  std::optional<std::map<std::string, std::string>> load_replica_seen() override {
+    return replica_seen;
+  }
+  void save_replica_seen(const std::map<std::string, std::string>& seen) override {
+    replica_seen = seen;
+  }
   std::uint64_t saves() const { return saves_; }  // successful ones
 
  private:

@@ -10,7 +10,7 @@ from harness import SSEClient, E2ETestCase, make_config, route
 NAME = "canary-demo"
 STATUS_KEYS = {"name", "phase", "message", "stable", "canary", "weight", "actual_weight",
                "weight_total", "step", "steps", "paused_by", "pause_remaining_s", "updated_at",
-               "previous_stable", "mirror"}
+               "previous_stable", "mirror", "store"}
 RFC3339 = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
 
 

@@ -32,9 +32,10 @@ config::proxy_config load(const std::string& text) {
 
 class EngineFleetTest : public ::testing::Test {
  protected:
-  void start() {
+  void start() { start_with(kConfig); }
+  void start_with(const std::string& text) {
     engine_ = std::make_unique<engine>(
-        std::make_shared<const config::proxy_config>(load(kConfig)), [this] { return now_; },
+        std::make_shared<const config::proxy_config>(load(text)), [this] { return now_; },
         [this](std::shared_ptr<const core::snapshot> s) { published_.push_back(std::move(s)); },
         store_);
     engine_->subscribe([this](const std::string& name) { told_.push_back(name); });
@@ -199,6 +200,60 @@ TEST_F(EngineFleetTest, AStartFromTheCacheWritesNothing) {
   start();
   EXPECT_EQ(state().stable, "blue");
   EXPECT_EQ(engine_->state_write_errors(), 0u);
+}
+
+// Config drift: replica B still has the file that says blue while the fleet rolls out green
+// (started by replica A's newer file).
+class EngineDriftTest : public EngineFleetTest {
+ protected:
+  std::string with_upstream(const std::string& u) {
+    auto text = kConfig;
+    text.replace(text.find("upstream: blue"), 14, "upstream: " + u);
+    return text;
+  }
+  // The shared state after A loaded the green file (B loaded the blue one before).
+  void fleet_rolls_out_green() {
+    store_->replica_seen = std::map<std::string, std::string>{};
+    start();  // as A, first load: blue
+    ASSERT_EQ(engine_->reload(load(with_upstream("green"))).status, 200);
+    ASSERT_EQ(state().canary, "green");
+    engine_.reset();
+    store_->replica_seen = std::map<std::string, std::string>{{"web", "blue"}};  // B's record
+  }
+};
+
+TEST_F(EngineDriftTest, AReplicaReloadingItsOldFileNeverCancelsTheRollout) {
+  fleet_rolls_out_green();
+  start_with(with_upstream("blue"));  // B restarts with its old file
+  EXPECT_EQ(state().canary, "green");
+  EXPECT_EQ(state().weight, 20);
+  const auto saves = store_->saves();
+  ASSERT_EQ(engine_->reload(load(with_upstream("blue"))).status, 200);
+  EXPECT_EQ(state().canary, "green");
+  EXPECT_EQ(store_->saves(), saves);
+  EXPECT_EQ(engine_->config_drift(), std::vector<std::string>{"web"});
+}
+
+TEST_F(EngineDriftTest, TheSameNewFileOnAnotherReplicaStartsNoSecondRollout) {
+  fleet_rolls_out_green();
+  start_with(with_upstream("blue"));
+  const auto before = state();
+  // B now loads the same new file: its file changed, but the shared state already has it.
+  ASSERT_EQ(engine_->reload(load(with_upstream("green"))).status, 200);
+  EXPECT_EQ(state(), before);
+  EXPECT_TRUE(engine_->config_drift().empty());
+  EXPECT_EQ(store_->replica_seen->at("web"), "green");
+}
+
+TEST_F(EngineDriftTest, AReplicaWhoseFileChangedActs) {
+  fleet_rolls_out_green();
+  start_with(with_upstream("blue"));
+  ASSERT_EQ(engine_->reload(load(with_upstream("green"))).status, 200);
+  // A newer file again (back to blue, the stable) on B: this one acts and cancels the canary.
+  ASSERT_EQ(engine_->reload(load(with_upstream("blue"))).status, 200);
+  EXPECT_EQ(state().canary, "");
+  EXPECT_EQ(state().stable, "blue");
+  EXPECT_EQ(state().seen_upstream, "blue");
 }
 
 }  // namespace
