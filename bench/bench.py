@@ -78,7 +78,8 @@ SCENARIOS = {
 IDLE_SCENARIO = "f"
 MANY_ROUTES_SCENARIO = "g"  # canary-proxy alone: 10,000 host routes (start, reload, first/last)
 TUNNEL_SCENARIO = "j"  # canary-proxy against a direct connection: bench/tunnel_bench.py
-ALL_SCENARIOS = "abcdefghijk"
+FLEET_SCENARIO = "l"  # 3 replicas on etcd: a change's delay to every one, bench/fleet_delay.py
+ALL_SCENARIOS = "abcdefghijkl"
 TLS_PROXIES = ("canary", "nginx")  # the TLS scenarios compare these two (HAProxy: not set up)
 # Mozilla "intermediate" TLS 1.2 suites: canary-proxy's list (tls/context.cpp), given to nginx
 # too. Both negotiate TLS 1.3 with wrk, where the suites are OpenSSL's defaults on both sides.
@@ -1207,7 +1208,7 @@ def parse_args(argv=None):
     ap.add_argument("--duration", type=float, default=4.0,
                     help="seconds per wrk run (default 4)")
     ap.add_argument("--only", default=ALL_SCENARIOS,
-                    help="scenarios to run, e.g. a,b or ae (default: all of a-j)")
+                    help="scenarios to run, e.g. a,b or ae (default: all of a-l)")
     ap.add_argument("--proxies", default="canary,canary_an,nginx,haproxy",
                     help="comma list of canary, canary_an (analysis on), nginx, haproxy "
                          "(default: all)")
@@ -1431,6 +1432,13 @@ def main(argv=None) -> int:
             import tunnel_bench  # bench/, next to this file
             line = tunnel_bench.run(sys.modules[__name__], canary_bin, procs, tmp,
                                     args.proxy_cpu, args.load_cpu, args.rounds, args.duration)
+            log(line)
+            notes.append(line)
+
+        if FLEET_SCENARIO in args.only and "canary" in args.proxies:
+            import fleet_delay  # bench/, next to this file
+            line = fleet_delay.run(sys.modules[__name__], canary_bin, procs, tmp,
+                                   args.proxy_cpu, args.load_cpu)
             log(line)
             notes.append(line)
 

@@ -2,8 +2,9 @@
 // framework): the only network calls are to the admin API of the listener that served it —
 // one /api/v1/watch event stream for every route's status, /api/v1/stats once a second for the
 // per-variant charts, GET .../analysis every 2 s for routes with an analysis run (failed
-// measurements are marked on the charts; a new measurement re-reads the status), and the rollout
-// operations. A 401 on an operation asks for the token
+// measurements are marked on the charts; a new measurement re-reads the status), GET
+// /api/v1/cluster every 2 s for the fleet line (this replica, the leader, the state store's
+// state; shown when the rollout state is shared through etcd), and the rollout operations. A 401 on an operation asks for the token
 // (kept in sessionStorage) and retries. Lost streams reconnect with a backoff, so the page
 // survives a proxy restart without a reload.
 #include "admin/dashboard.h"
@@ -33,6 +34,8 @@ std::string_view dashboard_html() {
   #conn { font-size: 13px; padding: 2px 10px; border-radius: 10px; background: #3a4152; }
   #conn.live::before { content: "\25CF  "; color: #3ddc84; }
   #conn.down::before { content: "\25CF  "; color: #ff6b6b; }
+  #fleet { font-size: 13px; padding: 2px 10px; border-radius: 10px; background: #3a4152; }
+  #fleet.down { background: #9b1c1c; }
   #forget { color: #aeb6c4; font-size: 12px; background: none; border: 0; cursor: pointer;
             text-decoration: underline; display: none; }
   main { padding: 20px 24px; display: grid; gap: 20px; }
@@ -123,6 +126,7 @@ std::string_view dashboard_html() {
 <header>
   <h1>canary-proxy</h1><span class="sub">rollouts</span>
   <span class="spacer"></span>
+  <span id="fleet" hidden></span>
   <button id="forget" type="button" title="Forget the admin token of this tab">forget token</button>
   <span id="conn" class="down">connecting&hellip;</span>
 </header>
@@ -135,6 +139,7 @@ const routes = new Map();            // name -> {status, received, card, history
 const main = document.getElementById("routes");
 const conn = document.getElementById("conn");
 const forget = document.getElementById("forget");
+const fleet = document.getElementById("fleet");
 
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
@@ -639,8 +644,41 @@ async function pollAnalysis() {
   }
 }
 
+// --- the fleet: which replica served the page, which one leads (runs the timers and the
+// analysis), and whether the state store answers (when it does not, every replica keeps
+// routing as it was and refuses changes). A proxy on its own state file has nothing to show.
+let clusterMissing = false;
+async function pollCluster() {
+  if (clusterMissing) return;
+  try {
+    const res = await fetch("/api/v1/cluster", {cache: "no-store"});
+    if (res.status === 404) { clusterMissing = true; return; }  // a server without the endpoint
+    if (res.ok) showCluster(await res.json());
+  } catch (e) {
+    /* the proxy is restarting: the stream shows it */
+  }
+}
+function showCluster(j) {
+  const store = j && j.store && typeof j.store === "object" ? j.store : {};
+  const type = typeof store.type === "string" ? store.type : "";
+  const state = typeof store.state === "string" ? store.state : "";
+  const replicas = Array.isArray(j.replicas) ? j.replicas : [];
+  const drift = replicas.filter(r => Array.isArray(r.config_drift) && r.config_drift.length).map(r => r.id);
+  fleet.dataset.leader = j.leader || "";
+  fleet.dataset.store = state;
+  fleet.hidden = type === "" || type === "file";
+  fleet.classList.toggle("down", state !== "connected");
+  fleet.textContent = "replica " + (j.replica || "\u2013") + " \u00b7 leader " + (j.leader || "none") +
+    " \u00b7 " + type + " " + (state || "\u2013") + " \u00b7 " + replicas.length + " replica" + (replicas.length === 1 ? "" : "s") +
+    (drift.length ? " \u00b7 config drift on " + drift.join(", ") : "");
+  fleet.title = "state store " + type + (store.revision !== undefined && store.revision !== null ? ", revision " + store.revision : "") +
+    "\n" + replicas.map(r => r.id + (r.id === j.leader ? " (leader)" : "") + ", last seen " + (r.last_seen || "\u2013")).join("\n");
+}
+
 connect();
 pollStats();
+pollCluster();
+setInterval(pollCluster, 2000);
 setInterval(pollStats, 1000);
 setInterval(pollAnalysis, 2000);
 setInterval(refreshList, 10000);

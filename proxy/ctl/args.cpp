@@ -31,6 +31,7 @@ constexpr command_spec command_specs[] = {
     {"events", 1, "events NAME"},
     {"analysis", 1, "analysis NAME"},
     {"reload", 0, "reload"},
+    {"cluster", 0, "cluster"},
     {"wait", 1, "wait NAME --for=healthy|paused|degraded [--timeout 10m]"},
     {"version", 0, "version"},
     {"help", 0, "help"},

@@ -1,4 +1,4 @@
-// canaryctl's commands (list, get, events, analysis, reload, the mutations, wait) and run(): the
+// canaryctl's commands (list, get, events, analysis, reload, cluster, the mutations, wait) and run(): the
 // program.
 // Single-threaded; no state outlives run().
 #include <unistd.h>
@@ -51,6 +51,7 @@ class cli {
     if (cmd == "analysis") return analysis();
     if (cmd == "wait") return wait();
     if (cmd == "reload") return reload();
+    if (cmd == "cluster") return cluster();
     return mutate();
   }
 
@@ -165,6 +166,18 @@ class cli {
       for (const auto& w : warnings->as_array()) std::cerr << "warning: " << text_of(&w) << "\n";
     }
     std::cout << std::flush;
+    return 0;
+  }
+
+  // The replicas sharing the state store, their leader and the store's state.
+  int cluster() {
+    auto v = call(http_method::get, "/api/v1/cluster");
+    if (!v) return 1;
+    if (opts_.output == output_format::json) {
+      print_json(*v);
+    } else {
+      std::cout << render_cluster(v->value) << std::flush;
+    }
     return 0;
   }
 

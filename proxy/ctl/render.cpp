@@ -431,6 +431,48 @@ std::string render_events(const json::value& events) {
   return render_table(rows);
 }
 
+namespace {
+
+// A replica's drifted routes: an array of names joined with ","; an empty array, null or a
+// missing field as "-"; anything else (an older or newer server) as its text.
+std::string drift_text(const json::value& replica) {
+  const json::value* drift = field(replica, "config_drift");
+  if (drift == nullptr || !drift->is_array()) return text_of(drift);
+  std::string out;
+  for (const auto& route : drift->as_array()) {
+    if (!out.empty()) out += ",";
+    out += text_of(&route);
+  }
+  return out.empty() ? "-" : out;
+}
+
+}  // namespace
+
+std::string render_cluster(const json::value& cluster) {
+  const std::string self = text_of(cluster, "replica");
+  const std::string leader = text_of(cluster, "leader");
+  std::string out = "Replica:  " + self + "\nLeader:   " + (leader == "-" ? "none" : leader) + "\n";
+  const json::value* store = field(cluster, "store");
+  out += "Store:    " + text_of(store ? *store : json::value(), "type") + ", " +
+         text_of(store ? *store : json::value(), "state");
+  if (const json::value* rev = store ? field(*store, "revision") : nullptr; rev && !rev->is_null()) {
+    out += ", revision " + text_of(rev);
+  }
+  out += "\n\n";
+  const json::value* replicas = field(cluster, "replicas");
+  if (replicas == nullptr || !replicas->is_array() || replicas->as_array().empty()) {
+    return out + "No replicas registered.\n";
+  }
+  std::vector<std::vector<std::string>> rows{
+      {"REPLICA", "INCARNATION", "LAST SEEN", "LEADER", "CONFIG DRIFT"}};
+  for (const auto& r : replicas->as_array()) {
+    std::string id = text_of(r, "id");
+    rows.push_back({id == self ? id + " (this)" : id, text_of(r, "incarnation"),
+                    text_of(r, "last_seen"), id == leader ? "*" : "", drift_text(r)});
+  }
+  return out + render_table(rows);
+}
+
 std::string render_status_line(const json::value& status) {
   std::string out = text_of(status, "name") + ": " + status_text(status);
   if (std::string message = text_of(status, "message"); message != "-" && !message.empty()) {

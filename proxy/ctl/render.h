@@ -50,6 +50,12 @@ std::string_view analysis_icon(std::string_view phase);
 std::string render_list(const boost::json::value& rollouts);
 // The `events NAME` table from the `events` array.
 std::string render_events(const boost::json::value& events);
+// The `cluster` view from GET /api/v1/cluster (`{"replica", "leader", "store": {"type",
+// "state", "revision"}, "replicas": [{"id", "incarnation", "last_seen", "config_drift"}]}`): a
+// store line, then one row per replica, the leader marked with "*" and the answering replica
+// with "(this)"; CONFIG DRIFT lists the routes whose file differs from the shared state ("-":
+// none).
+std::string render_cluster(const boost::json::value& cluster);
 // One line (no newline): "NAME: ॥ Paused - CanaryPauseStep (step 1/6, weight 20, actual 20,
 // stable blue, canary green)".
 std::string render_status_line(const boost::json::value& status);

@@ -10,8 +10,10 @@
 // analysis-fixture serves the page's status, stream and GET .../analysis from a fixture (through
 // Playwright's request interception; /api/v1/stats stays real), so the metrics table and the
 // failed-measurement marks are checked value by value against a known analysis block, and then
-// with "analysis": null. analysis runs against a proxy whose route has analysis and a failing
-// canary: the page must show the metrics, the abort and the marks by itself.
+// with "analysis": null; GET /api/v1/cluster answers as a replica of an etcd fleet, for the
+// header's fleet line (leader, store state, then the store lost). analysis runs against a proxy
+// whose route has analysis and a failing canary: the page must show the metrics, the abort and
+// the marks by itself.
 // Any uncaught page error or console error fails the run (the token and restart scenarios allow
 // only the failed-resource messages their 401 / refused connections cause).
 import { chromium } from "playwright-core";
@@ -146,7 +148,14 @@ async function analysisFixture(page) {
   await page.route(`**/api/v1/rollouts/${ROUTE}`, (r) => r.fulfill(json(status())));
   await page.route(`**/api/v1/rollouts/${ROUTE}/analysis`, (r) =>
     r.fulfill(json(analysis ? fixtureMeasurements(now, analysis) : { route: ROUTE, run: null, measurements: [] })));
-  return { setAnalysis: (a) => { analysis = a; } };
+  // A replica of a fleet on etcd: the header's fleet line shows the leader and the store.
+  let storeState = "connected";
+  await page.route("**/api/v1/cluster", (r) => r.fulfill(json({
+    replica: "r1", leader: storeState === "connected" ? "r0" : null,
+    store: { type: "etcd", state: storeState, revision: 42 },
+    replicas: [{ id: "r0", incarnation: "a", last_seen: "2026-12-06T11:40:02Z", config_drift: [] },
+               { id: "r1", incarnation: "b", last_seen: "2026-12-06T11:40:03Z", config_drift: [ROUTE] }] })));
+  return { setAnalysis: (a) => { analysis = a; }, setStore: (s) => { storeState = s; } };
 }
 
 // A proxy whose route has analysis: the page is open on the healthy route; the Python side then
@@ -295,6 +304,14 @@ async function run(context) {
     await page.waitForSelector(`${card} .analysis:not(.on)`, { state: "attached", timeout: TIMEOUT });
     await waitMarks(page, (c) => c.length === 3 && c.every((n) => n === 0), "no marks after analysis: null");
     log("analysis: null hides the section and the marks");
+    // The fleet line: this replica, the leader, the store; then the store lost.
+    await page.waitForSelector('#fleet[data-leader="r0"][data-store="connected"]:not([hidden]):not(.down)', { timeout: TIMEOUT });
+    const line = await page.$eval("#fleet", (e) => e.textContent);
+    if (line !== `replica r1 \u00b7 leader r0 \u00b7 etcd connected \u00b7 2 replicas \u00b7 config drift on r1`)
+      fail(`fleet line reads ${JSON.stringify(line)}`);
+    fixture.setStore("disconnected");
+    await page.waitForSelector('#fleet.down[data-leader=""][data-store="disconnected"]', { timeout: TIMEOUT });
+    log("fleet line:", line, "- then the store disconnected");
   } else {
     fail(`unknown scenario ${scenario}`);
   }

@@ -11,8 +11,9 @@ sends traffic so the per-variant numbers and charts have something to show.
 - analysis fixture: the page's status, event stream and GET .../analysis answered from a known
   analysis block (request interception in the browser; the stats stay live): the metrics table
   shows each metric's phase, last value against its bound and counts, each chart marks the three
-  failed measurements; with "analysis": null the section and the marks go. The screenshot goes
-  to dashboard-analysis.png.
+  failed measurements; with "analysis": null the section and the marks go; GET /api/v1/cluster
+  answered as an etcd fleet's replica shows the leader and the store state in the header, then
+  the store lost. The screenshot goes to dashboard-analysis.png.
 - analysis live: a route with analysis and a canary failing half its requests; the page, open
   before the canary starts, shows the metrics, the abort by analysis and the marks by itself.
   Skipped (saying so) by a canary-proxy whose loader does not know `analysis` yet.

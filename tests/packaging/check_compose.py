@@ -7,7 +7,11 @@
   rule files resolve to the same files inside the container as on the host;
 - the pieces agree: the admin token secret, the state volume, published ports, the backends'
   listen ports (every demo backend an upstream of its colour), the scrape target, the drain time
-  against stop_grace_period.
+  against stop_grace_period;
+- the `fleet` profile: the default services keep no profile (a plain `up` is unchanged), etcd and
+  the replicas are in `fleet` only; each replica's config checks, names the etcd service on the
+  port its image listens on and waits for its health check; replica ids, state volumes and
+  published host ports are distinct; etcd is not published to the host.
 """
 
 import os
@@ -75,6 +79,105 @@ def flag(argv, name):
         if a.startswith(name + "="):
             return a[len(name) + 1:]
     return None
+
+
+DEFAULT_SERVICES = {"proxy", "blue", "green", "yellow", "prometheus"}
+FLEET_SERVICES = {"etcd", "fleet-a", "fleet-b"}
+
+
+def proxy_secret_files(cfg, service):
+    """{container path of each secret: its file on the host} for a service."""
+    out = {}
+    for s in service.get("secrets", []):
+        source = s if isinstance(s, str) else s["source"]
+        target = s if isinstance(s, str) else s.get("target") or source
+        host_file = cfg.get("secrets", {}).get(source, {}).get("file")
+        if host_file:
+            out["/run/secrets/" + target] = host_file
+    return out
+
+
+def dockerfile_cmd_flag(context, name):
+    """A --flag=value of the CMD in the Dockerfile of a build context (the etcd image)."""
+    path = os.path.join(context, "Dockerfile")
+    if not os.path.isfile(path):
+        return None
+    m = re.search(r'"%s=([^"]+)"' % re.escape(name), open(path).read())
+    return m.group(1) if m else None
+
+
+def check_fleet(cfg, services, names):
+    for name, s in services.items():
+        profiles = s.get("profiles") or []
+        if name in DEFAULT_SERVICES:
+            check(not profiles, "default service %s has no profile (%s)" % (name, profiles))
+        elif name in FLEET_SERVICES:
+            check(profiles == ["fleet"], "service %s is in the fleet profile only (%s)"
+                  % (name, profiles))
+        else:
+            check(False, "service %s is known to this check" % name)
+    if not all(n in services for n in FLEET_SERVICES):
+        check(False, "fleet profile defines %s" % sorted(FLEET_SERVICES))
+        return
+    etcd = services["etcd"]
+    check(not etcd.get("ports"), "etcd is not published to the host")
+    check(bool((etcd.get("healthcheck") or {}).get("test")), "etcd has a health check")
+    context = (etcd.get("build") or {}).get("context", "")
+    client_urls = dockerfile_cmd_flag(context, "--listen-client-urls") or ""
+    m = re.fullmatch(r"http://0\.0\.0\.0:(\d+)", client_urls)
+    check(m is not None, "etcd image listens for clients on every interface (%r)" % client_urls)
+    etcd_port = int(m.group(1)) if m else None
+
+    replica_ids, state_volumes, host_ports = set(), set(), []
+    for s in services.values():
+        for p in s.get("ports", []):
+            if isinstance(p, dict):
+                host_ports.append(str(p.get("published")))
+            else:
+                host_ports.append(str(p).rsplit(":", 1)[0])
+    check(len(host_ports) == len(set(host_ports)),
+          "published host ports are distinct across profiles (%s)" % host_ports)
+
+    for name in sorted(FLEET_SERVICES - {"etcd"}):
+        s = services[name]
+        argv = s.get("command") or []
+        target = flag(argv, "--config")
+        sbinds = binds(s)
+        check(target in sbinds, "%s --config %s is a mounted file" % (name, target))
+        if target not in sbinds:
+            continue
+        with scratch_dir("compose-" + name) as tmp:
+            check_proxy_config(sbinds[target], names, tmp, proxy_secret_files(cfg, s))
+        pc = yaml.safe_load(open(sbinds[target]))
+        store = pc.get("state_store") or {}
+        check(store.get("type") == "etcd", "%s: state_store.type etcd" % name)
+        endpoints = (store.get("etcd") or {}).get("endpoints") or []
+        check(bool(endpoints), "%s: etcd endpoints given" % name)
+        for ep in endpoints:
+            em = re.fullmatch(r"http://([^:/]+):(\d+)/?", ep)
+            check(em is not None and em.group(1) == "etcd" and int(em.group(2)) == etcd_port,
+                  "%s: endpoint %s is the etcd service on port %s" % (name, ep, etcd_port))
+        dep = (s.get("depends_on") or {}).get("etcd") or {}
+        check(dep.get("condition") == "service_healthy", "%s waits for etcd's health check" % name)
+        admin = host_port(pc.get("admin", {}).get("listen", "127.0.0.1:9901"))
+        listen = host_port(pc.get("listen", "127.0.0.1:8080"))
+        for what, (host, port) in (("listen", listen), ("admin.listen", admin)):
+            check(port in published(s), "%s: %s port %d is published" % (name, what, port))
+        rid = (store.get("etcd") or {}).get("replica_id") or "%s-%d" % (s.get("hostname", ""),
+                                                                      admin[1])
+        check(s.get("hostname") or (store.get("etcd") or {}).get("replica_id"),
+              "%s: a hostname or replica_id names the replica" % name)
+        check(rid not in replica_ids, "%s: replica id %s is its own" % (name, rid))
+        replica_ids.add(rid)
+        state_dir = posixpath.dirname(pc.get("state_file", ""))
+        volume = named_volumes(s).get(state_dir)
+        check(volume is not None and volume not in state_volumes,
+              "%s: state_file cache %s on its own named volume (%s)"
+              % (name, pc.get("state_file"), volume))
+        state_volumes.add(volume)
+        drain = duration_s(pc.get("timeouts", {}).get("drain", "15s"))
+        grace = duration_s(str(s.get("stop_grace_period", "10s")))
+        check(grace > drain, "%s: stop_grace_period %ss > timeouts.drain %ss" % (name, grace, drain))
 
 
 def check_proxy_config(host_path, service_names, tmp, secret_files):
@@ -208,6 +311,8 @@ def main():
     drain = duration_s(pc.get("timeouts", {}).get("drain", "15s"))
     grace = duration_s(str(proxy.get("stop_grace_period", "10s")))
     check(grace > drain, "stop_grace_period %ss > timeouts.drain %ss" % (grace, drain))
+
+    check_fleet(cfg, services, names)
 
     # Prometheus: config and rules check, the rule files are the mounted ones, the target is the
     # proxy's admin listener.

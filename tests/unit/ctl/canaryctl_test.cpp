@@ -185,6 +185,16 @@ TEST(ParseArgs, Analysis) {
   EXPECT_NE(usage().find("  analysis NAME\n"), std::string::npos);
 }
 
+TEST(ParseArgs, Cluster) {
+  auto r = parse({"cluster", "-o", "json"});
+  ASSERT_TRUE(r.opts) << r.error;
+  EXPECT_EQ(r.opts->command, "cluster");
+  EXPECT_TRUE(r.opts->args.empty());
+  EXPECT_EQ(r.opts->output, output_format::json);
+  EXPECT_EQ(parse({"cluster", "x"}).error, "too many arguments; usage: canaryctl cluster");
+  EXPECT_NE(usage().find("  cluster\n"), std::string::npos);
+}
+
 TEST(ParseArgs, HelpWins) {
   EXPECT_EQ(parse({"help"}).opts->command, "help");
   EXPECT_EQ(parse({"-h"}).opts->command, "help");
@@ -624,6 +634,41 @@ TEST(RenderEvents, AlignedTable) {
             "2026-11-26T13:02:10Z  Progressing  Paused       1     20      step    "
             "CanaryPauseStep\n");
   EXPECT_EQ(render_events(json::array()), "No events.\n");
+}
+
+TEST(RenderCluster, StoreLineThenReplicasWithLeaderAndDrift) {
+  json::value cluster = json::parse(R"({
+    "replica": "r2", "leader": "r1",
+    "store": {"type": "etcd", "state": "connected", "revision": 42},
+    "replicas": [
+      {"id": "r1", "incarnation": "1733480000-311", "last_seen": "2026-12-06T11:40:02Z",
+       "config_drift": []},
+      {"id": "r2", "incarnation": "1733480007-9", "last_seen": "2026-12-06T11:40:03Z",
+       "config_drift": ["canary-demo", "shop"]},
+      {"id": "r3", "incarnation": 7, "last_seen": null}]})");
+  EXPECT_EQ(render_cluster(cluster),
+            "Replica:  r2\n"
+            "Leader:   r1\n"
+            "Store:    etcd, connected, revision 42\n"
+            "\n"
+            "REPLICA    INCARNATION     LAST SEEN             LEADER  CONFIG DRIFT\n"
+            "r1         1733480000-311  2026-12-06T11:40:02Z  *       -\n"
+            "r2 (this)  1733480007-9    2026-12-06T11:40:03Z          canary-demo,shop\n"
+            "r3         7               -                             -\n");
+}
+
+TEST(RenderCluster, NoLeaderDisconnectedAndNoReplicas) {
+  json::value cluster = json::parse(R"({"replica": "r1", "leader": null,
+    "store": {"type": "etcd", "state": "disconnected", "revision": null}, "replicas": []})");
+  EXPECT_EQ(render_cluster(cluster),
+            "Replica:  r1\n"
+            "Leader:   none\n"
+            "Store:    etcd, disconnected\n"
+            "\n"
+            "No replicas registered.\n");
+  // An older server's 404 body or anything unexpected: dashes, no crash.
+  EXPECT_EQ(render_cluster(json::value()),
+            "Replica:  -\nLeader:   none\nStore:    -, -\n\nNo replicas registered.\n");
 }
 
 TEST(RenderStatusLine, OneLine) {
