@@ -232,6 +232,8 @@ void node::start(rollout::engine& engine, std::uint16_t admin_port) {
         asio::steady_timer t(rt_.io());
         while (!alive.expired()) {
           const auto lease = election_->status().lease;
+          // Registered as soon as the lease is granted, not a period later.
+          const auto next = lease == 0 ? std::chrono::milliseconds(100) : period;
           if (lease != 0) {
             json::array drift;
             {
@@ -258,7 +260,7 @@ void node::start(rollout::engine& engine, std::uint16_t admin_port) {
             sh->replicas = std::move(all);
           }
           if (alive.expired()) break;
-          t.expires_after(period);
+          t.expires_after(next);
           co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
         }
       },

@@ -246,7 +246,7 @@ void engine::set_leader(bool leader) {
   leader_ = leader;
   // A new leader measures from now: its counters' baselines from an earlier term are stale.
   analysis_clocks_.clear();
-  spdlog::info("{} the rollout leader", leader ? "this replica is now" : "this replica is no longer");
+  spdlog::info("{} the rollout leader", leader ? "this replica is now" : "this replica is not");
 }
 
 void engine::remember_loaded_upstreams() {
