@@ -396,14 +396,17 @@ ssize_t client_connection::read_body(nghttp2_session*, std::int32_t, std::uint8_
 // ---- client_stream
 
 client_stream::client_stream(executor ex, std::shared_ptr<client_connection> conn)
-    : conn_(std::move(conn)), wake_(ex) {}
+    : conn_(std::move(conn)), wake_(ex) {
+  // Set once: re-arming in wait() would cancel the other coroutine's wait (a sender and a
+  // reader may wait at once), and the two would wake each other forever.
+  wake_.expires_at(forever);
+}
 
 const std::shared_ptr<upstream::endpoint>& client_stream::target() const {
   return conn_->target();
 }
 
 awaitable<void> client_stream::wait() {
-  wake_.expires_at(forever);
   co_await wake_.async_wait(use_tuple);
 }
 

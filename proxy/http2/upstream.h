@@ -60,8 +60,9 @@ struct client_limits {
 
 class client_connection;
 
-// One request/response exchange on a multiplexed connection. Calls are awaited one at a time by
-// a single owner coroutine; expire() and reset() may come from anywhere on the worker (a sweep).
+// One request/response exchange on a multiplexed connection. send_body is awaited by one
+// coroutine and read_head/read_body by one (the same or another: a full-duplex stream); each
+// side's calls one at a time. expire() and reset() may come from anywhere on the worker.
 class client_stream {
  public:
   client_stream(executor ex, std::shared_ptr<client_connection> conn);
