@@ -78,12 +78,21 @@ enum class phase : std::uint8_t { none, connecting, upstream, client_body, writi
 
 // One request stream's forwarding: what the sweep and the wake-ups need to reach.
 struct forward_state {
-  explicit forward_state(executor ex) : wait(ex) {}
+  explicit forward_state(executor ex) : wait(ex), pump_wait(ex) {}
   std::shared_ptr<stream> s;
   std::shared_ptr<const core::snapshot> snap;  // the config the stream started with
   std::unique_ptr<upstream::connection> up;
   std::shared_ptr<client_stream> h2;  // the stream to an h2c upstream (http2/upstream.h)
   timer_type wait;  // cancelled to wake the forwarder (body bytes, room, close)
+  // An h2c stream's request-body pump runs beside the response relay (full duplex): its own
+  // wake-up and deadline, so the two waits never share one slot.
+  timer_type pump_wait;
+  std::shared_ptr<client_stream> pumped;  // the stream the pump sends on
+  std::int64_t pump_deadline_ns = 0;  // the upstream takes a body chunk (upstream_response)
+  bool pump_running = false;
+  bool pump_stop = false;       // the response side ended: the pump ends too
+  bool pump_too_large = false;  // the body passed max_request_body_bytes
+  bool relay_unbounded = false;  // the relay waits for response DATA without a deadline
   std::string head;
   std::string cookie_join;
   std::string chunk_line;
@@ -163,6 +172,12 @@ class connection_impl final : public connection, public stream_handler {
   awaitable<acquire_status> open_h2c(forward_state& f, int upstream_index,
                                      const request_head& head, bool has_body);
   awaitable<bool> send_request_body(forward_state& f, bool chunked);
+  // The client's DATA to the h2c stream `h2`, while forward_h2c relays the response; clears
+  // f.pump_running and wakes f.wait when it ends.
+  awaitable<void> pump_h2c(forward_state& f, std::shared_ptr<client_stream> h2);
+  // After forward_h2c: stops a pump still running (the response ended first) and waits for
+  // it, so that f outlives it.
+  awaitable<void> join_pump(forward_state& f);
   // Waits until `ready()` or the forwarder is woken by a close or deadline.
   template <class Ready>
   awaitable<void> wait_for(forward_state& f, Ready&& ready);
@@ -178,7 +193,10 @@ class connection_impl final : public connection, public stream_handler {
   }
   void kick() { write_signal_.cancel(); }
   void wake_all() {
-    for (auto* f : active_) f->wait.cancel();
+    for (auto* f : active_) {
+      f->wait.cancel();
+      f->pump_wait.cancel();
+    }
   }
   bool gone(const forward_state& f) const { return closing_ || f.s->closed || f.expired; }
 
@@ -281,6 +299,14 @@ void connection_impl<Stream>::on_tick(std::int64_t now_ns) {
     if (f->h2) f->h2->expire();
     f->wait.cancel();
   }
+  for (auto* f : active_) {
+    // The upstream took no body chunk in time: the stream fails on both sides (the response
+    // relay gets timeout from its read and answers 504 or resets).
+    if (f->pump_deadline_ns == 0 || now_ns < f->pump_deadline_ns) continue;
+    f->pump_deadline_ns = 0;
+    if (f->pumped) f->pumped->expire();
+    f->pump_wait.cancel();
+  }
   // A client that stops reading holds the writer: after client_idle without the write
   // completing, the connection is cut (as an HTTP/1.1 write under client_idle would be).
   const auto idle_ns = to_ns(worker_.current()->config->timeouts.client_idle);
@@ -305,7 +331,10 @@ bool connection_impl<Stream>::on_request(const std::shared_ptr<stream>& s) {
   auto* f = new forward_state(worker_.context().get_executor());
   f->s = s;
   f->snap = worker_.current();
-  s->wake = [f] { f->wait.cancel(); };
+  s->wake = [f] {
+    f->wait.cancel();
+    f->pump_wait.cancel();
+  };
   active_.push_front(f);
   f->self = active_.begin();
   net::co_spawn(worker_.context().get_executor(),
@@ -449,8 +478,10 @@ awaitable<void> connection_impl<Stream>::forward(forward_state& f) {
     count_decided(route, side, why, 503, 0);
     co_return local_reply(f, 503, "no upstream endpoint is up");
   }
-  if (snap.upstreams[static_cast<std::size_t>(upstream_index(side))].h2c)
-    co_return co_await forward_h2c(f, route, decision, side, why);
+  if (snap.upstreams[static_cast<std::size_t>(upstream_index(side))].h2c) {
+    co_await forward_h2c(f, route, decision, side, why);
+    co_return co_await join_pump(f);
+  }
   std::uint32_t rr = worker_.next_rr(static_cast<std::size_t>(upstream_index(side)));
   auto acquired = co_await acquire(f, upstream_index(side), true, rr);
   if (acquired == acquire_status::connect_failed && !gone(f)) {
@@ -912,6 +943,61 @@ awaitable<acquire_status> connection_impl<Stream>::open_h2c(forward_state& f, in
   co_return tried ? acquire_status::connect_failed : acquire_status::none_up;
 }
 
+// No client_body_idle here: the upstream has the request head from the start, so a client that
+// stays silent may be waiting on its answer (a gRPC stream); upstream_response bounds the wait
+// for the response head and for each chunk the upstream must take, and (from the request's end)
+// each wait for response DATA.
+template <class Stream>
+awaitable<void> connection_impl<Stream>::pump_h2c(forward_state& f,
+                                                  std::shared_ptr<client_stream> h2) {
+  auto& s = *f.s;
+  const auto& cfg = *f.snap->config;
+  for (;;) {
+    while (s.body.empty() && !s.request_ended && !f.pump_stop && !gone(f)) {
+      f.pump_wait.expires_at(steady::time_point::max());
+      co_await f.pump_wait.async_wait(use_tuple);
+    }
+    if (f.pump_stop || gone(f)) break;
+    if (s.body_received > cfg.limits.max_request_body_bytes) {
+      f.pump_too_large = true;
+      h2->expire();  // the relay wakes and answers 413 (or resets once the head is out)
+      break;
+    }
+    std::string data;
+    data.swap(s.body);
+    const bool last = s.request_ended;
+    f.pump_deadline_ns = worker_.now_ns() + to_ns(cfg.timeouts.upstream_response);
+    const auto ec = co_await h2->send_body(data, last);
+    f.pump_deadline_ns = 0;
+    // An upstream that stops taking the body may still answer: the relay sees what it sends.
+    if (ec || f.pump_stop) break;
+    f.entry.bytes_received += data.size();
+    engine_->consumed(s, data.size());
+    kick();
+    if (last) break;
+  }
+  f.pump_deadline_ns = 0;
+  f.pump_running = false;
+  // The request is whole (or abandoned): the upstream owes the rest of the response now.
+  if (f.relay_unbounded) arm(f, phase::upstream, cfg.timeouts.upstream_response);
+  f.wait.cancel();
+}
+
+template <class Stream>
+awaitable<void> connection_impl<Stream>::join_pump(forward_state& f) {
+  if (f.pump_running) {
+    // The rest of the request is not wanted: the pump leaves its wait or send_body now.
+    f.pump_stop = true;
+    f.pump_wait.cancel();
+    while (f.pump_running) {
+      f.pumped->expire();  // a no-op on the wire once the stream ended
+      f.wait.expires_at(steady::time_point::max());
+      co_await f.wait.async_wait(use_tuple);
+    }
+  }
+  f.pumped.reset();
+}
+
 // HTTP/2 stream to h2c stream: the request's fields as they came (http2/upstream_head.h), the
 // body as DATA within both windows (a chunk goes back to the client's window once the upstream
 // took it), the response's HEADERS, DATA and trailers as they come (a trailers-only response
@@ -981,35 +1067,14 @@ awaitable<void> connection_impl<Stream>::forward_h2c(forward_state& f,
     local_reply(f, code, text);
   };
 
-  // ---- the body; an upstream that stops taking it may still answer
+  // ---- the body, beside the response: a bidirectional stream (gRPC) sends its next message
+  // only after the upstream's answer to the previous one, so neither side may wait for the
+  // other to end (RFC 9113 §5.1: on an open stream both endpoints may send frames).
   if (has_body) {
-    for (;;) {
-      arm(f, phase::client_body, cfg.timeouts.client_body_idle);
-      co_await wait_for(f, [&] { return !s.body.empty() || s.request_ended; });
-      if (closing_ || s.closed) co_return drop();
-      if (f.expired) {
-        drop();
-        co_return local_reply(f, 408, "request body timeout");
-      }
-      if (s.body_received > cfg.limits.max_request_body_bytes) {
-        drop();
-        local_reply(f, 413, "request body too large");
-        engine_->reset(s, NGHTTP2_CANCEL);  // RFC 9113 §8.1: the rest of the body is not wanted
-        kick();
-        co_return;
-      }
-      std::string data;
-      data.swap(s.body);
-      const bool last = s.request_ended;
-      arm(f, phase::writing, cfg.timeouts.upstream_response);
-      if (co_await f.h2->send_body(data, last)) break;
-      f.entry.bytes_received += data.size();
-      engine_->consumed(s, data.size());
-      kick();
-      if (last) break;
-    }
+    f.pumped = f.h2;
+    f.pump_running = true;
+    net::co_spawn(worker_.context().get_executor(), pump_h2c(f, f.pumped), net::detached);
   }
-
   // ---- the response head
   arm(f, phase::upstream, cfg.timeouts.upstream_response);
   auto hec = co_await f.h2->read_head();
@@ -1023,6 +1088,13 @@ awaitable<void> connection_impl<Stream>::forward_h2c(forward_state& f,
     }
   }
   if (closing_ || s.closed) co_return drop();
+  if (f.pump_too_large) {
+    drop();
+    local_reply(f, 413, "request body too large");
+    engine_->reset(s, NGHTTP2_CANCEL);  // RFC 9113 §8.1: the rest of the body is not wanted
+    kick();
+    co_return;
+  }
   if (hec || !f.h2) {
     const bool timeout = hec == client_errc::timeout;
     co_return fail(timeout ? 504 : 502, error_of(hec),
@@ -1076,8 +1148,27 @@ awaitable<void> connection_impl<Stream>::forward_h2c(forward_state& f,
   while (!end) {
     co_await wait_for(f, [&] { return s.out_pending() < out_high_water; });
     if (closing_ || s.closed) co_return drop();
-    arm(f, phase::upstream, cfg.timeouts.upstream_response);
-    if (auto bec = co_await f.h2->read_body(chunk, end); bec) {
+    // While the request is still open the upstream may be waiting on the client's next
+    // message (a bidirectional stream): its silence is not cut then; the pump arms
+    // upstream_response when the request ends.
+    if (f.pump_running) {
+      f.at = phase::upstream;
+      f.deadline_ns = 0;
+      f.relay_unbounded = true;
+    } else {
+      arm(f, phase::upstream, cfg.timeouts.upstream_response);
+    }
+    auto bec = co_await f.h2->read_body(chunk, end);
+    f.relay_unbounded = false;
+    if (bec) {
+      if (f.pump_too_large) {
+        // The pump cut the stream (the head is out, so no 413): not the upstream's fault.
+        engine_->reset(s, NGHTTP2_CANCEL);
+        kick();
+        drop();
+        log(f, status, false);
+        co_return;
+      }
       worker_.cells().upstream(ups.metric_id).errors[static_cast<std::size_t>(error_of(bec))].add();
       count_decided(route, side, why, status, micros_since(started), true);
       // The head is out: a reset is the only honest signal left (RFC 9113 §8.1).

@@ -3,11 +3,17 @@ knowledge on the plain listener (http2.h2c) and over TLS with ALPN h2 (a test CA
 and the proxy forwards each stream to grpcio servers blue and green behind `protocol: h2c`.
 Unary and server-streaming calls come back whole with their trailing metadata, `x-canary:
 always` metadata reaches green, error statuses and their messages are intact, and the streams
-of one channel (one connection) are split exactly by the weight."""
+of one channel (one connection) are split exactly by the weight. Streams are full duplex: a
+bidirectional call whose client sends each message only after the reply to the previous one (and
+pauses past client_body_idle and upstream_response between two) and a client-streaming call the
+server answers before the client ends its side both complete."""
 
 import os
 import sys
+import threading
+import time
 import unittest
+from concurrent import futures
 
 try:
     import grpc
@@ -26,6 +32,47 @@ from test_grpc_h2c import GrpcServer, identity, metric
 from test_tls import CA, TlsProxy
 
 NAME = "grpc"
+# A full-duplex call that deadlocks fails at this client deadline instead of hanging.
+CALL_DEADLINE = 5.0
+# Longer than client_body_idle and upstream_response below: the silence of a stream whose two
+# sides wait on each other must not be cut.
+PAUSE = 1.5
+
+
+class DuplexServer:
+    """A grpcio server for /test.Duplex/: Chat (bidirectional) answers each message as it comes
+    with "duplex:<message>"; Collect (client streaming) answers the messages joined by "," once
+    the client ends its side or sends b"stop" (then without waiting for the client's end)."""
+
+    def __init__(self):
+        handlers = {
+            "Chat": grpc.stream_stream_rpc_method_handler(
+                self._chat, request_deserializer=identity, response_serializer=identity),
+            "Collect": grpc.stream_unary_rpc_method_handler(
+                self._collect, request_deserializer=identity, response_serializer=identity),
+        }
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
+                                  options=(("grpc.so_reuseport", 0),))
+        self.server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler("test.Duplex", handlers),))
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+        self.endpoint = f"127.0.0.1:{self.port}"
+
+    def _chat(self, requests, context):
+        for r in requests:
+            yield b"duplex:" + r
+
+    def _collect(self, requests, context):
+        got = []
+        for r in requests:
+            if r == b"stop":
+                break
+            got.append(r)
+        return b",".join(got)
+
+    def stop(self):
+        self.server.stop(grace=None).wait(DEADLINE)
 
 
 class GrpcEndToEndTest(E2ETestCase):
@@ -38,12 +85,18 @@ class GrpcEndToEndTest(E2ETestCase):
         self.addCleanup(self.blue.stop)
         self.green = GrpcServer("green")
         self.addCleanup(self.green.stop)
-        cfg = make_config({"blue": self.blue.endpoint, "green": self.green.endpoint},
+        self.duplex = DuplexServer()
+        self.addCleanup(self.duplex.stop)
+        cfg = make_config({"blue": self.blue.endpoint, "green": self.green.endpoint,
+                           "duplex": self.duplex.endpoint},
                           [{"name": NAME, "path_prefix": "/", "upstream": "blue",
-                            "steps": [{"setWeight": 0}, {"pause": {}}]}])
+                            "steps": [{"setWeight": 0}, {"pause": {}}]},
+                           {"name": "duplex", "path_prefix": "/test.Duplex/",
+                            "upstream": "duplex", "steps": []}])
         for u in cfg["upstreams"].values():
             u["protocol"] = "h2c"
         cfg["timeouts"]["upstream_response"] = "500ms"  # /test.Echo/Slow never answers in time
+        cfg["timeouts"]["client_body_idle"] = "1s"
         cfg["http2"] = {"h2c": True}
         cfg["tls"] = {"listen": "127.0.0.1:0",
                       "certificates": [{"cert": self.cert, "key": self.key}]}
@@ -124,6 +177,56 @@ class GrpcEndToEndTest(E2ETestCase):
         # 200 streams from two client connections: one h2c connection to each server.
         self.assertEqual(len(self.blue.peers), 1, self.blue.peers)
         self.assertEqual(len(self.green.peers), 1, self.green.peers)
+
+    def test_bidirectional_stream_each_message_after_the_previous_reply(self):
+        for how, ch in self.channels().items():
+            with self.subTest(how):
+                replies = []
+                got_reply = threading.Semaphore(0)
+
+                def requests():
+                    for i in range(5):
+                        # Message i only once reply i-1 is in: a proxy that holds the response
+                        # until the request ends never lets this call finish.
+                        if i and not got_reply.acquire(timeout=CALL_DEADLINE):
+                            return
+                        if i == 3:
+                            time.sleep(PAUSE)  # both sides silent past both idle timeouts
+                        yield b"m%d" % i
+
+                call = ch.stream_stream("/test.Duplex/Chat", request_serializer=identity,
+                                        response_deserializer=identity)(
+                    requests(), timeout=CALL_DEADLINE + PAUSE)
+                try:
+                    for r in call:
+                        replies.append(r)
+                        got_reply.release()
+                except grpc.RpcError as e:
+                    self.fail(f"{e.code()}: {e.details()} after {replies}")
+                self.assertEqual(replies, [b"duplex:m%d" % i for i in range(5)])
+                self.assertEqual(call.code(), grpc.StatusCode.OK)
+
+    def test_client_streaming_answered_whole_and_before_the_client_ends(self):
+        for how, ch in self.channels().items():
+            with self.subTest(how):
+                collect = ch.stream_unary("/test.Duplex/Collect", request_serializer=identity,
+                                          response_deserializer=identity)
+                self.assertEqual(collect(iter([b"a", b"b", b"c"]), timeout=CALL_DEADLINE),
+                                 b"a,b,c")
+                answered = threading.Event()
+
+                def requests():
+                    yield from (b"x", b"y", b"stop")
+                    # Keeps the request side open until the answer is in (bounded).
+                    answered.wait(CALL_DEADLINE)
+
+                fut = collect.future(requests(), timeout=CALL_DEADLINE)
+                try:
+                    self.assertEqual(fut.result(), b"x,y")
+                except grpc.RpcError as e:
+                    self.fail(f"{e.code()}: {e.details()}")
+                finally:
+                    answered.set()
 
 
 if __name__ == "__main__":
