@@ -37,6 +37,7 @@ CALL_DEADLINE = 5.0
 # Longer than client_body_idle and upstream_response below: the silence of a stream whose two
 # sides wait on each other must not be cut.
 PAUSE = 1.5
+BODY_LIMIT = 64 * 1024
 
 
 class DuplexServer:
@@ -97,6 +98,7 @@ class GrpcEndToEndTest(E2ETestCase):
             u["protocol"] = "h2c"
         cfg["timeouts"]["upstream_response"] = "500ms"  # /test.Echo/Slow never answers in time
         cfg["timeouts"]["client_body_idle"] = "1s"
+        cfg["limits"] = {"max_request_body_bytes": BODY_LIMIT}
         cfg["http2"] = {"h2c": True}
         cfg["tls"] = {"listen": "127.0.0.1:0",
                       "certificates": [{"cert": self.cert, "key": self.key}]}
@@ -227,6 +229,26 @@ class GrpcEndToEndTest(E2ETestCase):
                     self.fail(f"{e.code()}: {e.details()}")
                 finally:
                     answered.set()
+
+    def test_client_stream_over_the_body_limit_is_413(self):
+        # The body goes to the upstream beside the response: the limit still holds (a 413 on the
+        # stream, the upstream's stream reset) and the channel serves the next call.
+        big = b"b" * (BODY_LIMIT // 2)
+        for how, ch in self.channels().items():
+            with self.subTest(how):
+                collect = ch.stream_unary("/test.Duplex/Collect", request_serializer=identity,
+                                          response_deserializer=identity)
+                with self.assertRaises(grpc.RpcError) as e:
+                    collect(iter([big, big, big]), timeout=CALL_DEADLINE)
+                # The 413 head, then RST_STREAM CANCEL: grpcio reports either.
+                self.assertNotEqual(e.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+                self.assertEqual(collect(iter([b"ok"]), timeout=CALL_DEADLINE), b"ok")
+        text = self.proxy.admin("GET", "/metrics").text
+        self.assertEqual(metric(text, "canary_proxy_local_replies_total", code="413"), 2)
+        # Not the upstream's fault: no upstream error of any reason.
+        self.assertFalse([line for line in text.splitlines()
+                          if line.startswith("canary_proxy_upstream_errors_total{")
+                          and 'upstream="duplex"' in line and not line.endswith(" 0")], text)
 
 
 if __name__ == "__main__":
