@@ -1073,7 +1073,12 @@ awaitable<void> connection_impl<Stream>::forward_h2c(forward_state& f,
   if (has_body) {
     f.pumped = f.h2;
     f.pump_running = true;
-    net::co_spawn(worker_.context().get_executor(), pump_h2c(f, f.pumped), net::detached);
+    // Whatever way the pump ends (an exception too), join_pump must not wait forever.
+    net::co_spawn(worker_.context().get_executor(), pump_h2c(f, f.pumped),
+                  [fp = &f](std::exception_ptr) {
+                    fp->pump_running = false;
+                    fp->wait.cancel();
+                  });
   }
   // ---- the response head
   arm(f, phase::upstream, cfg.timeouts.upstream_response);
