@@ -23,6 +23,7 @@
 #include <type_traits>
 
 #include "core/worker.h"
+#include "http/accounting.h"
 #include "http/exchange.h"
 #include "http/forward_head.h"
 #include "http/header_rules.h"
@@ -1059,21 +1060,15 @@ std::optional<std::size_t> basic_state<Stream>::take_buffered_body() {
   return core::worker::relay_buffer_size - res.body().size;
 }
 
-// The router's inputs from the request (views into it; several Cookie fields are joined into
-// the exchange's buffer), and its decision.
 template <class Stream>
 void basic_state<Stream>::count_decided(const core::route_view& route, routing::variant side,
                                         routing::reason why, unsigned status,
                                         std::uint64_t micros, bool grpc_bad) {
-  // Header/cookie-forced requests are QA or preview traffic: they would bias the comparison.
-  if (why != routing::reason::weight && why != routing::reason::sticky) return;
-  auto& c = worker_.cells().route(route.metric_route_id).decided[static_cast<int>(side)];
-  c.requests.add();
-  if ((status >= 500 && status <= 599) || grpc_bad) c.bad.add();
-  for (std::uint8_t k = 0; k < route.slow_count; ++k)
-    if (micros > route.slow_us[k]) c.slow[k].add();
+  http::count_decided(worker_, route, side, why, status, micros, grpc_bad);
 }
 
+// The router's inputs from the request (views into it; several Cookie fields are joined into
+// the exchange's buffer), and its decision.
 template <class Stream>
 routing::decision basic_state<Stream>::decide(const core::route_view& route, std::size_t route_index) {
   const auto& r = exchange_->req->get();
@@ -1377,12 +1372,7 @@ awaitable<body_result> basic_state<Stream>::relay_request_body(const config::tim
 template <class Stream>
 void basic_state<Stream>::note_failure(const core::upstream_view& u, upstream::endpoint& ep,
                                   steady::time_point now) {
-  const auto e = upstream::record_failure(ep, u.endpoints, *u.outlier, now);
-  if (e.ejected) {
-    worker_.cells().upstream(u.metric_id).ejections.add();
-    spdlog::warn("outlier: upstream {} endpoint {} ejected for {} ms after {} failures in a row",
-                 u.name, ep.text, e.duration.count(), u.outlier->consecutive_failures);
-  }
+  http::note_upstream_failure(worker_, u, ep, now);
 }
 
 // One access-log line for the request that just ended (a no-op when the log is off).

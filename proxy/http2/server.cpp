@@ -16,6 +16,7 @@
 #include <optional>
 
 #include "core/worker.h"
+#include "http/accounting.h"
 #include "http/header_rules.h"
 #include "http/request_inputs.h"
 #include "http/request_rules.h"
@@ -396,24 +397,13 @@ template <class Stream>
 void connection_impl<Stream>::count_decided(const core::route_view& route, routing::variant side,
                                             routing::reason why, unsigned status,
                                             std::uint64_t micros, bool grpc_bad) {
-  // As HTTP/1.1: header- and cookie-forced requests stay out of the analysis.
-  if (why != routing::reason::weight && why != routing::reason::sticky) return;
-  auto& c = worker_.cells().route(route.metric_route_id).decided[static_cast<int>(side)];
-  c.requests.add();
-  if ((status >= 500 && status <= 599) || grpc_bad) c.bad.add();
-  for (std::uint8_t k = 0; k < route.slow_count; ++k)
-    if (micros > route.slow_us[k]) c.slow[k].add();
+  http::count_decided(worker_, route, side, why, status, micros, grpc_bad);
 }
 
 template <class Stream>
 void connection_impl<Stream>::note_failure(const core::upstream_view& u, upstream::endpoint& ep,
                                            steady::time_point now) {
-  const auto e = upstream::record_failure(ep, u.endpoints, *u.outlier, now);
-  if (e.ejected) {
-    worker_.cells().upstream(u.metric_id).ejections.add();
-    spdlog::warn("outlier: upstream {} endpoint {} ejected for {} ms after {} failures in a row",
-                 u.name, ep.text, e.duration.count(), u.outlier->consecutive_failures);
-  }
+  http::note_upstream_failure(worker_, u, ep, now);
 }
 
 // Routing as for HTTP/1.1 (docs/routing.md): :authority is the host, the cookie fields are
